@@ -1,0 +1,75 @@
+# Cuidar — the commands a newcomer needs. `make run` and `make test` work on a fresh machine
+# with Python 3.11 and make: they create .venv and install what they need.
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+PORT ?= 8000
+HOST ?= 127.0.0.1
+LOCALE_DIRS := $(wildcard */locale)
+
+.PHONY: help run test lint fmt bench messages makemessages install install-dev migrate clean
+
+help: ## List the commands
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e .
+	@touch $@
+
+$(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e ".[dev]"
+	@touch $@ $(VENV)/.installed
+
+install: $(VENV)/.installed ## Install the application into .venv
+
+install-dev: $(VENV)/.installed-dev ## Install the application and the test tools into .venv
+
+messages: $(VENV)/.installed ## Compile the translation catalogues (.po -> .mo), no gettext needed
+	@for dir in $(LOCALE_DIRS); do $(BIN)/pybabel -q compile --domain django --directory $$dir; done
+
+makemessages: $(VENV)/.installed ## Extract new strings into the catalogues (needs GNU gettext)
+	$(BIN)/python manage.py makemessages --locale pt_BR --no-obsolete --no-location \
+	  --ignore '.venv/*' --ignore 'var/*' --ignore 'tests/*' --ignore 'bench/*' --ignore '*/migrations/*'
+
+migrate: $(VENV)/.installed messages ## Apply database migrations
+	$(BIN)/python manage.py migrate --noinput
+
+run: migrate ## Run the demo: web + Celery worker + beat on the embedded default (Ctrl-C stops all)
+	$(BIN)/python manage.py seed_demo
+	@echo
+	@echo "  Cuidar is starting at http://$(HOST):$(PORT)/admin/"
+	@echo "  Health: http://$(HOST):$(PORT)/health/"
+	@echo "  Demo sign-ins: admin, recepcao, gerente, profissional — password: $${DEMO_PASSWORD:-cuidar-demo}"
+	@echo
+	@trap 'kill 0' INT TERM EXIT; \
+	$(BIN)/celery -A config worker --beat --loglevel=INFO --concurrency=2 \
+	  --schedule=var/celerybeat-schedule & \
+	$(BIN)/python manage.py runserver $(HOST):$(PORT) & \
+	wait
+
+test: install-dev messages ## Lint and run the whole test suite (PostgreSQL when DATABASE_URL points at one)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+lint: install-dev ## ruff check and format check
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+fmt: install-dev ## Format and autofix
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+bench: install-dev ## Run the benchmarks in bench/ and write bench/RESULTS.md
+	$(BIN)/python bench/run.py
+
+clean: ## Remove the virtualenv and local data (var/)
+	rm -rf $(VENV) var

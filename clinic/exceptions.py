@@ -1,0 +1,12 @@
+"""Errors of the clinic app."""
+
+from config.errors import ApplicationError
+
+
+class ClinicError(ApplicationError):
+    code = "clinic_error"
+
+
+class NotAMember(ClinicError):
+    status_code = 403
+    code = "not_a_member"

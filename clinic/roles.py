@@ -1,0 +1,85 @@
+"""Staff roles and the Django permissions each one grants.
+
+A ``Membership`` gives a user a role in one clinic; the user belongs to the Django group of
+every role they hold (see ``services.membership_sync_groups``). Which *rows* they see is the
+tenancy scoping's job; these permissions only say what they may *do*.
+
+Later apps add their own codenames here; ``role_groups_sync`` runs after every migrate, so a
+new permission reaches its groups without another data migration.
+"""
+
+from .choices import MembershipRole
+
+# Group names are stable identifiers (not translated): they are stored in the database.
+ROLE_GROUPS = {
+    MembershipRole.RECEPTIONIST: "Recepção",
+    MembershipRole.PROFESSIONAL: "Profissional",
+    MembershipRole.MANAGER: "Gerência",
+    MembershipRole.ADMIN: "Administração da clínica",
+}
+
+_RECEPTIONIST = {
+    "clinic.view_clinic",
+    "clinic.view_patient",
+    "clinic.add_patient",
+    "clinic.change_patient",
+    "clinic.view_consent",
+    "clinic.add_consent",
+    "clinic.view_professional",
+    "clinic.view_room",
+}
+_PROFESSIONAL = {
+    "clinic.view_clinic",
+    "clinic.view_patient",
+    "clinic.change_patient",
+    "clinic.view_consent",
+    "clinic.add_consent",
+    "clinic.view_professional",
+    "clinic.view_room",
+}
+_MANAGER = _RECEPTIONIST | {
+    "clinic.delete_patient",
+    "clinic.add_professional",
+    "clinic.change_professional",
+    "clinic.delete_professional",
+    "clinic.add_room",
+    "clinic.change_room",
+    "clinic.delete_room",
+    "clinic.view_membership",
+}
+_ADMIN = _MANAGER | {
+    "clinic.change_clinic",
+    "clinic.add_membership",
+    "clinic.change_membership",
+    "clinic.delete_membership",
+}
+
+ROLE_PERMISSIONS: dict[str, set[str]] = {
+    MembershipRole.RECEPTIONIST: _RECEPTIONIST,
+    MembershipRole.PROFESSIONAL: _PROFESSIONAL,
+    MembershipRole.MANAGER: _MANAGER,
+    MembershipRole.ADMIN: _ADMIN,
+}
+
+
+def role_groups_sync(*, group_model, permission_model, using: str = "default") -> None:
+    """Create the role groups and give each exactly its permissions.
+
+    Takes the models as arguments so that migrations can pass their historical ones.
+    Permissions that do not exist yet (an app not migrated) are skipped; the next
+    ``migrate`` adds them.
+    """
+    for role, name in ROLE_GROUPS.items():
+        group, _created = group_model.objects.using(using).get_or_create(name=name)
+        wanted = ROLE_PERMISSIONS[role]
+        perms = []
+        for dotted in sorted(wanted):
+            app_label, codename = dotted.split(".", 1)
+            perm = (
+                permission_model.objects.using(using)
+                .filter(content_type__app_label=app_label, codename=codename)
+                .first()
+            )
+            if perm is not None:
+                perms.append(perm)
+        group.permissions.set(perms)

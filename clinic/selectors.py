@@ -1,0 +1,62 @@
+"""Shared reads of the clinic app (admin, portal, API and KPIs use the same queries)."""
+
+from __future__ import annotations
+
+import re
+
+from django.db.models import Q, QuerySet
+
+from .choices import ConsentStatus
+from .models import Clinic, Consent, Patient, search_normalize
+from .validators import cpf_normalize
+
+_DIGITS = re.compile(r"\d")
+
+
+def patient_search(*, clinic: Clinic | None, term: str, queryset: QuerySet | None = None):
+    """Patients of a clinic matching what a receptionist typed: part of the name (accents
+    and case ignored), a CPF with or without punctuation, or part of a phone number.
+
+    ``clinic=None`` searches the given queryset as it is (a superuser viewing all clinics).
+    """
+    qs = queryset if queryset is not None else Patient.objects.for_clinic(clinic)
+    term = (term or "").strip()
+    if not term:
+        return qs
+    condition = Q()
+    for word in search_normalize(term).split():
+        condition &= Q(search_name__contains=word)
+    digits = "".join(_DIGITS.findall(term))
+    if digits and len(digits) >= 3 and not re.search(r"[^\d\s().\-+/]", term):
+        # Only digits and punctuation: a CPF or a phone, typed any way.
+        condition = Q(cpf__startswith=cpf_normalize(digits)) | Q(phone__contains=digits)
+    return qs.filter(condition)
+
+
+def consent_current(*, patient: Patient, channel: str, purpose: str) -> Consent | None:
+    """The decision in force for a channel and purpose: the latest one recorded."""
+    return (
+        Consent.objects.for_clinic(patient.clinic_id)
+        .filter(patient=patient, channel=channel, purpose=purpose)
+        .order_by("-recorded_at", "-pk")
+        .first()
+    )
+
+
+def consent_is_granted(*, patient: Patient, channel: str, purpose: str) -> bool:
+    consent = consent_current(patient=patient, channel=channel, purpose=purpose)
+    return consent is not None and consent.status == ConsentStatus.GRANTED
+
+
+def clinic_dashboard(*, clinic: Clinic | None) -> dict:
+    """Figures for the admin index. Later apps add today's agenda, payments and alerts."""
+    from .models import Professional, Room
+
+    if clinic is None:
+        return {"clinic": None}
+    return {
+        "clinic": clinic,
+        "patients": Patient.objects.for_clinic(clinic).count(),
+        "professionals": Professional.objects.for_clinic(clinic).filter(is_active=True).count(),
+        "rooms": Room.objects.for_clinic(clinic).filter(is_active=True).count(),
+    }

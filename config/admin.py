@@ -1,0 +1,61 @@
+"""Cuidar's admin site: branding, the clinic switcher and the dashboard index."""
+
+from django.contrib import admin, messages
+from django.http import HttpResponseNotAllowed, HttpResponseRedirect
+from django.urls import path, reverse
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+
+from clinic import tenancy
+
+
+class CuidarAdminSite(admin.AdminSite):
+    site_header = gettext_lazy("Cuidar")
+    site_title = gettext_lazy("Cuidar")
+    index_title = gettext_lazy("Dashboard")
+    index_template = "admin/cuidar_index.html"
+    enable_nav_sidebar = True
+
+    def get_urls(self):
+        return [
+            path("switch-clinic/", self.admin_view(self.switch_clinic), name="switch_clinic"),
+            *super().get_urls(),
+        ]
+
+    def each_context(self, request):
+        context = super().each_context(request)
+        if (
+            getattr(request, "user", None) is not None
+            and request.user.is_active
+            and (request.user.is_staff)
+        ):
+            context["cuidar_clinics"] = tenancy.available_clinics(request)
+            context["cuidar_current_clinic"] = tenancy.current_clinic(request)
+            context["cuidar_all_clinics"] = tenancy.ALL_CLINICS
+        return context
+
+    def switch_clinic(self, request):
+        """POST clinic=<id> (or "all" for a superuser): work in that clinic from now on."""
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        try:
+            clinic = tenancy.clinic_switch(request, request.POST.get("clinic"))
+        except PermissionError:
+            messages.error(request, _("You are not a member of that clinic."))
+        else:
+            name = clinic.name if clinic else _("all clinics")
+            messages.success(request, _("You are now working in %(clinic)s.") % {"clinic": name})
+        next_url = request.POST.get("next") or ""
+        if not url_has_allowed_host_and_scheme(
+            next_url, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+        ):
+            next_url = reverse("admin:index", current_app=self.name)
+        return HttpResponseRedirect(next_url)
+
+    def index(self, request, extra_context=None):
+        from clinic.selectors import clinic_dashboard
+
+        clinic = tenancy.current_clinic(request)
+        extra_context = {**(extra_context or {}), "dashboard": clinic_dashboard(clinic=clinic)}
+        return super().index(request, extra_context)

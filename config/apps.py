@@ -1,0 +1,8 @@
+from django.contrib.admin.apps import AdminConfig
+
+
+class CuidarAdminConfig(AdminConfig):
+    """django.contrib.admin with Cuidar's site as ``admin.site`` (so ``@admin.register``
+    in every app, and third-party apps, land on it)."""
+
+    default_site = "config.admin.CuidarAdminSite"

@@ -1,0 +1,72 @@
+"""``/health/``: is this instance able to serve? Database, cache and broker, each checked.
+
+200 with ``{"status": "ok", ...}`` when all are up; 503 naming the failing part otherwise.
+Used by load balancers, compose health checks and the CI smoke test. It reveals no data and
+no configuration beyond each check's status.
+"""
+
+import logging
+import time
+import uuid
+
+from django.core.cache import cache
+from django.db import connection
+from django.http import JsonResponse
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET
+
+logger = logging.getLogger(__name__)
+
+BROKER_TIMEOUT_SECONDS = 2
+
+
+def check_database() -> None:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+        cursor.fetchone()
+
+
+def check_cache() -> None:
+    key, value = f"health:{uuid.uuid4().hex}", "ok"
+    cache.set(key, value, timeout=10)
+    if cache.get(key) != value:
+        raise RuntimeError("cache did not return what was stored")
+    cache.delete(key)
+
+
+def check_broker() -> None:
+    from config.celery import app
+
+    with app.connection_for_write() as conn:
+        conn.ensure_connection(max_retries=1, timeout=BROKER_TIMEOUT_SECONDS)
+        # The filesystem transport "connects" without touching disk: make sure the queue
+        # folder is really there and writable.
+        folder = (app.conf.broker_transport_options or {}).get("data_folder_in")
+        if folder:
+            import os
+
+            if not os.access(folder, os.W_OK):
+                raise RuntimeError("broker folder is not writable")
+
+
+CHECKS = {"database": check_database, "cache": check_cache, "broker": check_broker}
+
+
+@never_cache
+@require_GET
+def health(request):
+    results = {}
+    failing = []
+    for name, check in CHECKS.items():
+        started = time.monotonic()
+        try:
+            check()
+        except Exception as exc:
+            logger.warning("health check %s failed: %s", name, exc.__class__.__name__)
+            results[name] = {"status": "error", "error": exc.__class__.__name__}
+            failing.append(name)
+        else:
+            results[name] = {"status": "ok"}
+        results[name]["latency_ms"] = round((time.monotonic() - started) * 1000, 1)
+    body = {"status": "error" if failing else "ok", "failing": failing, "checks": results}
+    return JsonResponse(body, status=503 if failing else 200)

@@ -1,0 +1,15 @@
+"""Routes: admin, health, REST API (config/api.py). Portal and webhooks join later."""
+
+from django.contrib import admin
+from django.urls import include, path
+from django.views.generic import RedirectView
+
+from . import health
+
+urlpatterns = [
+    path("", RedirectView.as_view(pattern_name="admin:index", permanent=False)),
+    path("admin/", admin.site.urls),
+    path("health/", health.health, name="health"),
+    path("api/v1/", include("config.api")),
+    path("i18n/", include("django.conf.urls.i18n")),
+]
