@@ -1,0 +1,78 @@
+"""Production settings: refuse to start without secrets, pass Django's deploy checks."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+PRODUCTION = {
+    "DEBUG": "False",
+    "SECRET_KEY": "x9!prod-" + "k" * 60,
+    "ALLOWED_HOSTS": "cuidar.example.com",
+}
+
+
+def manage(*args, env_overrides):
+    env = {k: v for k, v in os.environ.items() if k not in {"DEBUG", "SECRET_KEY", "ALLOWED_HOSTS"}}
+    env.update(env_overrides)
+    return subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_production_settings_pass_the_deploy_check():
+    result = manage("check", "--deploy", "--fail-level", "WARNING", env_overrides=PRODUCTION)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("missing", ["SECRET_KEY", "ALLOWED_HOSTS"])
+def test_it_refuses_to_start_in_production_without(missing):
+    env = {k: v for k, v in PRODUCTION.items() if k != missing}
+    result = manage("check", env_overrides=env)
+    assert result.returncode != 0
+    assert f"{missing} is not set" in result.stderr
+
+
+def test_a_secret_may_come_from_a_file(tmp_path):
+    secret = tmp_path / "key"
+    secret.write_text("f1le-" + "s" * 60 + "\n")
+    env = {**PRODUCTION, "SECRET_KEY": "", "SECRET_KEY_FILE": str(secret)}
+    result = manage("check", "--deploy", "--fail-level", "WARNING", env_overrides=env)
+    assert result.returncode == 0, result.stderr
+
+
+def test_seed_demo_is_refused_in_production():
+    result = manage("seed_demo", env_overrides=PRODUCTION)
+    assert result.returncode != 0
+    assert "refused with DEBUG off" in result.stderr
+
+
+def test_the_default_language_is_brazilian_portuguese_with_english_available(settings):
+    assert settings.LANGUAGE_CODE == "pt-br"
+    assert "en" in dict(settings.LANGUAGES)
+
+
+def test_celery_is_configured_for_safe_redelivery(settings):
+    from config.celery import app
+
+    assert app.conf.task_acks_late is True
+    assert app.conf.task_reject_on_worker_lost is True
+    assert app.conf.worker_prefetch_multiplier == 1
+    assert app.conf.accept_content == ["json"]
+    queues = {q.name for q in app.conf.task_queues}
+    assert {
+        "integrations-high",
+        "integrations",
+        "notifications",
+        "integrations-low",
+        "integrations-retry",
+    } <= queues
