@@ -1,0 +1,43 @@
+# Cuidar production image: gunicorn serving Django, static files by whitenoise.
+# The same image runs the web, the Celery worker and beat (see compose.yaml).
+
+FROM python:3.11-slim AS build
+ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+WORKDIR /app
+RUN python -m venv /venv
+COPY pyproject.toml README.md ./
+COPY config ./config
+COPY clinic ./clinic
+COPY scheduling ./scheduling
+COPY billing ./billing
+COPY crm ./crm
+COPY loyalty ./loyalty
+COPY integrations ./integrations
+COPY templates ./templates
+COPY manage.py ./
+# Editable install: the code stays in /app (settings find templates/ and locale/ there).
+RUN /venv/bin/pip install -e .
+# Compiled catalogues and collected static files are built into the image.
+RUN for dir in */locale; do /venv/bin/pybabel -q compile --domain django --directory "$dir"; done \
+ && DEBUG=False SECRET_KEY=build-only ALLOWED_HOSTS=build STATIC_ROOT=/app/static \
+    /venv/bin/python manage.py collectstatic --noinput --verbosity 0
+
+FROM python:3.11-slim
+ENV PATH=/venv/bin:$PATH \
+    PYTHONUNBUFFERED=1 \
+    PYTHONDONTWRITEBYTECODE=1 \
+    DEBUG=False \
+    STATIC_ROOT=/app/static \
+    CUIDAR_VAR_DIR=/app/var
+RUN groupadd --system --gid 1000 cuidar \
+ && useradd --system --uid 1000 --gid cuidar --home-dir /app --shell /usr/sbin/nologin cuidar
+COPY --from=build /venv /venv
+COPY --from=build --chown=cuidar:cuidar /app /app
+WORKDIR /app
+RUN mkdir -p /app/var && chown cuidar:cuidar /app/var
+USER cuidar
+EXPOSE 8000
+HEALTHCHECK --interval=30s --timeout=5s --start-period=20s \
+  CMD python -c "import urllib.request,sys; sys.exit(urllib.request.urlopen('http://127.0.0.1:8000/health/', timeout=4).status != 200)"
+CMD ["gunicorn", "config.wsgi:application", "--bind", "0.0.0.0:8000", "--workers", "3", \
+     "--access-logfile", "-", "--forwarded-allow-ips", "*"]
