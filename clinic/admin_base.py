@@ -12,11 +12,17 @@ from __future__ import annotations
 from django.contrib import admin
 from django.http import Http404
 
-from .tenancy import ClinicOwned, current_clinic
+from .tenancy import current_clinic
 
 
 def _is_clinic_owned(model) -> bool:
-    return isinstance(model, type) and issubclass(model, ClinicOwned)
+    """Any model with a ``clinic`` foreign key to Clinic (ClinicOwned rows, and the
+    integrations app's rows, which point at clinics by string FK)."""
+    try:
+        field = model._meta.get_field("clinic")
+    except Exception:
+        return False
+    return field.is_relation and field.related_model._meta.label == "clinic.Clinic"
 
 
 def scope_queryset(request, queryset):
@@ -24,7 +30,9 @@ def scope_queryset(request, queryset):
     clinic = current_clinic(request)
     if clinic is None and request.user.is_superuser:
         return queryset
-    return queryset.for_clinic(clinic)
+    if clinic is None:
+        return queryset.none()
+    return queryset.filter(clinic=clinic)
 
 
 class ClinicScopedAdminMixin:

@@ -9,6 +9,8 @@ Secrets may also be given as files: ``SECRET_KEY_FILE=/run/secrets/key`` is read
 ``SECRET_KEY`` is not set (Docker/Kubernetes secrets).
 """
 
+import base64
+import hashlib
 import os
 from pathlib import Path
 
@@ -258,6 +260,28 @@ EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.cons
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Cuidar <nao-responda@localhost>")
 
 # --- Cuidar ---------------------------------------------------------------------------------
+# Fernet keys that encrypt provider credentials and webhook secrets at rest, newest first
+# (comma-separated). Rotate: put a new key first, run `manage.py rotate_credentials`, then
+# drop the old one. Generate one with
+# `python -c "from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())"`.
+CUIDAR_FERNET_KEYS = [k.strip() for k in env_secret("CUIDAR_FERNET_KEYS").split(",") if k.strip()]
+if not CUIDAR_FERNET_KEYS:
+    if not DEBUG:
+        raise ImproperlyConfigured(
+            "CUIDAR_FERNET_KEYS is not set. With DEBUG=False Cuidar refuses to start without "
+            "it: provider credentials are encrypted with it. Generate one with "
+            "`python -c \"from cryptography.fernet import Fernet; "
+            "print(Fernet.generate_key().decode())\"`."
+        )
+    # Development only: a key derived from the (development) SECRET_KEY.
+    CUIDAR_FERNET_KEYS = [
+        base64.urlsafe_b64encode(hashlib.sha256(SECRET_KEY.encode()).digest()).decode()
+    ]
+
+# The admin's tenancy mixin, named here so that the integrations app (a lower layer) can use
+# it without importing the clinic app (DESIGN.md "Layers").
+CUIDAR_SCOPED_ADMIN = "clinic.admin_base.ClinicScopedAdmin"
+
 # Password of the demo users created by `manage.py seed_demo` (refused when DEBUG is off).
 DEMO_PASSWORD = env_secret("DEMO_PASSWORD", default="cuidar-demo")
 

@@ -1,4 +1,4 @@
-"""Routes: admin, health, REST API (config/api.py). Portal and webhooks join later."""
+"""Routes: admin, health, REST API (config/api.py), inbound webhooks. The portal joins later."""
 
 from django.contrib import admin
 from django.urls import include, path
@@ -11,5 +11,6 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("health/", health.health, name="health"),
     path("api/v1/", include("config.api")),
+    path("webhooks/", include("integrations.urls")),
     path("i18n/", include("django.conf.urls.i18n")),
 ]

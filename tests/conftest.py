@@ -24,6 +24,17 @@ def pytest_runtest_setup(item):
         pytest.skip(POSTGRES_ONLY)
 
 
+@pytest.fixture(autouse=True)
+def _celery_eager():
+    """Tasks run inline in tests (a test that needs a real worker turns this off)."""
+    from config.celery import app
+
+    app.conf.task_always_eager = True
+    app.conf.task_eager_propagates = True
+    yield
+    app.conf.task_always_eager = False
+
+
 def _staff(clinic, role, username):
     user = UserFactory(username=username)
     services.membership_save(membership=Membership(user=user, clinic=clinic, role=role))

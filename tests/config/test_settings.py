@@ -13,11 +13,12 @@ PRODUCTION = {
     "DEBUG": "False",
     "SECRET_KEY": "x9!prod-" + "k" * 60,
     "ALLOWED_HOSTS": "cuidar.example.com",
+    "CUIDAR_FERNET_KEYS": "q3uSmYD3F8bE2hAqg9lJx6h2yS6nq5m0vQyGAtGQk1Q=",
 }
 
 
 def manage(*args, env_overrides):
-    env = {k: v for k, v in os.environ.items() if k not in {"DEBUG", "SECRET_KEY", "ALLOWED_HOSTS"}}
+    env = {k: v for k, v in os.environ.items() if k not in PRODUCTION}
     env.update(env_overrides)
     return subprocess.run(
         [sys.executable, "manage.py", *args],
@@ -34,7 +35,7 @@ def test_production_settings_pass_the_deploy_check():
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-@pytest.mark.parametrize("missing", ["SECRET_KEY", "ALLOWED_HOSTS"])
+@pytest.mark.parametrize("missing", ["SECRET_KEY", "ALLOWED_HOSTS", "CUIDAR_FERNET_KEYS"])
 def test_it_refuses_to_start_in_production_without(missing):
     env = {k: v for k, v in PRODUCTION.items() if k != missing}
     result = manage("check", env_overrides=env)

@@ -1,0 +1,1 @@
+"""Console providers (development/demo). Filled in by the providers work."""

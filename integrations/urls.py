@@ -1,0 +1,3 @@
+"""Inbound webhook routes (filled by the webhooks work)."""
+
+urlpatterns: list = []
