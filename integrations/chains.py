@@ -1,0 +1,128 @@
+"""Chains: the ordered providers a clinic uses for one kind, tried in turn.
+
+``run_chain(clinic, "whatsapp", "send", message)`` asks each provider account of the clinic's
+chain, through its circuit breaker, until one answers. A provider whose breaker is open is
+skipped without a network call; a provider error (or a provider name no adapter serves) is
+logged and the next one is tried. When every link fails the caller gets ``ChainFailed`` and
+keeps its work queued. Anything else is a bug and propagates.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import pybreaker
+from django.conf import settings
+
+from . import breakers, registry
+from .base import ChainFailed, CircuitOpenError, PermanentProviderError, ProviderError
+from .http import redact
+from .models import ProviderAccount
+
+if TYPE_CHECKING:
+    from clinic.models import Clinic
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_PROVIDER = "console"
+
+
+class Outcome:
+    """What happened to one link of a chain (``ChainResult.tried``)."""
+
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CIRCUIT_OPEN = "circuit_open"
+    UNKNOWN_PROVIDER = "unknown_provider"
+
+
+@dataclass(frozen=True)
+class ChainResult:
+    """The first provider's answer: its value, the account that gave it, and every
+    (provider, outcome) tried on the way, in order."""
+
+    value: Any
+    account: ProviderAccount
+    provider: str
+    tried: list[tuple[str, str]] = field(default_factory=list)
+
+
+def _clinic_id(clinic: Clinic | int) -> int:
+    return clinic if isinstance(clinic, int) else clinic.pk
+
+
+def chain_for(clinic: Clinic | int, kind: str) -> list[ProviderAccount]:
+    """The clinic's enabled accounts for ``kind`` by (priority, pk), in one query; with none,
+    the defaults of ``CUIDAR_DEFAULT_PROVIDERS[kind]`` (``["console"]`` when unset) as
+    unsaved accounts without credentials."""
+    clinic_id = _clinic_id(clinic)
+    accounts = list(
+        ProviderAccount.objects.filter(clinic_id=clinic_id, kind=kind, enabled=True).order_by(
+            "priority", "pk"
+        )
+    )
+    if accounts:
+        return accounts
+    defaults = getattr(settings, "CUIDAR_DEFAULT_PROVIDERS", {}).get(kind, [DEFAULT_PROVIDER])
+    return [
+        ProviderAccount(clinic_id=clinic_id, kind=kind, provider=name, priority=index)
+        for index, name in enumerate(defaults)
+    ]
+
+
+def run_chain(clinic: Clinic | int, kind: str, operation: str, *args, **kwargs) -> ChainResult:
+    """Call ``operation(*args, **kwargs)`` on the clinic's providers of ``kind`` in chain
+    order and return the first success; raise ``ChainFailed`` (with each provider's error)
+    when none succeeds."""
+    clinic_id = _clinic_id(clinic)
+    tried: list[tuple[str, str]] = []
+    errors: list[tuple[str, ProviderError]] = []
+    secrets: list[str] = []
+
+    for account in chain_for(clinic_id, kind):
+        name = account.provider
+        try:
+            provider = registry.get(kind, name)(account)
+        except registry.UnknownProvider as exc:
+            logger.error("chain %s.%s clinic %s: %s", kind, operation, clinic_id, exc)
+            tried.append((name, Outcome.UNKNOWN_PROVIDER))
+            errors.append((name, PermanentProviderError(str(exc), provider=name)))
+            continue
+
+        secrets.extend(provider.secrets())
+        breaker = breakers.breaker_for(
+            clinic_id=account.clinic_id, account_key=breakers.account_key(account)
+        )
+        try:
+            value = breaker.call(getattr(provider, operation), *args, **kwargs)
+        except pybreaker.CircuitBreakerError:
+            logger.info(
+                "chain %s.%s clinic %s: %s skipped, circuit open", kind, operation, clinic_id, name
+            )
+            tried.append((name, Outcome.CIRCUIT_OPEN))
+            errors.append((name, CircuitOpenError(f"{name}: circuit open", provider=name)))
+            continue
+        except ProviderError as exc:
+            exc.provider = exc.provider or name
+            logger.warning(
+                "chain %s.%s clinic %s: %s failed (%s): %s",
+                kind,
+                operation,
+                clinic_id,
+                name,
+                "permanent" if exc.permanent else "transient",
+                redact(exc, secrets),
+            )
+            tried.append((name, Outcome.FAILED))
+            errors.append((name, exc))
+            continue
+
+        tried.append((name, Outcome.SUCCEEDED))
+        return ChainResult(value=value, account=account, provider=name, tried=tried)
+
+    summary = (
+        "; ".join(f"{name}: {redact(error, secrets)}" for name, error in errors) or "no provider"
+    )
+    raise ChainFailed(f"every {kind} provider failed for {operation}: {summary}", errors=errors)
