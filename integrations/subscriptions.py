@@ -1,0 +1,236 @@
+"""Partner webhook subscriptions: creating them, rotating their secret, and posting events.
+
+The outbox (``outbox.py``) calls :func:`subscription_post` once per delivery attempt; any
+exception is a failed attempt that it retries with backoff and, after the last one, turns
+into a dead letter. What a partner receives is documented in ``docs/webhooks.md``: keep the
+two in step, they are a public contract.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+
+from django.core.exceptions import ValidationError
+from django.core.serializers.json import DjangoJSONEncoder
+from django.core.validators import URLValidator
+from django.db import transaction
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from config.errors import ApplicationError
+
+from . import signing
+from .base import PermanentProviderError, ProviderError
+from .events import EVENT_TYPES
+from .models import WebhookSubscription
+
+PROVIDER = "partner_webhook"
+USER_AGENT = "Cuidar-Webhooks/1.0"
+#: (connect, read) seconds: a partner has 10 s to answer 2xx (docs/webhooks.md says so).
+TIMEOUT = (5.0, 10.0)
+#: After a rotation the old secret still signs (a second v1) for this long, so the partner
+#: can deploy the new one without losing events.
+ROTATION_GRACE = timedelta(hours=24)
+PING_EVENT = "ping"
+
+_url_validator = URLValidator(schemes=["https", "http"])
+
+
+class InvalidSubscription(ApplicationError):
+    """A subscription's URL or event types are not acceptable."""
+
+    code = "invalid_subscription"
+
+
+# --- Writes ---------------------------------------------------------------------------------
+def subscription_validate(*, name: str, url: str, event_types: list[str]) -> list[str]:
+    """Check what a subscription would be given; return its event types, sorted and
+    unique. Raises ``InvalidSubscription`` with a field map (forms show it per field)."""
+    errors: dict[str, list[str]] = {}
+    if not (name or "").strip():
+        errors["name"] = [_("Give the subscription a name.")]
+    try:
+        _url_validator(url)
+    except ValidationError:
+        errors["url"] = [_("Enter a full http:// or https:// URL.")]
+    unknown = sorted(set(event_types) - EVENT_TYPES)
+    if unknown:
+        errors["event_types"] = [
+            _("Unknown event types: %(types)s.") % {"types": ", ".join(unknown)}
+        ]
+    if errors:
+        raise InvalidSubscription(_("The webhook subscription is not valid."), fields=errors)
+    return sorted(set(event_types))
+
+
+def subscription_create(
+    *, clinic, name: str, url: str, event_types: list[str], active: bool = True
+) -> WebhookSubscription:
+    """Create a subscription with a freshly generated signing secret.
+
+    ``event_types`` must come from the catalogue (``events.EVENT_TYPES``); empty means every
+    event. The secret is in ``subscription.signing_secret``: show it to the user once.
+    """
+    event_types = subscription_validate(name=name, url=url, event_types=event_types)
+    return WebhookSubscription.objects.create(
+        clinic=clinic,
+        name=name.strip(),
+        url=url,
+        event_types=event_types,
+        active=active,
+        secret={"value": signing.new_secret()},
+    )
+
+
+def subscription_update(
+    *,
+    subscription: WebhookSubscription,
+    name: str,
+    url: str,
+    event_types: list[str],
+    active: bool,
+) -> WebhookSubscription:
+    """Change what a subscription receives and where; its secret stays."""
+    subscription.event_types = subscription_validate(name=name, url=url, event_types=event_types)
+    subscription.name = name.strip()
+    subscription.url = url
+    subscription.active = active
+    subscription.save(update_fields=["name", "url", "event_types", "active", "updated_at"])
+    return subscription
+
+
+def subscription_secret_rotate(
+    *, subscription: WebhookSubscription, grace: timedelta = ROTATION_GRACE
+) -> str:
+    """Give a subscription a new secret and return it (show it once).
+
+    The previous secret keeps signing alongside the new one for ``grace`` (the header then
+    carries two ``v1`` values); pass ``timedelta(0)`` when the old one leaked.
+    """
+    with transaction.atomic():
+        subscription = WebhookSubscription.objects.select_for_update().get(pk=subscription.pk)
+        secret = signing.new_secret()
+        value = {"value": secret}
+        if grace > timedelta(0) and subscription.signing_secret:
+            value["previous"] = subscription.signing_secret
+            value["previous_until"] = (timezone.now() + grace).isoformat()
+        subscription.secret = value
+        subscription.save(update_fields=["secret", "updated_at"])
+    return secret
+
+
+def signing_secrets(subscription: WebhookSubscription, *, now: datetime | None = None) -> list[str]:
+    """The secrets that sign a request now: the current one, and the previous one while its
+    rotation grace lasts."""
+    data = subscription.secret or {}
+    result = [data["value"]] if data.get("value") else []
+    until = data.get("previous_until")
+    if data.get("previous") and until and (now or timezone.now()) < datetime.fromisoformat(until):
+        result.append(data["previous"])
+    return result
+
+
+# --- Posting --------------------------------------------------------------------------------
+def _iso(moment: datetime) -> str:
+    if timezone.is_naive(moment):
+        moment = timezone.make_aware(moment, UTC)
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def subscription_post(
+    subscription: WebhookSubscription,
+    *,
+    event_type: str,
+    event_id: str,
+    delivery_id: str,
+    created_at: datetime,
+    payload: dict,
+):
+    """POST one event to the partner, signed; return the response if it answered 2xx.
+
+    Raises ``ProviderError`` on anything else (3xx included: a webhook URL that redirects is
+    misconfigured, and following it could send the event to another host). The outbox owns
+    retries, so the HTTP layer is told not to retry.
+    """
+    from . import http
+
+    secrets_ = signing_secrets(subscription)
+    if not secrets_:
+        raise PermanentProviderError(
+            "the subscription has no signing secret", provider=PROVIDER, http_status=None
+        )
+    # Serialised once: the signature covers exactly the bytes sent.
+    body = json.dumps(
+        {
+            "id": event_id,
+            "type": event_type,
+            "clinic_id": subscription.clinic_id,
+            "created_at": _iso(created_at),
+            "data": payload,
+        },
+        cls=DjangoJSONEncoder,
+        ensure_ascii=False,
+        separators=(",", ":"),
+    ).encode("utf-8")
+    headers = {
+        "Content-Type": "application/json",
+        "User-Agent": USER_AGENT,
+        "X-Cuidar-Event": event_type,
+        "X-Cuidar-Event-Id": event_id,
+        "X-Cuidar-Delivery": delivery_id,
+        "X-Cuidar-Signature": signing.sign_many(secrets_, body, int(time.time())),
+    }
+    response = http.request(
+        "POST",
+        subscription.url,
+        provider=PROVIDER,
+        operation="event",
+        clinic_id=subscription.clinic_id,
+        retry=False,
+        secrets=secrets_,
+        timeout=TIMEOUT,
+        data=body,
+        headers=headers,
+        allow_redirects=False,
+    )
+    if not 200 <= response.status_code < 300:
+        raise PermanentProviderError(
+            f"partner answered HTTP {response.status_code}",
+            provider=PROVIDER,
+            http_status=response.status_code,
+        )
+    return response
+
+
+def subscription_ping(subscription: WebhookSubscription) -> tuple[bool, str]:
+    """Send a ``ping`` event to the partner; ``(ok, message for the user)``. Never raises
+    for what the partner does: the admin shows the answer instead."""
+    started = time.monotonic()
+    try:
+        response = subscription_post(
+            subscription,
+            event_type=PING_EVENT,
+            event_id=str(uuid.uuid4()),
+            delivery_id=str(uuid.uuid4()),
+            created_at=timezone.now(),
+            payload={"subscription_id": subscription.pk},
+        )
+    except ProviderError as exc:
+        if exc.http_status:
+            return False, _("%(name)s answered HTTP %(status)s.") % {
+                "name": subscription.name,
+                "status": exc.http_status,
+            }
+        return False, _("%(name)s could not be reached: %(error)s") % {
+            "name": subscription.name,
+            "error": str(exc),
+        }
+    elapsed = int((time.monotonic() - started) * 1000)
+    return True, _("%(name)s answered HTTP %(status)s in %(ms)s ms.") % {
+        "name": subscription.name,
+        "status": response.status_code,
+        "ms": elapsed,
+    }
