@@ -47,11 +47,33 @@ _MANAGER = _RECEPTIONIST | {
     "clinic.delete_room",
     "clinic.view_membership",
 }
+# Integrations: managers watch them, clinic administrators configure them and act on dead
+# letters (retry/archive need "change").
+_INTEGRATIONS_VIEW = {
+    "integrations.view_event",
+    "integrations.view_delivery",  # the deliveries shown inline on an event
+    "integrations.view_deliveryattempt",  # the attempts shown on a dead letter
+    "integrations.view_deadletter",
+    "integrations.view_provideraccount",
+    "integrations.view_externalcall",
+    "integrations.view_inboundwebhook",
+    "integrations.view_webhooksubscription",
+    "integrations.view_consolerecord",
+}
+_MANAGER |= _INTEGRATIONS_VIEW
 _ADMIN = _MANAGER | {
     "clinic.change_clinic",
     "clinic.add_membership",
     "clinic.change_membership",
     "clinic.delete_membership",
+    "integrations.change_deadletter",
+    "integrations.add_provideraccount",
+    "integrations.change_provideraccount",
+    "integrations.delete_provideraccount",
+    "integrations.change_inboundwebhook",
+    "integrations.add_webhooksubscription",
+    "integrations.change_webhooksubscription",
+    "integrations.delete_webhooksubscription",
 }
 
 ROLE_PERMISSIONS: dict[str, set[str]] = {

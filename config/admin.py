@@ -55,7 +55,14 @@ class CuidarAdminSite(admin.AdminSite):
 
     def index(self, request, extra_context=None):
         from clinic.selectors import clinic_dashboard
+        from integrations.health import integrations_health
 
         clinic = tenancy.current_clinic(request)
-        extra_context = {**(extra_context or {}), "dashboard": clinic_dashboard(clinic=clinic)}
-        return super().index(request, extra_context)
+        context = {"dashboard": clinic_dashboard(clinic=clinic)}
+        if request.user.has_perm("integrations.view_deadletter"):
+            # The integrations at a glance: same report as /health/integrations.
+            clinic_ids = [clinic.pk] if clinic else None
+            if clinic_ids is None and not request.user.is_superuser:
+                clinic_ids = []
+            context["integrations"] = integrations_health(clinic_ids=clinic_ids)
+        return super().index(request, {**context, **(extra_context or {})})

@@ -1,15 +1,59 @@
-"""The Celery application, configured from Django settings (``CELERY_*``)."""
+"""The Celery application, configured from Django settings (``CELERY_*``), with the task
+routes and the periodic jobs of every app — defined here, in one place.
+
+Periodic jobs are synced into django-celery-beat's tables when beat starts, so they can be
+seen and paused in the admin; a pause survives restarts (the sync never touches
+``enabled``). Their times are in ``CELERY_TIMEZONE`` (the clinics' default zone).
+"""
 
 import os
 from pathlib import Path
 
 from celery import Celery
+from celery.schedules import crontab
+from celery.signals import task_prerun
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
 app = Celery("cuidar")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+app.conf.task_routes = {
+    "integrations.inbound_webhook_process": {"queue": "integrations-high"},
+    "integrations.outbox_dispatch": {"queue": "default"},
+    # delivery_run picks its queue per call: default, integrations (partner webhooks)
+    # or integrations-retry (see integrations.outbox.enqueue).
+    "integrations.outbox_sweep": {"queue": "default"},
+    "integrations.cleanup": {"queue": "integrations-low"},
+}
+
+app.conf.beat_schedule = {
+    # every minute: re-enqueue lost or due deliveries, bury exhausted ones
+    "outbox-sweep": {"task": "integrations.outbox_sweep", "schedule": 60.0},
+    # every 5 minutes: inbound webhooks stored but never processed (task lost) go again
+    "inbound-webhooks-requeue": {
+        "task": "integrations.inbound_webhook_requeue_stale",
+        "schedule": 300.0,
+    },
+    # Sundays 03:00: retention of call logs, processed webhooks and delivered events
+    "integrations-cleanup": {
+        "task": "integrations.cleanup",
+        "schedule": crontab(minute=0, hour=3, day_of_week="sunday"),
+    },
+}
+
+
+@task_prerun.connect
+def _drop_unusable_connections(task=None, **kwargs):
+    """What Django does at the start of each request: close connections that broke (e.g.
+    PostgreSQL restarted) or outlived CONN_MAX_AGE. Celery's own per-task close is
+    relaxed by CELERY_DB_REUSE_MAX."""
+    if task is not None and task.request.is_eager:
+        return  # an eager task runs inside its caller's transaction: never close that
+    from django.db import close_old_connections
+
+    close_old_connections()
 
 
 @app.on_after_configure.connect

@@ -5,6 +5,7 @@ Used by load balancers, compose health checks and the CI smoke test. It reveals 
 no configuration beyond each check's status.
 """
 
+import hmac
 import logging
 import time
 import uuid
@@ -70,3 +71,32 @@ def health(request):
         results[name]["latency_ms"] = round((time.monotonic() - started) * 1000, 1)
     body = {"status": "error" if failing else "ok", "failing": failing, "checks": results}
     return JsonResponse(body, status=503 if failing else 200)
+
+
+@never_cache
+@require_GET
+def integrations(request):
+    """``/health/integrations``: for signed-in staff (their clinics only; operators see
+    all) or for a monitor presenting ``Authorization: Bearer <CUIDAR_HEALTH_TOKEN>``."""
+    from django.conf import settings
+
+    from clinic.tenancy import clinics_for_user
+    from integrations.health import integrations_health
+
+    token = getattr(settings, "CUIDAR_HEALTH_TOKEN", "")
+    presented = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
+    if token and presented and hmac.compare_digest(presented.encode(), token.encode()):
+        clinic_ids = None
+    elif request.user.is_authenticated and request.user.is_staff:
+        clinic_ids = (
+            None
+            if request.user.is_superuser
+            else list(clinics_for_user(request.user).values_list("pk", flat=True))
+        )
+    else:
+        return JsonResponse(
+            {"detail": "Sign in as staff or send Authorization: Bearer <health token>."},
+            status=401,
+        )
+    report = integrations_health(clinic_ids=clinic_ids)
+    return JsonResponse(report, status=503 if report["status"] == "critical" else 200)

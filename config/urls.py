@@ -10,6 +10,7 @@ urlpatterns = [
     path("", RedirectView.as_view(pattern_name="admin:index", permanent=False)),
     path("admin/", admin.site.urls),
     path("health/", health.health, name="health"),
+    path("health/integrations", health.integrations, name="health-integrations"),
     path("api/v1/", include("config.api")),
     path("webhooks/", include("integrations.urls")),
     path("i18n/", include("django.conf.urls.i18n")),

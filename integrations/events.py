@@ -69,7 +69,7 @@ HANDLER_PREFIX = "handler:"
 WEBHOOK_PREFIX = "webhook:"
 
 
-class UnknownEventType(ValueError):  # noqa: N818
+class UnknownEventType(ValueError):
     """The event type is not in the catalogue."""
 
 

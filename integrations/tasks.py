@@ -1,6 +1,13 @@
-"""Celery tasks of the integrations app: thin, fetch by id, call one service."""
+"""Celery tasks of the integrations app: thin, fetch by id, call one service.
+
+Queues (DESIGN.md): dispatch and handler deliveries on ``default``, partner webhooks on
+``integrations``, retries on ``integrations-retry``, inbound webhooks on
+``integrations-high``, housekeeping on ``integrations-low``.
+"""
 
 from celery import shared_task
+
+from . import tasks_inbound  # noqa: F401  (registers the inbound webhook task)
 
 
 @shared_task(name="integrations.outbox_dispatch")
@@ -8,3 +15,24 @@ def outbox_dispatch_task(event_ids: list[str]) -> None:
     from .outbox import events_dispatch
 
     events_dispatch(event_ids=event_ids)
+
+
+@shared_task(name="integrations.delivery_run")
+def delivery_run_task(delivery_id: int) -> None:
+    from .outbox import delivery_run
+
+    delivery_run(delivery_id=delivery_id)
+
+
+@shared_task(name="integrations.outbox_sweep")
+def outbox_sweep_task() -> None:
+    from .outbox import outbox_sweep
+
+    outbox_sweep()
+
+
+@shared_task(name="integrations.cleanup")
+def integrations_cleanup_task() -> None:
+    from .housekeeping import integrations_cleanup
+
+    integrations_cleanup()
