@@ -137,8 +137,10 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         }
     )
 else:
-    DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=60))
-    DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", True)
+    # Persistent connections: a new PostgreSQL connection per request or task costs more
+    # than the work itself. (env.db() always sets CONN_MAX_AGE=0, so assign, don't default.)
+    DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Cache ----------------------------------------------------------------------------------
@@ -193,6 +195,8 @@ STORAGES = {
 }
 
 # --- Security (production) ------------------------------------------------------------------
+# Behind a reverse proxy, the public URL (which Twilio signs) is rebuilt from these headers.
+USE_X_FORWARDED_HOST = env.bool("USE_X_FORWARDED_HOST", default=not DEBUG)
 if not DEBUG:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=True)
@@ -241,6 +245,10 @@ CELERY_TIMEZONE = TIME_ZONE
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Celery closes Django's database connections around every task unless this is set, and a
+# reconnect costs more than an outbox delivery (bench/outbox.py). Workers reuse a connection
+# for this many tasks; config/celery.py still drops broken or old ones before each task.
+CELERY_DB_REUSE_MAX = env.int("CELERY_DB_REUSE_MAX", default=200)
 
 # --- REST API -------------------------------------------------------------------------------
 REST_FRAMEWORK = {
@@ -270,8 +278,8 @@ if not CUIDAR_FERNET_KEYS:
         raise ImproperlyConfigured(
             "CUIDAR_FERNET_KEYS is not set. With DEBUG=False Cuidar refuses to start without "
             "it: provider credentials are encrypted with it. Generate one with "
-            "`python -c \"from cryptography.fernet import Fernet; "
-            "print(Fernet.generate_key().decode())\"`."
+            '`python -c "from cryptography.fernet import Fernet; '
+            'print(Fernet.generate_key().decode())"`.'
         )
     # Development only: a key derived from the (development) SECRET_KEY.
     CUIDAR_FERNET_KEYS = [
@@ -281,6 +289,32 @@ if not CUIDAR_FERNET_KEYS:
 # The admin's tenancy mixin, named here so that the integrations app (a lower layer) can use
 # it without importing the clinic app (DESIGN.md "Layers").
 CUIDAR_SCOPED_ADMIN = "clinic.admin_base.ClinicScopedAdmin"
+
+# Lets a monitor read /health/integrations with "Authorization: Bearer <token>".
+CUIDAR_HEALTH_TOKEN = env_secret("CUIDAR_HEALTH_TOKEN")
+
+# --- Integrations (see docs/integrations.md) -----------------------------------------------
+# Outbound HTTP: (connect, read) timeouts, and the longest Retry-After slept through inline
+# (a longer one is rescheduled by the caller instead of holding a worker).
+CUIDAR_HTTP_TIMEOUT = (
+    env.float("CUIDAR_HTTP_CONNECT_TIMEOUT", default=3.05),
+    env.float("CUIDAR_HTTP_READ_TIMEOUT", default=10.0),
+)
+CUIDAR_HTTP_RETRY_AFTER_CAP = env.float("CUIDAR_HTTP_RETRY_AFTER_CAP", default=30.0)
+# Circuit breakers per (clinic, provider account): open after this many consecutive
+# transient failures, for this many seconds, then one trial call. Shared in Redis.
+CUIDAR_BREAKER_FAIL_MAX = env.int("CUIDAR_BREAKER_FAIL_MAX", default=5)
+CUIDAR_BREAKER_RESET_SECONDS = env.int("CUIDAR_BREAKER_RESET_SECONDS", default=60)
+CUIDAR_BREAKER_NAMESPACE = env.str("CUIDAR_BREAKER_NAMESPACE", default="cuidar")
+# The chain a clinic uses for a kind while it has no provider account of that kind.
+# Console providers record what they would send (development, demos).
+CUIDAR_DEFAULT_PROVIDERS = {
+    kind: ["console"]
+    for kind in ("whatsapp", "sms", "email", "payments", "fiscal", "calendar", "storage")
+}
+# Outbox: attempts before a delivery is a dead letter, and the first backoff step (doubling).
+CUIDAR_OUTBOX_MAX_ATTEMPTS = env.int("CUIDAR_OUTBOX_MAX_ATTEMPTS", default=5)
+CUIDAR_OUTBOX_BACKOFF_SECONDS = env.int("CUIDAR_OUTBOX_BACKOFF_SECONDS", default=30)
 
 # Password of the demo users created by `manage.py seed_demo` (refused when DEBUG is off).
 DEMO_PASSWORD = env_secret("DEMO_PASSWORD", default="cuidar-demo")

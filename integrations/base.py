@@ -73,7 +73,7 @@ class ChainFailed(ProviderError):
         self.errors = errors
 
 
-class WebhookUnauthorized(Exception):  # noqa: N818 - reads as the HTTP status it becomes
+class WebhookUnauthorized(Exception):
     """An inbound webhook's signature or token is missing or wrong: answer 401/403 and
     store nothing."""
 
@@ -83,7 +83,7 @@ class WebhookUnauthorized(Exception):  # noqa: N818 - reads as the HTTP status i
         self.status = status
 
 
-class WebhookMalformed(Exception):  # noqa: N818
+class WebhookMalformed(Exception):
     """An authentic webhook whose body cannot be understood: stored and marked failed."""
 
 

@@ -221,7 +221,9 @@ class ExternalCall(models.Model):
         verbose_name_plural = _("external calls")
         ordering = ["-created_at"]
         indexes = [
-            models.Index(fields=["clinic", "provider", "created_at"], name="externalcall_recent_idx"),
+            models.Index(
+                fields=["clinic", "provider", "created_at"], name="externalcall_recent_idx"
+            ),
             models.Index(fields=["account", "created_at"], name="externalcall_account_idx"),
             models.Index(fields=["created_at"], name="externalcall_created_idx"),
         ]

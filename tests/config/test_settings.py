@@ -77,3 +77,23 @@ def test_celery_is_configured_for_safe_redelivery(settings):
         "integrations-low",
         "integrations-retry",
     } <= queues
+
+
+def test_postgres_connections_are_kept_between_requests():
+    """env.db() sets CONN_MAX_AGE=0 itself; a reconnect per request or Celery task cost the
+    outbox worker more than its work (found by bench/outbox.py)."""
+    code = (
+        "from django.conf import settings as s; d = s.DATABASES['default'];"
+        "print(d['CONN_MAX_AGE'], d['CONN_HEALTH_CHECKS'])"
+    )
+    env = {**os.environ, "DATABASE_URL": "postgres://u@127.0.0.1:5432/x"}
+    env.pop("CONN_MAX_AGE", None)
+    result = subprocess.run(
+        [sys.executable, "-c", f"import django; django.setup(); {code}"],
+        cwd=ROOT,
+        env={**env, "DJANGO_SETTINGS_MODULE": "config.settings"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.stdout.split() == ["60", "True"], result.stderr
