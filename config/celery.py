@@ -22,6 +22,7 @@ app.autodiscover_tasks()
 app.conf.task_routes = {
     "integrations.inbound_webhook_process": {"queue": "integrations-high"},
     "integrations.outbox_dispatch": {"queue": "default"},
+    "integrations.outbox_drain": {"queue": "default"},
     # delivery_run picks its queue per call: default, integrations (partner webhooks)
     # or integrations-retry (see integrations.outbox.enqueue).
     "integrations.outbox_sweep": {"queue": "default"},

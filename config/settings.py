@@ -315,6 +315,8 @@ CUIDAR_DEFAULT_PROVIDERS = {
 # Outbox: attempts before a delivery is a dead letter, and the first backoff step (doubling).
 CUIDAR_OUTBOX_MAX_ATTEMPTS = env.int("CUIDAR_OUTBOX_MAX_ATTEMPTS", default=5)
 CUIDAR_OUTBOX_BACKOFF_SECONDS = env.int("CUIDAR_OUTBOX_BACKOFF_SECONDS", default=30)
+# Coalesce dispatches into drain tasks (needs a cache shared by all processes: Redis).
+CUIDAR_OUTBOX_COALESCE = env.bool("CUIDAR_OUTBOX_COALESCE", default=bool(REDIS_URL))
 
 # Password of the demo users created by `manage.py seed_demo` (refused when DEBUG is off).
 DEMO_PASSWORD = env_secret("DEMO_PASSWORD", default="cuidar-demo")

@@ -1,9 +1,9 @@
 """Domain events: the catalogue, ``publish``, and the ``@subscriber`` registry.
 
 ``publish`` writes the event and one ``Delivery`` per subscriber inside the caller's
-transaction: if the caller rolls back, nothing was published. After commit, one Celery task
-per transaction dispatches what it published (``outbox.py``); the periodic sweeper picks up
-anything a lost task left behind.
+transaction: if the caller rolls back, nothing was published. After commit the events are
+dispatched by Celery (``outbox.request_dispatch``: one task per transaction, or coalesced
+drains when Redis is there); the periodic sweeper picks up anything a lost task left behind.
 
 Subscribers are plain functions in each app's ``handlers.py`` (imported at start-up)::
 
@@ -182,9 +182,9 @@ def _dispatch_on_commit(event_id: str) -> None:
     def send():
         if getattr(_pending, "current", None) is not None and _pending.current[1] is send:
             _pending.current = None
-        from .tasks import outbox_dispatch_task
+        from .outbox import request_dispatch
 
-        outbox_dispatch_task.delay(batch)
+        request_dispatch(batch)
 
     _pending.current = (batch, send)
     transaction.on_commit(send)

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
+from django.core.cache import cache
 from django.db import transaction
 from django.db.models import F, Max, Q
 from django.utils import timezone
@@ -37,6 +38,11 @@ SWEEP_LEASE = timedelta(minutes=5)
 SWEEP_BATCH = 500
 
 RETRYABLE = (DeliveryStatus.PENDING, DeliveryStatus.FAILED)
+#: Cache key that says "a drain task is queued": see ``request_dispatch``.
+DRAIN_FLAG = "cuidar:outbox:drain-queued"
+#: If that task is lost, the flag expires and the next commit sends another (the sweeper
+#: catches what is left in between).
+DRAIN_FLAG_TTL = 30
 #: Clock skew between workers tolerated when a retry task arrives "on time".
 DUE_TOLERANCE = timedelta(seconds=2)
 
@@ -72,31 +78,77 @@ def enqueue(delivery: Delivery, *, countdown: float | None = None) -> None:
 
 
 # --- Running --------------------------------------------------------------------------------
-def events_dispatch(*, event_ids: list[str]) -> int:
-    """Run the pending deliveries of freshly published events; returns how many ran.
+def request_dispatch(event_ids: list[str]) -> None:
+    """After a commit: get the events just published delivered.
 
-    Fast path: the in-process handler deliveries of the batch are locked with one query, run
-    in one transaction and marked succeeded with one UPDATE. If any handler raises, that
-    transaction rolls back whole and each delivery is run alone (``delivery_run``), which
-    records exactly which one failed; handlers are idempotent by contract, so running again
-    after a rollback is safe. Partner webhooks get a task each (a slow partner must not hold
-    up handlers).
+    With a cache shared by every process (Redis), dispatches are coalesced: a drain task is
+    sent only if none is queued yet (an atomic ``cache.add`` flag), and that task delivers
+    every pending event, these included. A burst of thousands of small transactions then
+    costs a handful of tasks instead of one each. Without a shared cache (the embedded
+    default), each transaction sends one task for its own events.
+    """
+    from .tasks import outbox_dispatch_task, outbox_drain_task
+
+    if getattr(settings, "CUIDAR_OUTBOX_COALESCE", False):
+        try:
+            if cache.add(DRAIN_FLAG, "1", timeout=DRAIN_FLAG_TTL):
+                outbox_drain_task.delay()
+            return  # a drain is queued or running: it will take these events too
+        except Exception:
+            logger.warning("outbox: drain flag unavailable, dispatching directly", exc_info=True)
+    outbox_dispatch_task.delay(event_ids)
+
+
+def events_dispatch(*, event_ids: list[str]) -> int:
+    """Run the pending deliveries of the given events (one transaction's worth)."""
+    return _run_pending(Q(event_id__in=event_ids))
+
+
+def outbox_drain(*, batch_size: int = 200, max_batches: int = 25) -> int:
+    """Deliver every pending event, a batch at a time; returns how many deliveries ran.
+
+    The flag is cleared *before* looking for work, so an event committed while this runs
+    either is seen here or sends a new drain task. A drain stops after ``max_batches``
+    and hands over to a fresh task, so one task never runs unbounded.
+    """
+    cache.delete(DRAIN_FLAG)
+    total = 0
+    for _ in range(max_batches):
+        taken = _run_pending(Q(next_attempt_at__lte=timezone.now()), limit=batch_size)
+        total += taken
+        if taken < batch_size:
+            return total
+    request_dispatch([])
+    return total
+
+
+def _run_pending(where: Q, *, limit: int | None = None) -> int:
+    """Take the pending deliveries matching ``where`` and run them; returns how many.
+
+    Fast path: the in-process handler deliveries are locked with one query (``SKIP
+    LOCKED``), run in one transaction and marked succeeded with one UPDATE. If a handler
+    raises, the transaction rolls back whole; the one that raised is recorded as failed and
+    the others run again, alone (handlers are idempotent by contract). Partner webhooks and
+    anything else get a task each (a slow partner must not hold up handlers), leased in the
+    same transaction so that no other drain sends them twice.
     """
     handlers: list[Delivery] = []
-    started, clock = timezone.now(), time.monotonic()
     others: list[Delivery] = []
     failing: Delivery | None = None
+    started, clock = timezone.now(), time.monotonic()
     try:
         with transaction.atomic():
-            batch = list(
+            pending = (
                 Delivery.objects.select_for_update(skip_locked=True, of=("self",))
                 .select_related("event")
-                .filter(event_id__in=event_ids, status=DeliveryStatus.PENDING)
-                .order_by("created_at", "pk")
+                .filter(where, status=DeliveryStatus.PENDING)
+                .order_by("next_attempt_at", "pk")
             )
+            batch = list(pending[:limit] if limit else pending)
             for delivery in batch:
                 is_handler = delivery.subscriber.startswith(HANDLER_PREFIX)
                 (handlers if is_handler else others).append(delivery)
+            _lease_and_enqueue(others)
             for delivery in handlers:
                 failing = delivery
                 _call_subscriber(delivery)
@@ -115,9 +167,9 @@ def events_dispatch(*, event_ids: list[str]) -> int:
                         _log_attempt(delivery, started_at=started, clock=clock, error="")
     except Exception as exc:
         if failing is None:
-            raise  # the batch itself failed (database), not a subscriber: Celery retries it
-        # Everything was rolled back. The one that raised is recorded as failed; the others
-        # run again, alone (handlers are idempotent).
+            # Not a subscriber's fault (the database, say): nothing was taken, and the
+            # sweeper finds these deliveries again.
+            raise
         _record_failure(
             delivery_id=failing.pk,
             seen_attempts=failing.attempts,
@@ -128,12 +180,20 @@ def events_dispatch(*, event_ids: list[str]) -> int:
         for delivery in handlers:
             if delivery is not failing:
                 delivery_run(delivery_id=delivery.pk)
-    for delivery in others:
-        if delivery.subscriber.startswith(WEBHOOK_PREFIX):
-            enqueue(delivery)
-        else:
-            delivery_run(delivery_id=delivery.pk)  # unknown kind: fails and is recorded
-    return len(handlers)
+        with transaction.atomic():  # their lease was rolled back with the batch
+            _lease_and_enqueue(others)
+    return len(handlers) + len(others)
+
+
+def _lease_and_enqueue(deliveries: list[Delivery]) -> None:
+    """Give each its own task (after commit), leased like a swept delivery."""
+    if not deliveries:
+        return
+    Delivery.objects.filter(pk__in=[d.pk for d in deliveries]).update(
+        next_attempt_at=timezone.now() + SWEEP_LEASE
+    )
+    for delivery in deliveries:
+        enqueue(delivery)
 
 
 def delivery_run(*, delivery_id: int) -> DeliveryStatus | None:

@@ -17,6 +17,13 @@ def outbox_dispatch_task(event_ids: list[str]) -> None:
     events_dispatch(event_ids=event_ids)
 
 
+@shared_task(name="integrations.outbox_drain")
+def outbox_drain_task() -> None:
+    from .outbox import outbox_drain
+
+    outbox_drain()
+
+
 @shared_task(name="integrations.delivery_run")
 def delivery_run_task(delivery_id: int) -> None:
     from .outbox import delivery_run
