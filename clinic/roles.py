@@ -18,7 +18,44 @@ ROLE_GROUPS = {
     MembershipRole.ADMIN: "Administração da clínica",
 }
 
-_RECEPTIONIST = {
+# The agenda: reception books, moves and checks in ("change" is what the one-click status
+# actions need); appointments are never deleted, only cancelled.
+_AGENDA_DESK = {
+    "scheduling.view_appointment",
+    "scheduling.add_appointment",
+    "scheduling.change_appointment",
+    "scheduling.view_service",
+    "scheduling.view_workinghours",
+    "scheduling.view_timeoff",
+    "scheduling.view_clinicclosure",
+    "scheduling.view_waitlistentry",
+    "scheduling.add_waitlistentry",
+    "scheduling.change_waitlistentry",
+    "scheduling.view_waitlistoffer",
+    "scheduling.view_recurrenceseries",
+    "scheduling.add_recurrenceseries",
+}
+_AGENDA_SETUP = {
+    "scheduling.add_service",
+    "scheduling.change_service",
+    "scheduling.delete_service",
+    "scheduling.add_workinghours",
+    "scheduling.change_workinghours",
+    "scheduling.delete_workinghours",
+    "scheduling.add_timeoff",
+    "scheduling.change_timeoff",
+    "scheduling.delete_timeoff",
+    "scheduling.add_clinicclosure",
+    "scheduling.change_clinicclosure",
+    "scheduling.delete_clinicclosure",
+    "scheduling.delete_waitlistentry",
+    "scheduling.view_calendarfeed",
+    "scheduling.add_calendarfeed",
+    "scheduling.change_calendarfeed",
+    "scheduling.delete_calendarfeed",
+}
+
+_RECEPTIONIST = _AGENDA_DESK | {
     "clinic.view_clinic",
     "clinic.view_patient",
     "clinic.add_patient",
@@ -29,6 +66,11 @@ _RECEPTIONIST = {
     "clinic.view_room",
 }
 _PROFESSIONAL = {
+    "scheduling.view_appointment",
+    "scheduling.change_appointment",  # call the patient in, complete
+    "scheduling.view_service",
+    "scheduling.view_workinghours",
+    "scheduling.view_timeoff",
     "clinic.view_clinic",
     "clinic.view_patient",
     "clinic.change_patient",
@@ -37,16 +79,20 @@ _PROFESSIONAL = {
     "clinic.view_professional",
     "clinic.view_room",
 }
-_MANAGER = _RECEPTIONIST | {
-    "clinic.delete_patient",
-    "clinic.add_professional",
-    "clinic.change_professional",
-    "clinic.delete_professional",
-    "clinic.add_room",
-    "clinic.change_room",
-    "clinic.delete_room",
-    "clinic.view_membership",
-}
+_MANAGER = (
+    _RECEPTIONIST
+    | _AGENDA_SETUP
+    | {
+        "clinic.delete_patient",
+        "clinic.add_professional",
+        "clinic.change_professional",
+        "clinic.delete_professional",
+        "clinic.add_room",
+        "clinic.change_room",
+        "clinic.delete_room",
+        "clinic.view_membership",
+    }
+)
 # Integrations: managers watch them, clinic administrators configure them and act on dead
 # letters (retry/archive need "change").
 _INTEGRATIONS_VIEW = {

@@ -18,8 +18,12 @@ class CuidarAdminSite(admin.AdminSite):
     enable_nav_sidebar = True
 
     def get_urls(self):
+        from scheduling.series import series_urls
+
         return [
             path("switch-clinic/", self.admin_view(self.switch_clinic), name="switch_clinic"),
+            # Before the admin's own patterns, whose catch-all would swallow them.
+            *series_urls(self),
             *super().get_urls(),
         ]
 

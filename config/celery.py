@@ -27,6 +27,7 @@ app.conf.task_routes = {
     # or integrations-retry (see integrations.outbox.enqueue).
     "integrations.outbox_sweep": {"queue": "default"},
     "integrations.cleanup": {"queue": "integrations-low"},
+    "scheduling.waitlist_offers_expire": {"queue": "default"},
 }
 
 app.conf.beat_schedule = {
@@ -37,6 +38,8 @@ app.conf.beat_schedule = {
         "task": "integrations.inbound_webhook_requeue_stale",
         "schedule": 300.0,
     },
+    # every minute: waitlist offers past their time expire; the slot goes to the next in line
+    "waitlist-offers-expire": {"task": "scheduling.waitlist_offers_expire", "schedule": 60.0},
     # Sundays 03:00: retention of call logs, processed webhooks and delivered events
     "integrations-cleanup": {
         "task": "integrations.cleanup",
@@ -60,7 +63,7 @@ def _drop_unusable_connections(task=None, **kwargs):
 @app.on_after_configure.connect
 def _make_filesystem_broker_folders(sender, **kwargs):
     """The filesystem transport (embedded default) needs its folders to exist."""
-    for key in ("data_folder_in", "data_folder_out", "processed_folder"):
+    for key in ("data_folder_in", "data_folder_out", "processed_folder", "control_folder"):
         folder = (sender.conf.broker_transport_options or {}).get(key)
         if folder:
             Path(folder).mkdir(parents=True, exist_ok=True)

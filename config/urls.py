@@ -13,5 +13,6 @@ urlpatterns = [
     path("health/integrations", health.integrations, name="health-integrations"),
     path("api/v1/", include("config.api")),
     path("webhooks/", include("integrations.urls")),
+    path("", include("scheduling.urls")),  # /agenda/feed/<token>.ics, /agenda/appointment/…
     path("i18n/", include("django.conf.urls.i18n")),
 ]

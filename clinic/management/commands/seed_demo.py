@@ -6,8 +6,10 @@ Later issues extend it with their own data (agenda, payments …).
 
 import random
 from datetime import date, timedelta
+from importlib import import_module
 
 import phonenumbers
+from django.apps import apps
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
@@ -135,11 +137,26 @@ class Command(BaseCommand):
             self._rooms(branch, only=2)
             created = self._patients(main, options["patients"], rng)
             created += self._patients(branch, max(options["patients"] // 5, 1), rng)
+            self._other_apps([main, branch], rng)
         self.stdout.write(self.style.SUCCESS(f"Demo ready ({created} new patients)."))
         self.stdout.write(
             "Sign in at /admin/ as admin, recepcao, gerente or profissional "
             f"with the password {password!r}."
         )
+
+    def _other_apps(self, clinics, rng) -> None:
+        """Apps above this one add their demo data in a ``demo`` module with a
+        ``seed_demo(*, clinics, rng, stdout)`` function (found like admin.py is: this app
+        imports none of them)."""
+        for app_config in apps.get_app_configs():
+            name = f"{app_config.name}.demo"
+            try:
+                module = import_module(name)
+            except ModuleNotFoundError as exc:
+                if exc.name == name:
+                    continue
+                raise
+            module.seed_demo(clinics=clinics, rng=rng, stdout=self.stdout)
 
     def _clinic(self, name, legal_name, cnpj_root, rng) -> Clinic:
         clinic, _ = Clinic.objects.get_or_create(

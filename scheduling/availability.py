@@ -1,0 +1,343 @@
+"""Availability: the free slots of the agenda for a service.
+
+A slot is free when its occupied range — ``[start - buffer before, end + buffer after)`` —
+lies inside one of the professional's working intervals that day, overlaps none of the
+professional's time off or occupying appointments, and, when the slot needs a room, none of
+that room's time off or occupying appointments either (half-open ranges: back-to-back is
+fine, as in the exclusion constraints of migration 0002).
+
+How it is computed: a fixed handful of queries whatever the length of the range (the
+candidate professionals, their working hours, the service's rooms, closures, time off, the
+occupying appointments of the professionals and of the rooms — only ids and the occupied
+columns), then interval arithmetic in Python over integers (microseconds since the epoch):
+busy intervals sorted and merged, the free gaps of each working interval walked on the
+slot grid. Never one query per day or per slot.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_right
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from functools import lru_cache
+from zoneinfo import ZoneInfo
+
+import holidays
+from django.db import connection
+from django.db.models import BigIntegerField, Func, OuterRef, Q, Subquery
+from django.utils import timezone
+
+from clinic.models import Professional, Room
+
+from .conf import clinic_option
+from .models import Appointment, ClinicClosure, TimeOff, WorkingHours
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_US = timedelta(microseconds=1)
+_MINUTE = 60_000_000  # in microseconds
+
+
+@dataclass(frozen=True, slots=True)
+class Slot:
+    """A bookable time: ``start``/``end`` are the service's own time (buffers excluded), as
+    aware UTC datetimes; ``room_id`` is the room the slot takes, or ``None``."""
+
+    start: datetime
+    end: datetime
+    professional_id: int
+    room_id: int | None
+
+
+def slot_list_available(
+    *,
+    clinic,
+    service,
+    professional=None,
+    room=None,
+    start: datetime,
+    end: datetime,
+    now: datetime | None = None,
+) -> list[Slot]:
+    """Free slots of ``service`` starting in ``[start, end)``, sorted by start, professional
+    and room.
+
+    ``professional`` limits the search to one professional (who must perform the service);
+    without it every active professional of the service is a candidate ("any
+    professional"). ``room`` limits it to slots in that room. Days are the clinic's local
+    days; closures and national holidays are skipped (holidays unless the clinic works on
+    them: option ``work_on_holidays``). Slot starts lie on a grid of ``slot_step_minutes``
+    counted from the start of each working interval, at least the service's minimum notice
+    after ``now`` (default: the current time) and at most its maximum advance.
+    """
+    if start.tzinfo is None or end.tzinfo is None:
+        raise ValueError("slot_list_available needs aware datetimes")
+    if not service.is_active or service.clinic_id != clinic.pk:
+        return []
+    if professional is not None and (
+        professional.clinic_id != clinic.pk or not professional.is_active
+    ):
+        return []
+    if room is not None and (room.clinic_id != clinic.pk or not room.is_active):
+        return []
+    now = now or timezone.now()
+
+    # Bounds on a slot start s, in microseconds: lo <= s <= hi.
+    lo = _us(max(start, now + timedelta(minutes=service.min_notice_minutes)))
+    hi = min(_us(now + timedelta(days=service.max_advance_days)), _us(end) - 1)
+    if lo > hi:
+        return []
+    duration = service.duration_minutes * _MINUTE
+    before = service.buffer_before_minutes * _MINUTE
+    after = service.buffer_after_minutes * _MINUTE
+    step = max(int(clinic_option(clinic, "slot_step_minutes")), 1) * _MINUTE
+    tz = ZoneInfo(clinic.time_zone)
+    first_day = _dt(lo).astimezone(tz).date()
+    last_day = _dt(hi).astimezone(tz).date()
+    # Every occupied range of a possible slot lies inside [busy_lo, busy_hi).
+    busy_lo, busy_hi = _dt(lo - before), _dt(hi + duration + after)
+
+    # 1. The candidates.
+    candidates = service.professionals.filter(clinic=clinic, is_active=True)
+    if professional is not None:
+        candidates = candidates.filter(pk=professional.pk)
+    professional_ids = sorted(candidates.values_list("pk", flat=True))
+    if not professional_ids:
+        return []
+
+    # 2. Their working hours valid somewhere in the range, grouped by weekday.
+    hours = WorkingHours.objects.for_clinic(clinic).filter(
+        Q(valid_from__isnull=True) | Q(valid_from__lte=last_day),
+        Q(valid_until__isnull=True) | Q(valid_until__gte=first_day),
+        professional_id__in=professional_ids,
+    )
+    if room is not None:
+        hours = hours.filter(Q(room__isnull=True) | Q(room=room))
+    by_weekday = defaultdict(list)
+    interval_rooms = set()
+    for row in hours.order_by("start_time", "pk").values_list(
+        "professional_id",
+        "weekday",
+        "start_time",
+        "end_time",
+        "room_id",
+        "room__is_active",
+        "valid_from",
+        "valid_until",
+    ):
+        if row[4] is not None:
+            if not row[5]:
+                continue  # an inactive room takes no bookings
+            interval_rooms.add(row[4])
+        by_weekday[row[1]].append(row)
+    if not by_weekday:
+        return []
+
+    # 3. The rooms the service needs when the working interval names none.
+    service_rooms = list(service.rooms.order_by("name", "pk").values_list("pk", "is_active"))
+    needs_room = bool(service_rooms)
+    eligible = [pk for pk, active in service_rooms if active]
+    if room is not None:
+        eligible = [room.pk] if room.pk in eligible else []
+    room_ids = sorted(interval_rooms | set(eligible))
+
+    # 4. Days the clinic is closed.
+    closed = set()
+    for closure_start, closure_end in (
+        ClinicClosure.objects.for_clinic(clinic)
+        .filter(start_date__lte=last_day, end_date__gte=first_day)
+        .values_list("start_date", "end_date")
+    ):
+        day = max(closure_start, first_day)
+        while day <= min(closure_end, last_day):
+            closed.add(day)
+            day += timedelta(days=1)
+    if not clinic_option(clinic, "work_on_holidays"):
+        for year in range(first_day.year, last_day.year + 1):
+            closed |= _national_holidays(year)
+
+    # 5. Busy time: time off, then occupying appointments.
+    professional_busy = defaultdict(list)
+    room_busy = defaultdict(list)
+    who = Q(professional_id__in=professional_ids)
+    if room_ids:
+        who |= Q(room_id__in=room_ids)
+    for off_professional, off_room, off_start, off_end in (
+        TimeOff.objects.for_clinic(clinic)
+        .filter(who, start__lt=busy_hi, end__gt=busy_lo)
+        .order_by()
+        .values_list("professional_id", "room_id", "start", "end")
+    ):
+        if off_professional is not None:
+            professional_busy[off_professional].append((_us(off_start), _us(off_end)))
+        if off_room is not None:
+            room_busy[off_room].append((_us(off_start), _us(off_end)))
+    for pk, *busy in _occupied_ranges(clinic, "professional", professional_ids, busy_lo, busy_hi):
+        professional_busy[pk].append(tuple(busy))
+    if room_ids:
+        for pk, *busy in _occupied_ranges(clinic, "room", room_ids, busy_lo, busy_hi):
+            room_busy[pk].append(tuple(busy))
+    professional_merged = {pk: _merge(professional_busy.get(pk, [])) for pk in professional_ids}
+    room_merged = {pk: _merge(room_busy.get(pk, [])) for pk in room_ids}
+
+    # 6. Walk each working interval of each open day on the grid.
+    found = set()
+    day = first_day
+    while day <= last_day:
+        if day not in closed:
+            for (
+                pk,
+                _wd,
+                from_time,
+                until_time,
+                interval_room,
+                _a,
+                valid_from,
+                valid_until,
+            ) in by_weekday.get(day.weekday(), ()):
+                if (valid_from and day < valid_from) or (valid_until and day > valid_until):
+                    continue
+                if interval_room is not None:
+                    choices = [interval_room]
+                elif needs_room:
+                    choices = eligible
+                elif room is not None:
+                    continue  # these hours take no room, and only that room was asked for
+                else:
+                    choices = None
+                if choices == []:
+                    continue
+                interval_start = _us(datetime.combine(day, from_time, tzinfo=tz))
+                interval_end = _us(datetime.combine(day, until_time, tzinfo=tz))
+                starts, ends = professional_merged[pk]
+                for gap_start, gap_end in _gaps(interval_start, interval_end, starts, ends):
+                    first = max(gap_start + before, lo)
+                    last = min(gap_end - duration - after, hi)
+                    if first > last:
+                        continue
+                    # The first grid point at or after ``first``: ceil division.
+                    first = interval_start - (interval_start - first) // step * step
+                    for slot_start in range(first, last + 1, step):
+                        slot_room = None
+                        if choices is not None:
+                            occupied = (slot_start - before, slot_start + duration + after)
+                            slot_room = next(
+                                (r for r in choices if _is_free(*occupied, *room_merged[r])),
+                                None,
+                            )
+                            if slot_room is None:
+                                continue
+                        found.add((slot_start, pk, slot_room))
+        day += timedelta(days=1)
+
+    moments = {}  # many professionals share the same starts: one datetime each
+    for slot_start, _pk, _room in found:
+        for moment in (slot_start, slot_start + duration):
+            if moment not in moments:
+                moments[moment] = _dt(moment)
+    return [
+        Slot(moments[slot_start], moments[slot_start + duration], pk, slot_room)
+        for slot_start, pk, slot_room in sorted(
+            found, key=lambda f: (f[0], f[1], f[2] is not None, f[2] or 0)
+        )
+    ]
+
+
+def _occupied_ranges(clinic, owner: str, ids: list[int], lo: datetime, hi: datetime):
+    """``(owner id, occupied_start, occupied_end)`` of the occupying appointments of these
+    professionals (``owner="professional"``) or rooms (``"room"``) that overlap ``[lo, hi)``
+    — ``Appointment.objects.occupying().overlapping(lo, hi)`` — in one query.
+
+    On PostgreSQL that plain filter is slow on a long history: the btree on ``(owner,
+    occupied_start)`` bounds only one side (every past appointment starts before ``hi``),
+    and the planner tends to pick an exclusion constraint's GiST index on the range alone,
+    which walks the whole index. Those constraints also guarantee that an owner's occupying
+    appointments never overlap, so at most one of them starts before ``lo`` and still runs
+    at ``lo``: the last one to start before ``lo``. Hence: those starting inside ``[lo,
+    hi)`` (a bounded index range) plus, per owner, that last one (a one-row backward index
+    probe) when it ends after ``lo``.
+    """
+    column = f"{owner}_id"
+    occupying = Appointment.objects.for_clinic(clinic).occupying().order_by()
+    if connection.vendor != "postgresql":  # small agendas, and no constraint to lean on
+        rows = (
+            occupying.overlapping(lo, hi)
+            .filter(**{f"{column}__in": ids})
+            .values_list(column, "occupied_start", "occupied_end")
+        )
+        return [(pk, _us(busy_from), _us(busy_until)) for pk, busy_from, busy_until in rows]
+    starting_inside = occupying.filter(
+        **{f"{column}__in": ids, "occupied_start__gte": lo, "occupied_start__lt": hi}
+    ).values_list(column, _Microseconds("occupied_start"), _Microseconds("occupied_end"))
+    last_before = occupying.filter(**{column: OuterRef("pk"), "occupied_start__lt": lo}).order_by(
+        "-occupied_start"
+    )
+    owners = Professional.objects if owner == "professional" else Room.objects
+    running_at_lo = (
+        owners.filter(pk__in=ids)
+        .order_by()
+        .annotate(
+            busy_from=Subquery(last_before.values(us=_Microseconds("occupied_start"))[:1]),
+            busy_until=Subquery(last_before.values(us=_Microseconds("occupied_end"))[:1]),
+        )
+        .filter(busy_until__gt=_us(lo))
+        .values_list("pk", "busy_from", "busy_until")
+    )
+    return starting_inside.union(running_at_lo, all=True)
+
+
+class _Microseconds(Func):
+    """PostgreSQL: a timestamptz as whole microseconds since the epoch. Loading thousands
+    of rows as datetimes (Django's time-zone-aware loader, in Python) costs more than the
+    query itself; integers are what the interval arithmetic wants anyway."""
+
+    template = "(EXTRACT(EPOCH FROM %(expressions)s) * 1000000)::bigint"
+    output_field = BigIntegerField()
+
+    @property
+    def convert_value(self):
+        return self._convert_value_noop  # psycopg already gives ints: no per-row converter
+
+
+@lru_cache(maxsize=32)
+def _national_holidays(year: int) -> frozenset[date]:
+    return frozenset(holidays.country_holidays("BR", years=year))
+
+
+def _us(moment: datetime) -> int:
+    return (moment - _EPOCH) // _US
+
+
+def _dt(us: int) -> datetime:
+    return _EPOCH + timedelta(microseconds=us)
+
+
+def _merge(intervals: list[tuple[int, int]]) -> tuple[list[int], list[int]]:
+    """Sorted, merged busy intervals as two parallel lists (starts, ends); both sorted."""
+    starts: list[int] = []
+    ends: list[int] = []
+    for busy_start, busy_end in sorted(intervals):
+        if ends and busy_start <= ends[-1]:
+            ends[-1] = max(ends[-1], busy_end)
+        else:
+            starts.append(busy_start)
+            ends.append(busy_end)
+    return starts, ends
+
+
+def _gaps(lo: int, hi: int, starts: list[int], ends: list[int]):
+    """The free parts of ``[lo, hi)`` between merged busy intervals."""
+    i = bisect_right(ends, lo)  # the first busy interval ending after lo
+    cursor = lo
+    while i < len(starts) and starts[i] < hi:
+        if starts[i] > cursor:
+            yield cursor, starts[i]
+        cursor = max(cursor, ends[i])
+        i += 1
+    if cursor < hi:
+        yield cursor, hi
+
+
+def _is_free(lo: int, hi: int, starts: list[int], ends: list[int]) -> bool:
+    i = bisect_right(ends, lo)
+    return i == len(starts) or starts[i] >= hi

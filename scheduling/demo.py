@@ -1,0 +1,145 @@
+"""Demo data of the agenda, found by ``manage.py seed_demo``: services, working hours and
+two weeks of appointments around today in every status. Idempotent."""
+
+from contextlib import suppress
+from datetime import datetime, time, timedelta
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+
+from django.db import transaction
+from django.utils import timezone
+
+from clinic.models import Patient, Professional, Room
+
+from . import services
+from .choices import ServiceCategory
+from .exceptions import SchedulingError
+from .models import Appointment, Service, WorkingHours
+
+SERVICES = [
+    # name, category, minutes, buffer after, price, specialty of who performs it, room name
+    ("Consulta clínica", ServiceCategory.CONSULTATION, 30, 10, "250.00", "Clínica geral", None),
+    ("Retorno", ServiceCategory.CONSULTATION, 20, 0, "0.00", "Clínica geral", None),
+    ("Consulta ortopédica", ServiceCategory.CONSULTATION, 30, 10, "320.00", "Ortopedia", None),
+    ("Sessão de fisioterapia", ServiceCategory.THERAPY, 50, 10, "180.00", "Fisioterapia",
+     "Sala de fisioterapia"),
+    ("Psicoterapia", ServiceCategory.THERAPY, 50, 10, "200.00", "Psicologia", None),
+    ("Avaliação nutricional", ServiceCategory.CONSULTATION, 40, 10, "220.00", "Nutrição", None),
+    ("Pilates clínico", ServiceCategory.THERAPY, 50, 10, "120.00", "Pilates clínico",
+     "Estúdio de pilates"),
+]  # fmt: skip
+HOURS = [(time(8), time(12)), (time(13), time(18))]
+
+
+def seed_demo(*, clinics, rng, stdout) -> None:
+    for clinic in clinics:
+        with transaction.atomic():
+            _catalogue(clinic)
+            _hours(clinic)
+            if not Appointment.objects.for_clinic(clinic).exists():
+                count = _appointments(clinic, rng)
+                stdout.write(f"{clinic.name}: {count} demo appointments.")
+
+
+def _catalogue(clinic) -> None:
+    rooms = {room.name: room for room in Room.objects.for_clinic(clinic)}
+    for name, category, minutes, after, price, specialty, room_name in SERVICES:
+        professionals = Professional.objects.for_clinic(clinic).filter(specialty=specialty)
+        if not professionals.exists():
+            continue
+        service, created = Service.objects.get_or_create(
+            clinic=clinic,
+            name=name,
+            defaults={
+                "category": category,
+                "duration_minutes": minutes,
+                "buffer_after_minutes": after,
+                "price": Decimal(price),
+                "preparation_instructions": (
+                    "Traga seus exames recentes."
+                    if category == ServiceCategory.CONSULTATION
+                    else "Venha com roupas confortáveis."
+                ),
+            },
+        )
+        if created:
+            service.professionals.set(professionals)
+            if room_name in rooms:
+                service.rooms.add(rooms[room_name])
+
+
+def _hours(clinic) -> None:
+    for professional in Professional.objects.for_clinic(clinic):
+        if WorkingHours.objects.filter(professional=professional).exists():
+            continue
+        WorkingHours.objects.bulk_create(
+            [
+                WorkingHours(
+                    clinic=clinic, professional=professional, weekday=day, start_time=a, end_time=b
+                )
+                for day in range(5)
+                for a, b in HOURS
+            ]
+        )
+
+
+def _appointments(clinic, rng) -> int:
+    zone = ZoneInfo(clinic.time_zone)
+    today = timezone.now().astimezone(zone).date()
+    patients = list(Patient.objects.for_clinic(clinic).order_by("pk"))
+    catalogue = list(Service.objects.for_clinic(clinic).prefetch_related("professionals"))
+    booked = 0
+    for offset in range(-7, 8):
+        day = today + timedelta(days=offset)
+        if day.weekday() >= 5 and offset != 0:
+            continue  # weekends are closed, but today always has patients: the demo shows
+            # check-in and the day view on any day
+        for service in catalogue:
+            for professional in service.professionals.all():
+                for hour in rng.sample([8, 9, 10, 11, 13, 14, 15, 16, 17], k=3):
+                    start = datetime.combine(day, time(hour, rng.choice([0, 30])), tzinfo=zone)
+                    try:
+                        appointment = services.appointment_book(
+                            clinic=clinic,
+                            patient=rng.choice(patients),
+                            professional=professional,
+                            service=service,
+                            start=start,
+                            booked_via=rng.choice(["reception", "reception", "whatsapp", "phone"]),
+                        )
+                    except SchedulingError:
+                        continue  # busy patient or professional: the demo just skips it
+                    _advance(appointment, offset, rng)
+                    booked += 1
+    return booked
+
+
+def _advance(appointment, offset, rng) -> None:
+    """Move an appointment along the status machine as its day suggests."""
+    roll = rng.random()
+    if offset > 0 and roll < 0.08:
+        with suppress(SchedulingError):  # that slot is taken next week: leave it
+            services.appointment_reschedule(
+                appointment=appointment, start=appointment.start + timedelta(days=7)
+            )
+        return
+    if offset < 0:
+        if roll < 0.12:
+            services.appointment_mark_no_show(appointment=appointment)
+            return
+        if roll < 0.22:
+            services.appointment_cancel(appointment=appointment, reason="Imprevisto")
+            return
+        services.appointment_confirm(appointment=appointment, via="whatsapp")
+        services.appointment_check_in(appointment=appointment)
+        services.appointment_start(appointment=appointment)
+        services.appointment_complete(appointment=appointment)
+    elif offset == 0:
+        if roll < 0.3:
+            services.appointment_confirm(appointment=appointment, via="whatsapp")
+        if roll < 0.2:
+            services.appointment_check_in(appointment=appointment)
+        if roll < 0.1:
+            services.appointment_start(appointment=appointment)
+    elif roll < 0.5:
+        services.appointment_confirm(appointment=appointment, via=rng.choice(["whatsapp", "sms"]))
