@@ -113,30 +113,27 @@ def slot_list_available(
     )
     if room is not None:
         hours = hours.filter(Q(room__isnull=True) | Q(room=room))
+    hours = hours.order_by("start_time", "pk").values_list(
+        "professional_id", "weekday", "start_time", "end_time", "room_id", "room__is_active",
+        "valid_from", "valid_until",
+    )  # fmt: skip
     by_weekday = defaultdict(list)
     interval_rooms = set()
-    for row in hours.order_by("start_time", "pk").values_list(
-        "professional_id",
-        "weekday",
-        "start_time",
-        "end_time",
-        "room_id",
-        "room__is_active",
-        "valid_from",
-        "valid_until",
-    ):
-        if row[4] is not None:
-            if not row[5]:
+    for pk, weekday, from_time, until_time, room_id, room_active, *valid in hours:
+        if room_id is not None:
+            if not room_active:
                 continue  # an inactive room takes no bookings
-            interval_rooms.add(row[4])
-        by_weekday[row[1]].append(row)
+            interval_rooms.add(room_id)
+        by_weekday[weekday].append((pk, from_time, until_time, room_id, *valid))
     if not by_weekday:
         return []
 
     # 3. The rooms the service needs when the working interval names none.
-    service_rooms = list(service.rooms.order_by("name", "pk").values_list("pk", "is_active"))
+    service_rooms = list(
+        service.rooms.order_by("name", "pk").values_list("pk", "is_active", "clinic_id")
+    )
     needs_room = bool(service_rooms)
-    eligible = [pk for pk, active in service_rooms if active]
+    eligible = [pk for pk, active, owner in service_rooms if active and owner == clinic.pk]
     if room is not None:
         eligible = [room.pk] if room.pk in eligible else []
     room_ids = sorted(interval_rooms | set(eligible))
@@ -185,16 +182,9 @@ def slot_list_available(
     day = first_day
     while day <= last_day:
         if day not in closed:
-            for (
-                pk,
-                _wd,
-                from_time,
-                until_time,
-                interval_room,
-                _a,
-                valid_from,
-                valid_until,
-            ) in by_weekday.get(day.weekday(), ()):
+            for pk, from_time, until_time, interval_room, valid_from, valid_until in by_weekday.get(
+                day.weekday(), ()
+            ):
                 if (valid_from and day < valid_from) or (valid_until and day > valid_until):
                     continue
                 if interval_room is not None:

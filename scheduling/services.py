@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db import IntegrityError, OperationalError, transaction
+from django.db.models import F, Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -50,6 +50,11 @@ from .models import (
 
 S = AppointmentStatus
 EXCLUSION_VIOLATION = "23P01"
+#: Two bookings racing through the exclusion constraints' indexes can deadlock; PostgreSQL
+#: aborts one of them, which simply lost the race.
+DEADLOCK_DETECTED = "40P01"
+#: Longer than any appointment with its buffers (a service lasts at most 12 h).
+LOOKBACK = timedelta(hours=16)
 MAX_SERIES_OCCURRENCES = 104  # two years of weekly sessions
 
 
@@ -69,9 +74,24 @@ def _conflicts(
     occupied_end: datetime,
     exclude_pk: int | None = None,
 ) -> list[str]:
-    """Which of professional, room and patient are already occupied then (one query)."""
-    clash = Appointment.objects.filter(clinic_id=clinic_id).occupying()
-    clash = clash.overlapping(occupied_start, occupied_end)
+    """Which of professional, room and patient are already occupied then (one query).
+
+    Each arm is bounded on both sides of an index — ``(professional|room, occupied_start)``
+    and ``(patient, start)`` — by ``LOOKBACK``, longer than any appointment, so a booking
+    stays fast on an agenda with years of history (bench/scheduling.py). The exclusion
+    constraints remain the guarantee; the bound only decides what the message names."""
+    since = occupied_start - LOOKBACK
+    arms = Q(professional_id=professional_id, occupied_start__gt=since) | Q(
+        patient_id=patient_id, start__gt=since, start__lt=occupied_end + LOOKBACK
+    )
+    if room_id is not None:
+        arms |= Q(room_id=room_id, occupied_start__gt=since)
+    clash = (
+        Appointment.objects.filter(clinic_id=clinic_id)
+        .occupying()
+        .overlapping(occupied_start, occupied_end)
+        .filter(arms)
+    )
     if exclude_pk:
         clash = clash.exclude(pk=exclude_pk)
     found: set[str] = set()
@@ -115,7 +135,9 @@ def _free_room(
     if not rooms:
         return None
     busy = set(
-        Appointment.objects.filter(clinic=clinic, room__in=rooms)
+        Appointment.objects.filter(
+            clinic=clinic, room__in=rooms, occupied_start__gt=occupied_start - LOOKBACK
+        )
         .occupying()
         .overlapping(occupied_start, occupied_end)
         .exclude(pk=exclude_pk)
@@ -244,8 +266,9 @@ def appointment_book(
     try:
         with transaction.atomic():  # savepoint: a lost race must not poison the caller
             appointment.save()
-    except IntegrityError as exc:
-        if getattr(exc.__cause__, "sqlstate", None) != EXCLUSION_VIOLATION:
+    except (IntegrityError, OperationalError) as exc:
+        lost_race = (EXCLUSION_VIOLATION, DEADLOCK_DETECTED)
+        if getattr(exc.__cause__, "sqlstate", None) not in lost_race:
             raise
         # Another booking committed between our check and our insert.
         conflicts = _conflicts(

@@ -49,8 +49,8 @@ class Agenda:
     time_off: list[dict]
     closures: list[tuple[int, int]]
     appointments: list[dict]
-    now: int  # minutes (and seconds) relative to the first day's local midnight
-    search: tuple[int, int]
+    now: float  # minutes (and seconds) after the first day's local midnight
+    search: tuple[float, float]  # [start, end), likewise
     professional: int | None
     room: int | None
 
@@ -60,7 +60,6 @@ class Agenda:
         return (midnight + timedelta(minutes=minutes)).astimezone(UTC)
 
 
-five_minutes = st.integers(-12 * 12, DAYS * 24 * 12 - 1).map(lambda n: n * 5)
 seconds = st.integers(0, 59).map(lambda n: n / 60)  # in minutes
 
 
@@ -78,11 +77,11 @@ def agendas(draw):
         st.lists(st.fixed_dictionaries({"active": mostly, "performs": mostly}), max_size=2)
     )
     professionals = [{"active": True, "performs": True}, *others]
-    room_count = draw(st.integers(0, 3))
+    room_count = draw(st.integers(1, 3))
     # Created in a shuffled order so that "first by name" is not "first created".
     names = draw(st.permutations(["Sala A", "Sala B", "Sala C"][:room_count]))
     rooms = [{"name": name, "active": draw(mostly)} for name in names]
-    room_index = st.integers(0, room_count - 1) if room_count else st.none()
+    room_index = st.integers(0, room_count - 1)
     n_professionals = len(professionals)
     service = draw(
         st.fixed_dictionaries(
@@ -93,7 +92,12 @@ def agendas(draw):
                 "notice": st.sampled_from([0, 0, 0, 30, 120, 1440]),
                 "advance": st.sampled_from([30, 30, 7, 3, 2, 1]),
                 "active": st.sampled_from([True] * 19 + [False]),
-                "rooms": st.lists(room_index, max_size=room_count) if room_count else st.just([]),
+                # Half the services need one of the rooms.
+                "rooms": st.booleans().flatmap(
+                    lambda needs: (
+                        st.lists(room_index, min_size=1, max_size=3) if needs else st.just([])
+                    )
+                ),
             }
         )
     )
@@ -115,39 +119,60 @@ def agendas(draw):
             max_size=6,
         )
     )
-    time_off = draw(
-        st.lists(
-            st.fixed_dictionaries(
-                {
-                    "professional": st.integers(0, n_professionals - 1),
-                    "room": sometimes(room_index, 2),
-                    "of_room_only": st.booleans(),
-                    "start": five_minutes,
-                    "length": st.integers(1, 120).map(lambda n: n * 5),
-                }
-            ),
-            max_size=3,
+
+    def near_hours():
+        """(hours, minute) a little before, in or after a random working interval: where
+        time off and appointments matter."""
+        h = hours[draw(st.integers(0, len(hours) - 1))]
+        # Hypothesis favours small numbers: the smallest offset is the interval's start.
+        offset = draw(st.integers(0, 66)) * 5 - (30 if draw(st.booleans()) else 0)
+        return h, h["day"] * 1440 + h["start"] + offset
+
+    def whose(h):
+        """Mostly the professional of those hours, sometimes another (for rooms)."""
+        return draw(sometimes(st.integers(0, n_professionals - 1))) or h["professional"]
+
+    time_off = []
+    for _ in range(draw(st.integers(0, 3))):
+        h, start = near_hours()
+        time_off.append(
+            {
+                "professional": whose(h),
+                "room": draw(sometimes(room_index, 2)),
+                "of_room_only": draw(st.booleans()),
+                "start": start,
+                "length": draw(st.integers(3, 48)) * 5,
+            }
         )
-    )
-    appointments = draw(
-        st.lists(
-            st.fixed_dictionaries(
-                {
-                    "professional": st.integers(0, n_professionals - 1),
-                    "room": sometimes(room_index, 2),
-                    "start": five_minutes,
-                    "duration": st.sampled_from([10, 15, 20, 30, 45, 60, 90]),
-                    "before": st.sampled_from([0, 0, 5, 15]),
-                    "after": st.sampled_from([0, 0, 5, 15]),
-                    "status": st.sampled_from(list(AppointmentStatus)),
-                }
-            ),
-            max_size=10,
+    appointments = []
+    for _ in range(draw(st.integers(0, 10))):
+        h, start = near_hours()
+        appointments.append(
+            {
+                "professional": whose(h),
+                "room": draw(sometimes(room_index, 2)),
+                "start": start,
+                "duration": draw(st.sampled_from([10, 15, 20, 30, 45, 60, 90])),
+                "before": draw(st.sampled_from([0, 0, 5, 15])),
+                "after": draw(st.sampled_from([0, 0, 5, 15])),
+                "status": draw(st.sampled_from(list(AppointmentStatus))),
+            }
         )
-    )
+    # Now: near some working hours (so that the notice matters), or at a random moment.
+    if draw(st.booleans()):
+        now = near_hours()[1] - draw(st.integers(0, 24)) * 60
+    else:
+        now = draw(st.integers(-720, 1440))
     # A search from around the first day's start, maybe at an odd second, for a short while
     # or for the whole agenda.
-    search_start = draw(st.integers(-72, 144)) * 5 + (draw(sometimes(seconds, 2)) or 0)
+    if appointments and draw(st.booleans()):  # from inside an appointment under way
+        a = appointments[draw(st.integers(0, len(appointments) - 1))]
+        a["status"] = AppointmentStatus.SCHEDULED
+        search_start = a["start"] + draw(st.integers(1, a["duration"] // 5 - 1)) * 5
+        now = min(now, search_start - 1440)
+    else:
+        search_start = draw(st.integers(-72, 144)) * 5
+    search_start += draw(sometimes(seconds, 2)) or 0
     search_length = (
         draw(
             st.integers(0, 3).flatmap(
@@ -169,11 +194,11 @@ def agendas(draw):
         hours=hours,
         time_off=time_off,
         closures=draw(
-            sometimes(st.lists(st.tuples(st.integers(-1, DAYS), st.integers(0, 2)), max_size=1), 4)
+            sometimes(st.tuples(st.integers(-1, DAYS), st.integers(0, 2)).map(lambda c: [c]), 2)
         )
         or [],
         appointments=appointments,
-        now=draw(st.integers(-720, 1440)) + draw(seconds),
+        now=now + draw(seconds),
         search=(search_start, search_start + search_length),
         professional=draw(sometimes(st.integers(0, n_professionals - 1))),
         room=draw(sometimes(room_index, 5)),
@@ -380,37 +405,47 @@ def oracle(clinic, service, *, professional, room, start, end, now):
 def test_it_finds_exactly_the_free_slots(db, agenda):
     with transaction.atomic():
         clinic, service, professionals, rooms = build(agenda)
-        asked = {
-            "professional": None
-            if agenda.professional is None
-            else professionals[agenda.professional],
+        drawn = {
+            "professional": (
+                None if agenda.professional is None else professionals[agenda.professional]
+            ),
             "room": None if agenda.room is None else rooms[agenda.room],
             "start": agenda.at(agenda.search[0]),
             "end": agenda.at(agenda.search[1]),
             "now": agenda.at(agenda.now),
         }
-
-        slots = slot_list_available(clinic=clinic, service=service, **asked)
-
-        duration = timedelta(minutes=service.duration_minutes)
-        occupied = [(s.start - service.buffer_before, s.end + service.buffer_after) for s in slots]
-        for slot, (occupied_start, occupied_end) in zip(slots, occupied, strict=True):
-            assert slot.end - slot.start == duration
-            assert slot.start.utcoffset() == timedelta(0)
-            assert is_free(
-                busy_rows(professional=slot.professional_id), occupied_start, occupied_end
-            )
-            if slot.room_id is not None:
-                assert is_free(busy_rows(room=slot.room_id), occupied_start, occupied_end)
-        assert slots == sorted(
-            slots, key=lambda s: (s.start, s.professional_id, s.room_id is not None, s.room_id or 0)
-        )
-        got = {(s.start, s.professional_id, s.room_id) for s in slots}
-        expected = oracle(clinic, service, **asked)
-        # Shown by --hypothesis-show-statistics: most examples must have slots to compare.
-        event("slots: none" if not expected else f"slots: {min(len(expected), 50) // 10 * 10}+")
-        event(f"with a room: {any(r is not None for _s, _p, r in expected)}")
-        assert got - expected == set(), "offered, but not free"
-        assert expected - got == set(), "free, but not offered"
-        assert len(got) == len(slots), "a slot offered twice"
+        # And the whole agenda, for anyone anywhere, seen from the day before.
+        everything = {
+            "professional": None,
+            "room": None,
+            "start": agenda.at(-1440),
+            "end": agenda.at((DAYS + 1) * 1440),
+            "now": agenda.at(-1440),
+        }
+        for asked in (drawn, everything):
+            check(clinic, service, asked)
         transaction.set_rollback(True)
+
+
+def check(clinic, service, asked):
+    slots = slot_list_available(clinic=clinic, service=service, **asked)
+
+    duration = timedelta(minutes=service.duration_minutes)
+    occupied = [(s.start - service.buffer_before, s.end + service.buffer_after) for s in slots]
+    for slot, (occupied_start, occupied_end) in zip(slots, occupied, strict=True):
+        assert slot.end - slot.start == duration
+        assert slot.start.utcoffset() == timedelta(0)
+        assert is_free(busy_rows(professional=slot.professional_id), occupied_start, occupied_end)
+        if slot.room_id is not None:
+            assert is_free(busy_rows(room=slot.room_id), occupied_start, occupied_end)
+    assert slots == sorted(
+        slots, key=lambda s: (s.start, s.professional_id, s.room_id is not None, s.room_id or 0)
+    )
+    got = {(s.start, s.professional_id, s.room_id) for s in slots}
+    expected = oracle(clinic, service, **asked)
+    # Shown by --hypothesis-show-statistics: most examples must have slots to compare.
+    event("slots: none" if not expected else f"slots: {min(len(expected), 50) // 10 * 10}+")
+    event(f"with a room: {any(r is not None for _s, _p, r in expected)}")
+    assert got - expected == set(), "offered, but not free"
+    assert expected - got == set(), "free, but not offered"
+    assert len(got) == len(slots), "a slot offered twice"
