@@ -152,17 +152,17 @@ def test_an_appointment_under_way_when_the_search_starts_still_counts(clinic_a, 
 
 def test_a_squeezed_in_appointment_at_an_odd_minute_blocks_the_buffer(clinic_a, helena, consulta):
     consulta.buffer_before_minutes = 10
-    AppointmentFactory(service=consulta, professional=helena, start=local(MONDAY, 9, 1))
+    AppointmentFactory(service=consulta, professional=helena, start=local(MONDAY, 8, 51))
 
     slots = slot_list_available(
         clinic=clinic_a,
         service=consulta,
         now=NOW,
-        start=local(MONDAY, 9, 40),
+        start=local(MONDAY, 9, 30),
         end=local(MONDAY, 10),
     )
 
-    assert times(slots) == ["09:45"]  # 09:40 would occupy from 09:30; she is busy until 09:31
+    assert times(slots) == ["09:45"]  # 09:30 would occupy from 09:20; she is busy until 09:21
 
 
 def test_a_room_taken_when_the_search_starts_still_counts(clinic_a, helena, consulta, rooms):
