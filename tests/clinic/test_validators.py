@@ -52,7 +52,8 @@ def test_it_formats_a_cpf():
     "typed", ["11.222.333/0001-81", "11222333000181", "12.ABC.345/01DE-35", "12abc34501de35"]
 )
 def test_it_accepts_numeric_and_alphanumeric_cnpj(typed):
-    cnpj_validate(typed)
+    cnpj_validate(typed)  # raises ValidationError when refused
+    assert len(cnpj_normalize(typed)) == 14
 
 
 def test_alphanumeric_cnpj_is_stored_upper_case():
@@ -66,7 +67,9 @@ def test_it_refuses_an_invalid_cnpj(typed):
 
 
 def test_demo_cnpj_generator_makes_valid_cnpjs():
-    cnpj_validate(cnpj_with_check_digits("112223330001"))
+    cnpj = cnpj_with_check_digits("112223330001")
+    cnpj_validate(cnpj)  # raises ValidationError when refused
+    assert cnpj == "11222333000181"
 
 
 @pytest.mark.parametrize(

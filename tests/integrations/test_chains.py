@@ -59,7 +59,7 @@ class BuggySms(MessagingProvider):
 
 
 @pytest.fixture(autouse=True)
-def test_providers(settings):
+def fresh_breakers(settings):
     settings.CUIDAR_BREAKER_NAMESPACE = f"test-{uuid.uuid4().hex}"
     breakers.reset_breakers()
     for cls in (PrimarySms, SecondarySms, BuggySms):
