@@ -18,7 +18,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from clinic.tenancy import ClinicOwned
+from clinic.tenancy import ClinicOwned, ClinicQuerySet
 
 from .choices import (
     OCCUPYING_STATUSES,
@@ -282,9 +282,8 @@ class RecurrenceSeries(ClinicOwned):
         return _("every %(n)d week(s)") % {"n": self.interval_weeks}
 
 
-class AppointmentQuerySet(models.QuerySet):
-    def for_clinic(self, clinic):
-        return self.none() if clinic is None else self.filter(clinic=clinic)
+class AppointmentQuerySet(ClinicQuerySet):
+    """``for_clinic`` (tenancy) plus the agenda's own filters."""
 
     def occupying(self):
         return self.filter(status__in=OCCUPYING_STATUSES)
