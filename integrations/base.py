@@ -9,6 +9,8 @@ only way out to the network). Callers never call a provider directly: they go th
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
@@ -20,6 +22,11 @@ if TYPE_CHECKING:
     import requests
 
     from .models import ProviderAccount
+
+
+def elapsed_ms(started: float) -> int:
+    """Milliseconds since ``started`` (a ``time.perf_counter()`` reading)."""
+    return max(0, int((time.perf_counter() - started) * 1000))
 
 
 # --- Errors ---------------------------------------------------------------------------------
@@ -147,6 +154,11 @@ class PaymentUpdate:
     amount: Decimal | None = None
     paid_at: datetime | None = None
     external_reference: str = ""
+    #: Refunded so far (partial refunds), when the gateway says.
+    refunded_amount: Decimal | None = None
+    #: The notification only names the payment (Mercado Pago): whoever acts on it must
+    #: fetch the payment (``get_charge``) before trusting any status.
+    fetch_required: bool = False
 
 
 @dataclass(frozen=True)
@@ -265,6 +277,9 @@ class Provider:
     settings_schema: ClassVar[dict[str, str]] = {}
     #: Header the provider reads an idempotency key from, if it accepts one.
     idempotency_header: ClassVar[str | None] = None
+    #: Whether the provider may deliver events by GET (query string), as Vonage does when
+    #: the account is set so. Otherwise a GET is a handshake: answered, never stored.
+    webhook_get_delivers_events: ClassVar[bool] = False
 
     def __init__(self, account: ProviderAccount):
         self.account = account
@@ -310,6 +325,44 @@ class Provider:
         """A cheap authenticated probe of the provider (no side effects)."""
         raise NotImplementedError
 
+    def health_probe(
+        self,
+        url: str,
+        *,
+        judge: Callable[[Any], tuple[bool, str]],
+        missing: Iterable[str] = (),
+        refusal: Callable[[PermanentProviderError], ProviderError] | None = None,
+        **request_kwargs,
+    ) -> HealthResult:
+        """What every ``health()`` does, in one place: an account missing settings is
+        unhealthy without a call; otherwise one GET without retries (a probe answers at
+        once), whose JSON ``judge`` turns into ``(ok, detail)``. Provider errors become an
+        unhealthy result (``refusal`` may reword a permanent one); nothing is raised."""
+        from django.utils.translation import gettext
+
+        from .http import response_json
+
+        missing = list(missing)
+        if missing:
+            return HealthResult(
+                ok=False,
+                detail=gettext("Not configured: %(names)s.") % {"names": ", ".join(missing)},
+            )
+        started = time.perf_counter()
+        try:
+            response = self.request("GET", url, operation="health", retry=False, **request_kwargs)
+            data = response_json(response)
+        except ProviderError as exc:
+            if refusal is not None and isinstance(exc, PermanentProviderError):
+                exc = refusal(exc)
+            return HealthResult(
+                ok=False,
+                detail=gettext("Provider call failed: %(error)s") % {"error": exc},
+                latency_ms=elapsed_ms(started),
+            )
+        ok, detail = judge(data)
+        return HealthResult(ok=ok, detail=detail, latency_ms=elapsed_ms(started))
+
     # Inbound webhooks (providers that send none keep the defaults).
     def verify_webhook(self, request: WebhookRequest) -> None:
         """Raise ``WebhookUnauthorized`` unless the request is authentic."""
@@ -322,6 +375,11 @@ class Provider:
 
     def webhook_reply(self, request: WebhookRequest) -> WebhookReply:
         return WebhookReply(status=200, body='{"ok": true}')
+
+    def webhook_body_to_store(self, request: WebhookRequest) -> bytes:
+        """The body kept in ``InboundWebhook`` (after verification). Providers that echo a
+        credential in their payloads drop it here; the stored body must still parse."""
+        return request.body
 
 
 class MessagingProvider(Provider):

@@ -152,6 +152,18 @@ def _record(**fields) -> None:
         logger.warning("external call not recorded: %s", exc.__class__.__name__)
 
 
+def record_external_call(**fields) -> None:
+    """One ``ExternalCall`` row for a call that did not go through :func:`request`
+    (an SDK with its own HTTP session, e.g. anymail's ESP backends). Same fields as the
+    model; ``attempt`` defaults to 1, ``method`` to POST, and the error message is cut to
+    the column's size. The caller redacts it (:func:`redact`) first."""
+    fields.setdefault("attempt", 1)
+    fields.setdefault("method", "POST")
+    fields.setdefault("correlation_id", uuid.uuid4().hex)
+    fields["error_message"] = str(fields.get("error_message") or "")[:ERROR_MESSAGE_MAX]
+    _record(**fields)
+
+
 def request(
     method: str,
     url: str,

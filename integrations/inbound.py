@@ -218,7 +218,7 @@ def inbound_webhook_receive(
                     provider=provider.name,
                     path=request.subpath[:_PATH_MAX],
                     headers=headers,
-                    body=request.body,
+                    body=provider.webhook_body_to_store(request),
                     content_type=request.content_type[:_CONTENT_TYPE_MAX],
                     dedupe_key=dedupe_key,
                     status=InboundWebhookStatus.FAILED if error else InboundWebhookStatus.RECEIVED,
@@ -344,6 +344,19 @@ def inbound_webhook_process(*, webhook_id: int) -> InboundWebhook | None:
             webhook, InboundWebhookStatus.PROCESSED if acted else InboundWebhookStatus.IGNORED
         )
     return webhook
+
+
+def webhook_item(webhook_id: int, index: int):
+    """``(webhook, item)``: item ``index`` of a stored webhook, parsed again from its stored
+    body (subscribers of ``message.inbound``/``message.status`` read the text and sender
+    here). ``None`` when the webhook or its account is gone."""
+    webhook = InboundWebhook.objects.select_related("account").filter(pk=webhook_id).first()
+    if webhook is None or webhook.account is None:
+        return None
+    event = provider_for(webhook.account).parse_webhook(stored_request(webhook))
+    if index >= len(event.items):
+        return None
+    return webhook, event.items[index]
 
 
 def inbound_webhook_retry(*, webhook_id: int) -> InboundWebhook | None:

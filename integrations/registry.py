@@ -15,6 +15,12 @@ from .base import Provider
 #: Modules holding adapters. Later issues add theirs (e.g. "integrations.whatsapp.evolution").
 PROVIDER_MODULES = [
     "integrations.console",
+    "integrations.whatsapp.evolution",
+    "integrations.whatsapp.meta_cloud",
+    "integrations.whatsapp.zapi",
+    "integrations.sms.twilio",
+    "integrations.sms.vonage",
+    "integrations.email.anymail_esp",
 ]
 
 _registry: dict[tuple[str, str], type[Provider]] = {}

@@ -103,7 +103,7 @@ def webhook_receive(
         error = _REJECTION_ERRORS.get(exc.status, "refused")
         return JsonResponse({"error": error}, status=exc.status)
 
-    if request.method == "POST":
+    if request.method == "POST" or (request.GET and adapter.webhook_get_delivers_events):
         inbound_webhook_receive(account=account, provider=adapter, request=webhook_request)
-    # GET is a handshake (Meta's hub.challenge, URL checks): answered, never stored.
+    # Otherwise GET is a handshake (Meta's hub.challenge, URL checks): answered, not stored.
     return _reply(adapter.webhook_reply(webhook_request))
