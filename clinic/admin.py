@@ -10,6 +10,7 @@ from django.utils.translation import gettext_lazy as _
 
 from . import selectors, services
 from .admin_base import ClinicScopedAdmin, ClinicScopedInline
+from .admin_messaging import PatientMessagesMixin
 from .models import Clinic, Consent, Membership, Patient, Professional, Room
 from .tenancy import clinics_for_user, current_clinic
 
@@ -46,7 +47,7 @@ class ConsentInline(ClinicScopedInline, admin.TabularInline):
 
 
 @admin.register(Patient)
-class PatientAdmin(ClinicScopedAdmin):
+class PatientAdmin(PatientMessagesMixin, ClinicScopedAdmin):
     list_display = (
         "display_name",
         "cpf_display",
@@ -62,6 +63,7 @@ class PatientAdmin(ClinicScopedAdmin):
     readonly_fields = ("no_show_count", "checkin_token", "created_at", "updated_at")
     inlines = (ConsentInline,)
     actions = ("rotate_checkin_token",)
+    change_form_template = "clinic/admin/patient_change_form.html"
     fieldsets = (
         (
             _("Identification"),

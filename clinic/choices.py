@@ -133,3 +133,28 @@ class ConsentSource(models.TextChoices):
     EMAIL = "email", _("E-mail")
     API = "api", _("Partner API")
     IMPORT = "import", _("Data import")
+
+
+class MessageStatus(models.TextChoices):
+    """Where an outbound message is. Receipts only move it forward (see
+    ``messaging.STATUS_RANK``): a late "delivered" never overwrites "read"."""
+
+    QUEUED = "queued", _("Queued")
+    SENT = "sent", _("Sent")
+    DELIVERED = "delivered", _("Delivered")
+    READ = "read", _("Read")
+    FAILED = "failed", _("Failed")
+    NOT_SENT = "not_sent", _("Not sent (no consented channel)")
+
+
+class ReplyAction(models.TextChoices):
+    """What the system did with a message a patient sent."""
+
+    NONE = "none", _("Nothing: waiting for reception")
+    CONFIRMED = "confirmed", _("Confirmed the appointment")
+    CANCELLED = "cancelled", _("Cancelled the appointment")
+    CANCEL_REFUSED = "cancel_refused", _("Cancellation refused: too late, reception alerted")
+    RESCHEDULE_LINK = "reschedule_link", _("Sent a link to reschedule")
+    NO_APPOINTMENT = "no_appointment", _("No upcoming appointment: answered politely")
+    OPTED_OUT = "opted_out", _("Opted out of this channel")
+    UNKNOWN_SENDER = "unknown_sender", _("Unknown number")

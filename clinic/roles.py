@@ -55,16 +55,35 @@ _AGENDA_SETUP = {
     "scheduling.delete_calendarfeed",
 }
 
-_RECEPTIONIST = _AGENDA_DESK | {
-    "clinic.view_clinic",
-    "clinic.view_patient",
-    "clinic.add_patient",
-    "clinic.change_patient",
-    "clinic.view_consent",
-    "clinic.add_consent",
-    "clinic.view_professional",
-    "clinic.view_room",
+# Messages: reception reads what was sent and received, writes to patients and works the
+# "unanswered" inbox (marking answered is a change); managers own the message texts.
+_MESSAGES_DESK = {
+    "clinic.view_outboundmessage",
+    "clinic.add_outboundmessage",
+    "clinic.view_receivedmessage",
+    "clinic.change_receivedmessage",
+    "clinic.view_messagetemplate",
 }
+_MESSAGE_TEXTS = {
+    "clinic.add_messagetemplate",
+    "clinic.change_messagetemplate",
+    "clinic.delete_messagetemplate",
+}
+
+_RECEPTIONIST = (
+    _AGENDA_DESK
+    | _MESSAGES_DESK
+    | {
+        "clinic.view_clinic",
+        "clinic.view_patient",
+        "clinic.add_patient",
+        "clinic.change_patient",
+        "clinic.view_consent",
+        "clinic.add_consent",
+        "clinic.view_professional",
+        "clinic.view_room",
+    }
+)
 _PROFESSIONAL = {
     "scheduling.view_appointment",
     "scheduling.change_appointment",  # call the patient in, complete
@@ -82,6 +101,7 @@ _PROFESSIONAL = {
 _MANAGER = (
     _RECEPTIONIST
     | _AGENDA_SETUP
+    | _MESSAGE_TEXTS
     | {
         "clinic.delete_patient",
         "clinic.add_professional",

@@ -28,6 +28,12 @@ app.conf.task_routes = {
     "integrations.outbox_sweep": {"queue": "default"},
     "integrations.cleanup": {"queue": "integrations-low"},
     "scheduling.waitlist_offers_expire": {"queue": "default"},
+    "clinic.message_deliver": {"queue": "notifications"},
+    "clinic.messages_retry": {"queue": "notifications"},
+    "clinic.birthdays_greet": {"queue": "integrations-low"},
+    "scheduling.reminders_48h": {"queue": "notifications"},
+    "scheduling.reminders_eve": {"queue": "notifications"},
+    "scheduling.no_shows_detect": {"queue": "default"},
 }
 
 app.conf.beat_schedule = {
@@ -40,6 +46,22 @@ app.conf.beat_schedule = {
     },
     # every minute: waitlist offers past their time expire; the slot goes to the next in line
     "waitlist-offers-expire": {"task": "scheduling.waitlist_offers_expire", "schedule": 60.0},
+    # 08:00 and 18:00: remind appointments 24–48 h ahead (lembrete_consulta)
+    "reminders-48h": {
+        "task": "scheduling.reminders_48h",
+        "schedule": crontab(minute=0, hour="8,18"),
+    },
+    # 18:00: remind tomorrow's unconfirmed appointments (lembrete_vespera)
+    "reminders-eve": {"task": "scheduling.reminders_eve", "schedule": crontab(minute=0, hour=18)},
+    # every 30 minutes: past appointments with no arrival become no-shows (falta_consulta)
+    "no-shows-detect": {
+        "task": "scheduling.no_shows_detect",
+        "schedule": crontab(minute="*/30"),
+    },
+    # 08:00: birthday greetings, opted-in patients only (aniversario)
+    "birthdays": {"task": "clinic.birthdays_greet", "schedule": crontab(minute=0, hour=8)},
+    # every minute: messages whose providers were down (or whose task was lost) go again
+    "messages-retry": {"task": "clinic.messages_retry", "schedule": 60.0},
     # Sundays 03:00: retention of call logs, processed webhooks and delivered events
     "integrations-cleanup": {
         "task": "integrations.cleanup",

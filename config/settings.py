@@ -267,6 +267,9 @@ SPECTACULAR_SETTINGS = {
 }
 
 # --- E-mail ---------------------------------------------------------------------------------
+# E-mail tracking webhooks (/webhooks/anymail/<esp>/tracking/) authenticate with HTTP basic
+# auth "user:password" set here and in each ESP's webhook URL.
+ANYMAIL = {"WEBHOOK_SECRET": env_secret("ANYMAIL_WEBHOOK_SECRET", default="") or None}
 EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Cuidar <nao-responda@localhost>")
 
@@ -320,6 +323,10 @@ CUIDAR_OUTBOX_MAX_ATTEMPTS = env.int("CUIDAR_OUTBOX_MAX_ATTEMPTS", default=5)
 CUIDAR_OUTBOX_BACKOFF_SECONDS = env.int("CUIDAR_OUTBOX_BACKOFF_SECONDS", default=30)
 # Coalesce dispatches into drain tasks (needs a cache shared by all processes: Redis).
 CUIDAR_OUTBOX_COALESCE = env.bool("CUIDAR_OUTBOX_COALESCE", default=bool(REDIS_URL))
+
+# The public address of this installation: links in messages (confirm, cancel, claim a
+# waitlist slot) and the status callbacks registered at providers start with it.
+CUIDAR_PUBLIC_URL = env.str("CUIDAR_PUBLIC_URL", default="http://127.0.0.1:8000").rstrip("/")
 
 # Password of the demo users created by `manage.py seed_demo` (refused when DEBUG is off).
 DEMO_PASSWORD = env_secret("DEMO_PASSWORD", default="cuidar-demo")

@@ -12,6 +12,9 @@ urlpatterns = [
     path("health/", health.health, name="health"),
     path("health/integrations", health.integrations, name="health-integrations"),
     path("api/v1/", include("config.api")),
+    # E-mail tracking (delivered, opened, bounced…) from each ESP, verified by anymail with
+    # ANYMAIL_WEBHOOK_SECRET (HTTP basic auth); before the generic provider webhooks.
+    path("webhooks/anymail/", include("anymail.urls")),
     path("webhooks/", include("integrations.urls")),
     path("", include("scheduling.urls")),  # /agenda/feed/<token>.ics, /agenda/appointment/…
     path("i18n/", include("django.conf.urls.i18n")),

@@ -7,6 +7,7 @@ DEFAULTS = {
     "work_on_holidays": False,  # national holidays are closed unless the clinic opts in
     "waitlist_offer_mode": WaitlistOfferMode.ONE,
     "waitlist_offer_minutes": 30,  # how long a waitlist offer stays open
+    "no_show_grace_minutes": 30,  # after the end, with no arrival, an appointment is a no-show
 }
 
 

@@ -39,6 +39,8 @@ def seed_demo(*, clinics, rng, stdout) -> None:
             if not Appointment.objects.for_clinic(clinic).exists():
                 count = _appointments(clinic, rng)
                 stdout.write(f"{clinic.name}: {count} demo appointments.")
+                replies = _messages(clinic)
+                stdout.write(f"{clinic.name}: reminders queued, {replies} patient replies.")
 
 
 def _catalogue(clinic) -> None:
@@ -143,3 +145,41 @@ def _advance(appointment, offset, rng) -> None:
             services.appointment_start(appointment=appointment)
     elif roll < 0.5:
         services.appointment_confirm(appointment=appointment, via=rng.choice(["whatsapp", "sms"]))
+
+
+def _messages(clinic) -> int:
+    """What reception sees in the messaging screens: the 48 h reminders (delivered by the
+    worker through the console providers, listed under Integrations → Console), a patient
+    who confirmed by answering "1" and one whose question waits in the unanswered inbox."""
+    from clinic.messaging import message_receive
+    from integrations.base import InboundMessage
+
+    from .reminders import reminders_48h_send
+
+    reminders_48h_send()
+    upcoming = list(
+        Appointment.objects.for_clinic(clinic)
+        .filter(status="scheduled", start__gt=timezone.now() + timedelta(hours=2))
+        .select_related("patient")
+        .order_by("start")[:2]
+    )
+    texts = ["1", "Bom dia! Posso levar meu filho junto na consulta?"]
+    for index, (appointment, text) in enumerate(zip(upcoming, texts, strict=False)):
+        patient = appointment.patient
+        message_receive(
+            clinic=clinic,
+            channel=patient.preferred_channel
+            if patient.preferred_channel in ("whatsapp", "sms")
+            else "whatsapp",
+            item=InboundMessage(
+                provider_message_id=f"demo-{clinic.pk}-{index}",
+                from_address=patient.phone,
+                to_address=clinic.phone or "",
+                text=text,
+                received_at=timezone.now(),
+                sender_name=patient.first_name,
+            ),
+            provider="console",
+            source_key=f"demo:{clinic.pk}:{index}",
+        )
+    return len(upcoming)

@@ -5,6 +5,9 @@ from datetime import datetime
 from clinic.models import Clinic
 from integrations.events import subscriber
 
+# Importing reminders also registers its reply handler with clinic.messaging (what a
+# patient's "1", "2" or "3" means).
+from . import reminders
 from .services import waitlist_offer_slot
 
 
@@ -21,3 +24,21 @@ def offer_freed_slot_to_waitlist(event, delivery):
         start=datetime.fromisoformat(payload["start"]),
         end=datetime.fromisoformat(payload["end"]),
     )
+
+
+@subscriber("appointment.booked")
+def send_booking_confirmation(event, delivery):
+    """The patient gets the booking confirmation (``confirmacao``), once."""
+    reminders.booking_confirmation_send(appointment_id=event.payload["appointment_id"])
+
+
+@subscriber("appointment.no_show")
+def send_no_show_follow_up(event, delivery):
+    """A missed appointment gets a kind follow-up (``falta_consulta``), once."""
+    reminders.no_show_follow_up_send(appointment_id=event.payload["appointment_id"])
+
+
+@subscriber("waitlist.offered")
+def send_waitlist_offer(event, delivery):
+    """The patient offered a freed slot gets the claim link (``vaga_disponivel``), once."""
+    reminders.waitlist_offer_send(offer_id=event.payload["offer_id"])

@@ -724,13 +724,20 @@ def waitlist_offer_slot(
     return offers
 
 
-@transaction.atomic
 def waitlist_offer_claim(
     *, token: str, via: str = Channel.PORTAL, now: datetime | None = None
 ) -> Appointment:
     """The patient accepts an offer: the first claim books; a later one, or an expired
-    offer, gets ``OfferUnavailable`` with a clear message."""
-    now = now or timezone.now()
+    offer, gets ``OfferUnavailable`` with a clear message (and the offer's new status — taken
+    or expired — is kept: the error is raised after the transaction commits it)."""
+    outcome = _offer_claim(token=token, via=via, now=now or timezone.now())
+    if isinstance(outcome, OfferUnavailable):
+        raise outcome
+    return outcome
+
+
+@transaction.atomic
+def _offer_claim(*, token: str, via: str, now: datetime) -> Appointment | OfferUnavailable:
     offer = (
         WaitlistOffer.objects.select_for_update()
         .select_related("entry", "entry__patient", "entry__service", "clinic", "professional")
@@ -738,31 +745,33 @@ def waitlist_offer_claim(
         .first()
     )
     if offer is None:
-        raise OfferUnavailable(_("This offer does not exist."))
+        return OfferUnavailable(_("This offer does not exist."))
     if offer.status == OfferStatus.TAKEN:
-        raise OfferUnavailable(_("Sorry, this slot was already taken by someone else."))
+        return OfferUnavailable(_("Sorry, this slot was already taken by someone else."))
     if offer.status != OfferStatus.OPEN:
-        raise OfferUnavailable(_("This offer was already used."))
+        return OfferUnavailable(_("This offer was already used."))
     if offer.expires_at <= now:
         _offer_expire(offer)
-        raise OfferUnavailable(_("This offer has expired."))
+        return OfferUnavailable(_("This offer has expired."))
     entry = offer.entry
     try:
-        appointment = appointment_book(
-            clinic=offer.clinic,
-            patient=entry.patient,
-            professional=offer.professional,
-            service=entry.service,
-            start=offer.start,
-            room=offer.room,
-            booked_via=via,
-        )
+        # Savepoint: a lost race must not undo the offer's "taken" below.
+        with transaction.atomic():
+            appointment = appointment_book(
+                clinic=offer.clinic,
+                patient=entry.patient,
+                professional=offer.professional,
+                service=entry.service,
+                start=offer.start,
+                room=offer.room,
+                booked_via=via,
+            )
     except SlotUnavailable:
         offer.status = OfferStatus.TAKEN
         offer.save(update_fields=["status"])
         entry.status = WStatus.WAITING
         entry.save(update_fields=["status"])
-        raise OfferUnavailable(_("Sorry, this slot was already taken by someone else.")) from None
+        return OfferUnavailable(_("Sorry, this slot was already taken by someone else."))
     offer.status = OfferStatus.CLAIMED
     offer.save(update_fields=["status"])
     entry.status = WStatus.BOOKED

@@ -36,3 +36,14 @@ def test_every_scheduled_task_exists():
     app.loader.import_default_modules()
     for entry in app.conf.beat_schedule.values():
         assert entry["task"] in app.tasks, entry["task"]
+
+
+def test_the_messaging_jobs_run_at_the_times_of_the_design():
+    start_beat()
+    jobs = {task.name: task for task in PeriodicTask.objects.select_related("crontab")}
+    reminders = jobs["reminders-48h"].crontab
+    assert (reminders.minute, reminders.hour) == ("0", "8,18")
+    assert (jobs["reminders-eve"].crontab.minute, jobs["reminders-eve"].crontab.hour) == ("0", "18")
+    assert jobs["no-shows-detect"].crontab.minute == "*/30"
+    assert (jobs["birthdays"].crontab.minute, jobs["birthdays"].crontab.hour) == ("0", "8")
+    assert jobs["messages-retry"].task == "clinic.messages_retry"

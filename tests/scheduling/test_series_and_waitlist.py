@@ -102,13 +102,15 @@ def freed_slot(desk, django_capture_on_commit_callbacks):
         latest_date=date.today() + timedelta(days=30),
         period="afternoon",
     )
-    appointment = services.appointment_book(
-        clinic=desk["clinic"],
-        patient=desk["patient"],
-        professional=desk["professional"],
-        service=desk["service"],
-        start=desk["first"],
-    )
+    # Committed, as a real booking is (its confirmation message goes out).
+    with django_capture_on_commit_callbacks(execute=True):
+        appointment = services.appointment_book(
+            clinic=desk["clinic"],
+            patient=desk["patient"],
+            professional=desk["professional"],
+            service=desk["service"],
+            start=desk["first"],
+        )
     return appointment, first_waiting, second_waiting
 
 
@@ -165,6 +167,25 @@ def test_an_offer_expires_and_goes_to_the_next_in_line(
     offer.refresh_from_db()
     assert offer.status == OfferStatus.EXPIRED
     assert WaitlistOffer.objects.get(status=OfferStatus.OPEN).entry == second
+
+
+def test_claiming_an_offer_past_its_time_expires_it_for_good(
+    desk, freed_slot, django_capture_on_commit_callbacks
+):
+    # Regression: the "expired" write used to roll back with the error that reported it.
+    appointment, first, _second = freed_slot
+    with django_capture_on_commit_callbacks(execute=True):
+        services.appointment_cancel(appointment=appointment)
+    [offer] = WaitlistOffer.objects.all()
+    with (
+        time_machine.travel(offer.expires_at + timedelta(minutes=1), tick=False),
+        pytest.raises(OfferUnavailable),
+    ):
+        services.waitlist_offer_claim(token=offer.token)
+    offer.refresh_from_db()
+    first.refresh_from_db()
+    assert offer.status == OfferStatus.EXPIRED
+    assert first.status == WaitlistStatus.WAITING
 
 
 def test_the_same_freed_slot_is_not_offered_twice(

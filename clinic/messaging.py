@@ -1,0 +1,647 @@
+"""Messages to and from patients: which channel, what text, what happened.
+
+``integrations`` knows channels and providers (send this text to this number through the
+chain; parse what comes back). This module knows the patient (DESIGN.md "Messaging and
+consent"):
+
+- :func:`message_send` renders a named template, records an ``OutboundMessage`` under a
+  unique idempotency key (a job that runs twice sends once) and enqueues its delivery after
+  commit: the send is a side effect, so it leaves only once the caller's transaction holds.
+- :func:`message_deliver` picks the channels by the patient's preference and consent, tries
+  each channel's provider chain, falls back to the next consented channel, and records which
+  channel and provider served — or why nothing was sent.
+- :func:`message_status_apply` moves a message forward on delivery and read receipts, never
+  back.
+- :func:`message_receive` stores what a patient sent, opts them out on "SAIR", and asks the
+  reply handlers of higher apps (scheduling confirms, cancels …) what to do with it.
+
+Consent rule: a message goes on a channel only if the patient's decision in force for that
+channel and the message's purpose is "granted" (for service messages the clinic records it
+at registration, under the legal basis that fits, e.g. health protection). Marketing needs
+its own opt-in. "SAIR" revokes both purposes on that channel, so nothing more goes there.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import unicodedata
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from django.db import IntegrityError, transaction
+from django.template.loader import render_to_string
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from integrations.base import ChainFailed, CircuitOpenError, InboundMessage, MessageRequest
+from integrations.chains import Outcome, run_chain
+
+from . import message_templates
+from .choices import (
+    ConsentPurpose,
+    ConsentSource,
+    ConsentStatus,
+    ContactChannel,
+    MessageStatus,
+    ReplyAction,
+)
+from .models import Clinic, Consent, MessageTemplate, OutboundMessage, Patient, ReceivedMessage
+from .services import consent_revoke
+from .validators import phone_format
+
+logger = logging.getLogger(__name__)
+
+#: Channels a message can go on, in the order tried after the patient's preferred one.
+MESSAGE_CHANNELS = (ContactChannel.WHATSAPP, ContactChannel.SMS, ContactChannel.EMAIL)
+#: Receipts move a message forward only. "failed" is accepted until it was delivered.
+STATUS_RANK = {
+    MessageStatus.QUEUED: 0,
+    MessageStatus.SENT: 1,
+    MessageStatus.DELIVERED: 2,
+    MessageStatus.READ: 3,
+}
+#: Delivery rounds before a message whose providers keep failing (transiently) is failed.
+MAX_ROUNDS = 5
+RETRY_BASE_SECONDS = 60
+DELIVER_QUEUE = "notifications"
+#: Words that opt a number out of a channel (compared without accents and case).
+OPT_OUT_WORDS = frozenset({"SAIR", "PARAR", "STOP", "DESCADASTRAR", "CANCELAR INSCRICAO"})
+
+
+# --- Rendering ------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Rendered:
+    body: str
+    subject: str
+    variables: list[str]  # values in the order of the Meta template's parameters
+    meta_name: str
+    meta_language: str
+
+
+def template_texts(*, clinic: Clinic | int, name: str) -> tuple[str, str, str, str]:
+    """(body, subject, meta name, meta language) of a template for a clinic: its active
+    override where it has one, else the catalogue's default."""
+    spec = message_templates.spec_for(name)
+    override = MessageTemplate.objects.for_clinic(clinic).filter(name=name, is_active=True).first()
+    if override is None:
+        return spec.body, spec.subject, spec.meta_name, spec.meta_language
+    return (
+        override.body,
+        override.subject or spec.subject,
+        override.meta_template_name or spec.meta_name,
+        override.meta_language or spec.meta_language,
+    )
+
+
+def patient_context(patient: Patient) -> dict[str, str]:
+    """The variables every template may use."""
+    clinic = patient.clinic
+    return {
+        "first_name": patient.first_name,
+        "clinic": clinic.name,
+        "clinic_phone": phone_format(clinic.phone) if clinic.phone else "",
+    }
+
+
+def message_render(*, patient: Patient, template: str, context: dict) -> Rendered:
+    """The text a patient gets from ``template`` with ``context`` (plus the common
+    variables)."""
+    spec = message_templates.spec_for(template)
+    body, subject, meta_name, meta_language = template_texts(
+        clinic=patient.clinic_id, name=template
+    )
+    full = {**patient_context(patient), **{k: "" if v is None else v for k, v in context.items()}}
+    return Rendered(
+        body=message_templates.render(body, full),
+        subject=message_templates.render(subject, full) if subject else "",
+        variables=[str(full.get(name, "")) for name in spec.variables],
+        meta_name=meta_name,
+        meta_language=meta_language,
+    )
+
+
+# --- Channels and consent -------------------------------------------------------------------
+def _consents_in_force(patient: Patient) -> dict[tuple[str, str], str]:
+    """(channel, purpose) → status of the latest decision, in one query."""
+    in_force: dict[tuple[str, str], str] = {}
+    rows = (
+        Consent.objects.for_clinic(patient.clinic_id)
+        .filter(patient=patient)
+        .order_by("-recorded_at", "-pk")
+        .values_list("channel", "purpose", "status")
+    )
+    for channel, purpose, status in rows:
+        in_force.setdefault((channel, purpose), status)
+    return in_force
+
+
+def _address(patient: Patient, channel: str) -> str:
+    return patient.email if channel == ContactChannel.EMAIL else patient.phone
+
+
+@dataclass(frozen=True)
+class ChannelPlan:
+    usable: list[tuple[str, str]]  # (channel, address), in the order to try
+    skipped: list[tuple[str, str]]  # (channel, why not)
+
+
+def channel_plan(*, patient: Patient, purpose: str, only_channel: str = "") -> ChannelPlan:
+    """The channels a message may go on, best first: the patient's preferred channel, then
+    WhatsApp, SMS, e-mail — each only with an address and a granted consent for it and the
+    message's purpose."""
+    if only_channel:
+        order = [only_channel]
+    else:
+        preferred = (
+            [patient.preferred_channel] if patient.preferred_channel in MESSAGE_CHANNELS else []
+        )
+        order = list(dict.fromkeys([*preferred, *MESSAGE_CHANNELS]))
+    consents = _consents_in_force(patient)
+    usable, skipped = [], []
+    for channel in order:
+        address = _address(patient, channel)
+        status = consents.get((channel, purpose))
+        if not address:
+            skipped.append((channel, _("no address for this channel")))
+        elif status == ConsentStatus.REVOKED:
+            skipped.append((channel, _("the patient opted out of this channel")))
+        elif status != ConsentStatus.GRANTED:
+            skipped.append((channel, _("no consent for this channel and purpose")))
+        else:
+            usable.append((channel, address))
+    return ChannelPlan(usable=usable, skipped=skipped)
+
+
+def first_channel(*, patient: Patient, purpose: str = ConsentPurpose.UTILITY) -> str:
+    """The channel a message would most likely go on (links record it as how the patient
+    answered); the preferred channel when none is usable."""
+    plan = channel_plan(patient=patient, purpose=purpose)
+    return plan.usable[0][0] if plan.usable else patient.preferred_channel
+
+
+# --- Sending --------------------------------------------------------------------------------
+@transaction.atomic
+def message_send(
+    *,
+    clinic: Clinic,
+    patient: Patient,
+    template: str,
+    context: dict | None = None,
+    purpose: str | None = None,
+    idempotency_key: str,
+    channel: str = "",
+    in_reply_to: ReceivedMessage | None = None,
+    sent_by=None,
+) -> OutboundMessage:
+    """Record a message for ``patient`` and deliver it after commit.
+
+    The idempotency key is unique: a second call with it returns the first message and sends
+    nothing. A marketing template is always sent as marketing, whatever ``purpose`` says.
+    ``channel`` restricts delivery to that channel (a reply goes where the patient wrote).
+    """
+    if patient.clinic_id != clinic.pk:
+        raise ValueError("the patient belongs to another clinic")
+    spec = message_templates.spec_for(template)
+    if spec.purpose == ConsentPurpose.MARKETING:
+        purpose = ConsentPurpose.MARKETING
+    purpose = purpose or spec.purpose
+    existing = OutboundMessage.objects.filter(idempotency_key=idempotency_key).first()
+    if existing is not None:
+        return existing
+    rendered = message_render(patient=patient, template=template, context=context or {})
+    message = OutboundMessage(
+        clinic=clinic,
+        patient=patient,
+        template=template,
+        purpose=purpose,
+        idempotency_key=idempotency_key,
+        only_channel=channel,
+        subject=rendered.subject[:255],
+        body=rendered.body,
+        template_variables=rendered.variables,
+        meta_template_name=rendered.meta_name,
+        meta_language=rendered.meta_language,
+        in_reply_to=in_reply_to,
+        sent_by=sent_by,
+    )
+    try:
+        # Savepoint: an overlapping run of the same job may insert the same key first.
+        with transaction.atomic():
+            message.save()
+    except IntegrityError:
+        existing = OutboundMessage.objects.filter(idempotency_key=idempotency_key).first()
+        if existing is None:
+            raise
+        return existing
+    _deliver_on_commit(message.pk)
+    return message
+
+
+def _deliver_on_commit(message_id: int, *, countdown: float | None = None) -> None:
+    def enqueue():
+        from .tasks import message_deliver_task
+
+        message_deliver_task.apply_async(
+            args=[message_id], queue=DELIVER_QUEUE, countdown=countdown
+        )
+
+    # robust: the message is recorded; if the broker is down the retry sweep sends it.
+    transaction.on_commit(enqueue, robust=True)
+
+
+def _html(message: OutboundMessage) -> str:
+    return render_to_string(
+        "clinic/email/message.html", {"clinic": message.clinic, "body": message.body}
+    )
+
+
+def _attempt(round_: int, channel: str, outcome: str, **extra) -> dict:
+    return {"round": round_, "channel": channel, "outcome": outcome, **extra}
+
+
+def message_deliver(*, message_id: int, now: datetime | None = None) -> OutboundMessage | None:
+    """Deliver a queued message: channel by channel, provider by provider, until one takes
+    it. Idempotent: a message that is not queued (or not yet due) is left alone, and the
+    row is locked while it is sent, so two workers cannot both send it."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        message = (
+            OutboundMessage.objects.select_for_update(of=("self",))
+            .select_related("patient", "clinic")
+            .filter(pk=message_id)
+            .first()
+        )
+        if message is None or message.status != MessageStatus.QUEUED:
+            return message
+        if message.next_attempt_at and message.next_attempt_at > now:
+            return message
+        round_ = message.attempt_count + 1
+        plan = channel_plan(
+            patient=message.patient, purpose=message.purpose, only_channel=message.only_channel
+        )
+        attempts = list(message.attempts)
+        attempts += [_attempt(round_, ch, "skipped", reason=why) for ch, why in plan.skipped]
+        transient = False
+        for channel, address in plan.usable:
+            request = MessageRequest(
+                to=address,
+                text=message.body,
+                subject=message.subject,
+                html=_html(message) if channel == ContactChannel.EMAIL else "",
+                template=message.meta_template_name if channel == ContactChannel.WHATSAPP else "",
+                template_language=message.meta_language or "pt_BR",
+                template_variables=list(message.template_variables or []),
+                idempotency_key=f"{message.idempotency_key}:{channel}",
+            )
+            try:
+                result = run_chain(message.clinic_id, channel, "send", request)
+            except ChainFailed as exc:
+                transient = transient or not exc.permanent
+                attempts += [
+                    _attempt(
+                        round_,
+                        channel,
+                        Outcome.CIRCUIT_OPEN
+                        if isinstance(error, CircuitOpenError)
+                        else Outcome.FAILED,
+                        provider=name,
+                        error=str(error)[:300],
+                        permanent=error.permanent,
+                    )
+                    for name, error in exc.errors
+                ]
+                continue
+            attempts += [
+                _attempt(round_, channel, outcome, provider=name) for name, outcome in result.tried
+            ]
+            message.status = MessageStatus.SENT
+            message.channel = channel
+            message.to_address = address[:255]
+            message.provider = result.provider
+            message.provider_message_id = result.value.provider_message_id[:255]
+            message.sent_at = now
+            message.error = ""
+            break
+        else:
+            if not plan.usable:
+                message.status = MessageStatus.NOT_SENT
+                message.error = "; ".join(
+                    f"{ContactChannel(ch).label}: {why}" for ch, why in plan.skipped
+                )
+            elif transient and round_ < MAX_ROUNDS:
+                # Providers down: try again later, with growing pauses.
+                message.next_attempt_at = now + timedelta(
+                    seconds=RETRY_BASE_SECONDS * 2 ** (round_ - 1)
+                )
+                message.error = _("Every provider failed; trying again later.")
+            else:
+                message.status = MessageStatus.FAILED
+                message.failed_at = now
+                message.error = _("Every channel failed: %(errors)s") % {
+                    "errors": "; ".join(
+                        f"{a['channel']}/{a.get('provider', '')}: {a.get('error', '')}"
+                        for a in attempts
+                        if a["round"] == round_ and a["outcome"] != "skipped"
+                    )[:1000]
+                }
+        message.attempts = attempts
+        message.attempt_count = round_
+        message.save()
+    return message
+
+
+def messages_retry_due(*, now: datetime | None = None, batch: int = 500) -> int:
+    """Enqueue queued messages that are due: providers were down, or the broker lost the
+    task. Periodic (every minute); delivering is idempotent, so a repeat does no harm."""
+    now = now or timezone.now()
+    stale = now - timedelta(minutes=2)  # a message just queued has its task on the way
+    ids = list(
+        OutboundMessage.objects.filter(status=MessageStatus.QUEUED, created_at__lt=stale)
+        .filter(next_attempt_at__isnull=True)
+        .values_list("pk", flat=True)[:batch]
+    ) + list(
+        OutboundMessage.objects.filter(
+            status=MessageStatus.QUEUED, next_attempt_at__lte=now
+        ).values_list("pk", flat=True)[:batch]
+    )
+    from .tasks import message_deliver_task
+
+    for message_id in ids:
+        message_deliver_task.apply_async(args=[message_id], queue=DELIVER_QUEUE)
+    return len(ids)
+
+
+# --- Receipts -------------------------------------------------------------------------------
+_STATUS_TIMESTAMP = {
+    MessageStatus.SENT: "sent_at",
+    MessageStatus.DELIVERED: "delivered_at",
+    MessageStatus.READ: "read_at",
+    MessageStatus.FAILED: "failed_at",
+}
+
+
+@transaction.atomic
+def message_status_apply(
+    *,
+    clinic: Clinic | int,
+    provider: str,
+    provider_message_id: str,
+    status: str,
+    at: datetime | None = None,
+    error: str = "",
+) -> OutboundMessage | None:
+    """A provider's receipt for a message we sent: move it forward (queued → sent →
+    delivered → read), never back, whatever order receipts arrive in. "failed" counts only
+    before the message was delivered. Unknown messages are ignored."""
+    if not provider_message_id or status not in _STATUS_TIMESTAMP:
+        return None
+    message = (
+        OutboundMessage.objects.for_clinic(clinic)
+        .select_for_update()
+        .filter(provider=provider, provider_message_id=provider_message_id)
+        .first()
+    )
+    if message is None:
+        return None
+    at = at or timezone.now()
+    fields = []
+    if status == MessageStatus.FAILED:
+        if message.status not in (MessageStatus.QUEUED, MessageStatus.SENT):
+            return message
+        message.error = (error or _("The provider reported the message as failed."))[:1000]
+        fields.append("error")
+    elif message.status not in STATUS_RANK or STATUS_RANK[status] <= STATUS_RANK[message.status]:
+        # A late "delivered" after "read", or a repeat: keep what we know, fill the time.
+        stamp = _STATUS_TIMESTAMP[status]
+        if message.status in STATUS_RANK and getattr(message, stamp) is None:
+            setattr(message, stamp, at)
+            message.save(update_fields=[stamp])
+        return message
+    message.status = status
+    stamp = _STATUS_TIMESTAMP[status]
+    if getattr(message, stamp) is None:
+        setattr(message, stamp, at)
+    message.save(update_fields=["status", stamp, *fields])
+    return message
+
+
+# --- Receiving ------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ReplyOutcome:
+    """What a reply handler did with a patient's message, and what to answer."""
+
+    action: str
+    template: str = ""  # answer with this template ("" = no answer)
+    context: dict = field(default_factory=dict)
+    needs_reply: bool = False  # a person should look at it
+    detail: dict = field(default_factory=dict)  # ids of what was touched
+
+
+ReplyHandler = Callable[..., "ReplyOutcome | None"]
+_reply_handlers: list[ReplyHandler] = []
+
+
+def reply_handler(func: ReplyHandler) -> ReplyHandler:
+    """Register ``func(*, message, patient, channel) -> ReplyOutcome | None``: a higher app
+    (scheduling) acts on what patients write without this app importing it. The first
+    handler that returns an outcome wins."""
+    if func not in _reply_handlers:
+        _reply_handlers.append(func)
+    return func
+
+
+def normalize_reply(text: str) -> str:
+    """Upper case, no accents, no punctuation, single spaces: "Sím!" → "SIM"."""
+    text = unicodedata.normalize("NFKD", text or "")
+    text = "".join(c for c in text if not unicodedata.combining(c))
+    text = re.sub(r"[^\w\s]", " ", text.upper())
+    return " ".join(text.split())
+
+
+def phone_variants(e164: str) -> list[str]:
+    """The forms a Brazilian mobile number may be stored or sent in: with and without the
+    9th digit (WhatsApp still reports some accounts by their 8-digit number)."""
+    digits = re.sub(r"\D", "", e164 or "")
+    if not digits:
+        return []
+    variants = [f"+{digits}"]
+    if digits.startswith("55"):
+        national = digits[2:]
+        if len(national) == 10 and national[2] in "6789":
+            variants.append(f"+55{national[:2]}9{national[2:]}")
+        elif len(national) == 11 and national[2] == "9":
+            variants.append(f"+55{national[:2]}{national[3:]}")
+    return variants
+
+
+def patient_match(*, clinic: Clinic | int, channel: str, address: str) -> Patient | None:
+    """The patient who wrote from ``address``. Several patients may share a number (a
+    mother and her children): the one we last wrote to on it is the one answering."""
+    patients = Patient.objects.for_clinic(clinic)
+    if channel == ContactChannel.EMAIL:
+        candidates = list(patients.filter(email__iexact=address.strip())[:20])
+    else:
+        candidates = list(patients.filter(phone__in=phone_variants(address))[:20])
+    if len(candidates) <= 1:
+        return candidates[0] if candidates else None
+    last = (
+        OutboundMessage.objects.for_clinic(clinic)
+        .filter(patient__in=candidates)
+        .order_by("-created_at", "-pk")
+        .values_list("patient_id", flat=True)
+        .first()
+    )
+    return next((p for p in candidates if p.pk == last), candidates[0])
+
+
+_OPT_OUT_SOURCES = {
+    ContactChannel.WHATSAPP: ConsentSource.WHATSAPP,
+    ContactChannel.SMS: ConsentSource.SMS,
+    ContactChannel.EMAIL: ConsentSource.EMAIL,
+}
+
+
+@transaction.atomic
+def message_receive(
+    *, clinic: Clinic, channel: str, item: InboundMessage, provider: str, source_key: str
+) -> ReceivedMessage:
+    """Store what a patient (or an unknown number) wrote and act on it, once per
+    ``source_key``: opt out on "SAIR"; otherwise the reply handlers decide (confirm, cancel
+    …) and the patient gets their answer on the same channel. Anything nobody acted on
+    waits in reception's inbox."""
+    existing = ReceivedMessage.objects.filter(source_key=source_key).first()
+    if existing is not None:
+        return existing
+    patient = patient_match(clinic=clinic, channel=channel, address=item.from_address)
+    received = ReceivedMessage.objects.create(
+        clinic=clinic,
+        patient=patient,
+        channel=channel,
+        from_address=item.from_address[:255],
+        sender_name=item.sender_name[:255],
+        text=item.text,
+        provider=provider,
+        provider_message_id=item.provider_message_id[:255],
+        source_key=source_key,
+        received_at=item.received_at or timezone.now(),
+    )
+    if patient is None:
+        received.action = ReplyAction.UNKNOWN_SENDER
+        received.needs_reply = True
+        received.save(update_fields=["action", "needs_reply"])
+        return received
+    if normalize_reply(item.text) in OPT_OUT_WORDS:
+        for purpose in (ConsentPurpose.UTILITY, ConsentPurpose.MARKETING):
+            consent_revoke(
+                patient=patient,
+                channel=channel,
+                purpose=purpose,
+                source=_OPT_OUT_SOURCES.get(channel, ConsentSource.RECEPTION),
+            )
+        received.action = ReplyAction.OPTED_OUT
+        received.save(update_fields=["action"])
+        return received
+
+    outcome = None
+    for handler in list(_reply_handlers):
+        outcome = handler(message=received, patient=patient, channel=channel)
+        if outcome is not None:
+            break
+    if outcome is None:
+        outcome = ReplyOutcome(action=ReplyAction.NONE, needs_reply=True)
+    received.action = outcome.action
+    received.action_detail = outcome.detail
+    received.needs_reply = outcome.needs_reply
+    received.save(update_fields=["action", "action_detail", "needs_reply"])
+    if outcome.template:
+        message_send(
+            clinic=clinic,
+            patient=patient,
+            template=outcome.template,
+            context=outcome.context,
+            idempotency_key=f"reply:{received.pk}",
+            channel=channel,
+            in_reply_to=received,
+        )
+    return received
+
+
+@transaction.atomic
+def received_mark_answered(*, messages, by) -> int:
+    """Reception dealt with these messages: they leave the unanswered inbox."""
+    return ReceivedMessage.objects.filter(
+        pk__in=[m.pk for m in messages], answered_at__isnull=True
+    ).update(answered_at=timezone.now(), answered_by=by)
+
+
+@transaction.atomic
+def message_reply(*, patient: Patient, text: str, channel: str = "", by=None) -> OutboundMessage:
+    """Reception writes to a patient (from the timeline): sent on ``channel`` or by the
+    usual rules, and the patient's unanswered messages count as answered."""
+    now = timezone.now()
+    unanswered = list(
+        ReceivedMessage.objects.for_clinic(patient.clinic_id).filter(
+            patient=patient, needs_reply=True, answered_at__isnull=True
+        )
+    )
+    message = message_send(
+        clinic=patient.clinic,
+        patient=patient,
+        template="mensagem_livre",
+        context={"text": text},
+        idempotency_key=f"manual:{patient.pk}:{now.timestamp()}:{by.pk if by else 0}",
+        channel=channel,
+        in_reply_to=unanswered[0] if unanswered else None,
+        sent_by=by,
+    )
+    received_mark_answered(messages=unanswered, by=by)
+    return message
+
+
+# --- Birthdays ------------------------------------------------------------------------------
+def birthdays_greet(*, now: datetime | None = None, batch: int = 500) -> int:
+    """Greet today's birthdays (08:00, each clinic's calendar) — only patients who opted in
+    to marketing on some channel; delivery checks the opt-in in force per channel. Once a
+    year per patient (key ``birthday:<patient>:<year>``)."""
+    import calendar
+    from zoneinfo import ZoneInfo
+
+    from django.db.models import CharField, Exists, OuterRef, Q, Value
+    from django.db.models.functions import Cast, Concat
+
+    now = now or timezone.now()
+    greeted = 0
+    for clinic in Clinic.objects.filter(is_active=True).order_by("pk"):
+        today = now.astimezone(ZoneInfo(clinic.time_zone)).date()
+        born_today = Q(birth_date__month=today.month, birth_date__day=today.day)
+        if today.month == 2 and today.day == 28 and not calendar.isleap(today.year):
+            born_today |= Q(birth_date__month=2, birth_date__day=29)
+        key = Concat(Value("birthday:"), Cast(OuterRef("pk"), CharField()), Value(f":{today.year}"))
+        opted_in = Consent.objects.filter(
+            patient=OuterRef("pk"),
+            purpose=ConsentPurpose.MARKETING,
+            status=ConsentStatus.GRANTED,
+        )
+        patients = (
+            Patient.objects.for_clinic(clinic)
+            .filter(born_today)
+            .filter(Exists(opted_in))
+            .exclude(Exists(OutboundMessage.objects.filter(idempotency_key=key)))
+            .select_related("clinic")
+            .order_by("pk")
+        )
+        while True:
+            chunk = list(patients[:batch])
+            for patient in chunk:
+                message_send(
+                    clinic=clinic,
+                    patient=patient,
+                    template="aniversario",
+                    idempotency_key=f"birthday:{patient.pk}:{today.year}",
+                )
+                greeted += 1
+            if len(chunk) < batch:
+                break
+    return greeted

@@ -1,0 +1,28 @@
+"""Celery tasks of the clinic app: thin, they fetch by id and call one service."""
+
+from celery import shared_task
+
+
+@shared_task(name="clinic.message_deliver", acks_late=True)
+def message_deliver_task(message_id: int) -> None:
+    """Deliver one queued message (safe twice: a message that is not queued is skipped)."""
+    from .messaging import message_deliver
+
+    message_deliver(message_id=message_id)
+
+
+@shared_task(name="clinic.messages_retry")
+def messages_retry_task() -> int:
+    """Periodic (every minute): queued messages whose providers were down, or whose task
+    was lost, are enqueued again."""
+    from .messaging import messages_retry_due
+
+    return messages_retry_due()
+
+
+@shared_task(name="clinic.birthdays_greet")
+def birthdays_greet_task() -> int:
+    """08:00: birthday greetings to patients who opted in to marketing."""
+    from .messaging import birthdays_greet
+
+    return birthdays_greet()
