@@ -28,6 +28,7 @@ app.conf.task_routes = {
     "integrations.outbox_sweep": {"queue": "default"},
     "integrations.cleanup": {"queue": "integrations-low"},
     "scheduling.waitlist_offers_expire": {"queue": "default"},
+    "config.metrics_snapshot": {"queue": "default"},
     "clinic.message_deliver": {"queue": "notifications"},
     "clinic.messages_retry": {"queue": "notifications"},
     "clinic.birthdays_greet": {"queue": "integrations-low"},
@@ -60,6 +61,8 @@ app.conf.beat_schedule = {
     },
     # 08:00: birthday greetings, opted-in patients only (aniversario)
     "birthdays": {"task": "clinic.birthdays_greet", "schedule": crontab(minute=0, hour=8)},
+    # every minute: queue depths, provider health, KPIs for /metrics
+    "metrics": {"task": "config.metrics_snapshot", "schedule": 60.0},
     # every minute: messages whose providers were down (or whose task was lost) go again
     "messages-retry": {"task": "clinic.messages_retry", "schedule": 60.0},
     # Sundays 03:00: retention of call logs, processed webhooks and delivered events
@@ -68,6 +71,14 @@ app.conf.beat_schedule = {
         "schedule": crontab(minute=0, hour=3, day_of_week="sunday"),
     },
 }
+
+
+@app.task(name="config.metrics_snapshot")
+def metrics_snapshot_task() -> None:
+    """Every minute: the operational metrics served at /metrics (config/metrics.py)."""
+    from .metrics import metrics_snapshot
+
+    metrics_snapshot()
 
 
 @task_prerun.connect

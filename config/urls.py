@@ -4,13 +4,14 @@ from django.contrib import admin
 from django.urls import include, path
 from django.views.generic import RedirectView
 
-from . import health
+from . import health, metrics
 
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="admin:index", permanent=False)),
     path("admin/", admin.site.urls),
     path("health/", health.health, name="health"),
     path("health/integrations", health.integrations, name="health-integrations"),
+    path("metrics", metrics.metrics, name="metrics"),
     path("api/v1/", include("config.api")),
     # E-mail tracking (delivered, opened, bounced…) from each ESP, verified by anymail with
     # ANYMAIL_WEBHOOK_SECRET (HTTP basic auth); before the generic provider webhooks.
