@@ -23,7 +23,7 @@ from typing import Any
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from . import registry
+from . import pix, registry
 from .base import (
     CalendarProvider,
     ChargeRequest,
@@ -197,37 +197,11 @@ class ConsoleEmail(ConsoleMessaging):
 
 
 # --- Payments -------------------------------------------------------------------------------
-def _emv(field_id: str, value: str) -> str:
-    return f"{field_id}{len(value):02d}{value}"
-
-
-def _crc16(payload: str) -> str:
-    """CRC-16/CCITT-FALSE, the checksum that closes a PIX BR Code."""
-    crc = 0xFFFF
-    for byte in payload.encode("utf-8"):
-        crc ^= byte << 8
-        for _bit in range(8):
-            crc = ((crc << 1) ^ 0x1021) if crc & 0x8000 else crc << 1
-            crc &= 0xFFFF
-    return f"{crc:04X}"
-
-
 def pix_payload(*, amount: Decimal, txid: str, key: str = "pix@sandbox.cuidar.invalid") -> str:
     """A well-formed static PIX "copia e cola" code (EMV BR Code) that pays no one."""
-    account = _emv("00", "br.gov.bcb.pix") + _emv("01", key)
-    body = (
-        _emv("00", "01")
-        + _emv("26", account)
-        + _emv("52", "0000")
-        + _emv("53", "986")  # BRL
-        + _emv("54", f"{amount:.2f}")
-        + _emv("58", "BR")
-        + _emv("59", "CUIDAR SANDBOX")
-        + _emv("60", "SAO PAULO")
-        + _emv("62", _emv("05", txid[:25]))
-        + "6304"
+    return pix.brcode_build(
+        key=key, name="CUIDAR SANDBOX", city="SAO PAULO", amount=amount, txid=txid[:25]
     )
-    return body + _crc16(body)
 
 
 @registry.register
@@ -253,7 +227,12 @@ class ConsolePayments(ConsoleMixin, PaymentsProvider):
                 "boleto_url": "",
             }
             if charge.method == "pix":
-                earlier["pix_payload"] = pix_payload(amount=charge.amount, txid=payment_id[-25:])
+                try:
+                    earlier["pix_payload"] = pix_payload(
+                        amount=charge.amount, txid=payment_id[-25:]
+                    )
+                except ValueError as exc:  # a zero or negative amount: a real PSP refuses it
+                    raise PermanentProviderError(str(exc), provider=NAME, http_status=400) from None
             if charge.method == "boleto":
                 earlier["boleto_url"] = f"{SANDBOX_URL}/charges/{payment_id}/boleto.pdf"
             self._record(

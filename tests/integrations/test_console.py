@@ -22,8 +22,8 @@ from integrations.base import (
 )
 from integrations.chains import chain_for
 from integrations.choices import ProviderKind
-from integrations.console import _crc16
 from integrations.models import ConsoleRecord
+from integrations.pix import crc16
 
 pytestmark = pytest.mark.django_db
 
@@ -100,13 +100,13 @@ def test_a_pix_charge_is_pending_with_a_valid_pix_code(clinic_a):
     assert result.pix_payload.startswith("000201")
     assert "5406150.00" in result.pix_payload  # field 54: the amount
     body, crc = result.pix_payload[:-4], result.pix_payload[-4:]
-    assert _crc16(body) == crc
+    assert crc16(body) == crc
     assert result.invoice_url.startswith("https://sandbox.cuidar.invalid/")
     assert result.boleto_url == ""
 
 
 def test_crc16_is_the_ccitt_false_checksum_pix_uses():
-    assert _crc16("123456789") == "29B1"  # the standard check value
+    assert crc16("123456789") == "29B1"  # the standard check value
 
 
 def test_a_boleto_charge_has_a_boleto_link_and_can_be_read_and_refunded(clinic_a):
