@@ -202,7 +202,14 @@ def inbound_webhook_receive(
         error = f"{exc.__class__.__name__}: {exc}"
         key = _body_key(request.body)
 
-    headers = headers_of_interest(request.headers)
+    # A provider may send its shared secret in a header named as the clinic chose (Focus
+    # NFe): whatever its name, a header carrying a credential of the account is not kept.
+    secrets = [value for value in provider.secrets() if len(value) >= 4]
+    headers = {
+        name: value
+        for name, value in headers_of_interest(request.headers).items()
+        if not any(secret in value for secret in secrets)
+    }
     query = query_of_interest(request.query)
     if query:
         headers[QUERY_KEY] = query

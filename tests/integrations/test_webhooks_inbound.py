@@ -133,6 +133,17 @@ def post(client, account, body: bytes, *, signature=None, subpath="", **headers)
     )
 
 
+@pytest.fixture(autouse=True)
+def _only_this_modules_handlers():
+    """The framework's own behaviour, without the apps' handlers (billing settles
+    PaymentUpdate items; its tests are in tests/billing)."""
+    saved = {item_type: list(funcs) for item_type, funcs in inbound._handlers.items()}
+    inbound._handlers.clear()
+    yield
+    inbound._handlers.clear()
+    inbound._handlers.update(saved)
+
+
 @pytest.fixture
 def handler_calls():
     """An in-process handler of PaymentUpdate that records its calls (and can fail)."""
@@ -247,6 +258,17 @@ def test_it_stores_the_raw_request_and_answers_the_provider_at_once(
     for secret in ("partner-token-do-not-store", "sessionid", "zapi-client-token"):
         assert secret not in stored
     assert Event.objects.count() == 0  # nothing acted on before the task runs
+
+
+def test_a_header_carrying_the_accounts_secret_is_not_stored_whatever_its_name(
+    client, account_a
+):
+    # Focus NFe sends the secret the clinic chose in a header the clinic names.
+    post(client, account_a, message_body(), **{"X-Clinic-Hook": WEBHOOK_SECRET})
+
+    webhook = InboundWebhook.objects.get()
+    assert "x-clinic-hook" not in webhook.headers
+    assert WEBHOOK_SECRET not in json.dumps(webhook.headers)
 
 
 def test_it_keeps_the_query_string_without_secret_looking_parameters(client, account_a):
