@@ -21,6 +21,12 @@ PROVIDER_MODULES = [
     "integrations.sms.twilio",
     "integrations.sms.vonage",
     "integrations.email.anymail_esp",
+    "integrations.payments.asaas",
+    "integrations.payments.mercadopago",
+    "integrations.payments.pagbank",
+    "integrations.fiscal.focusnfe",
+    "integrations.fiscal.nuvemfiscal",
+    "integrations.fiscal.enotas",
 ]
 
 _registry: dict[tuple[str, str], type[Provider]] = {}
