@@ -56,6 +56,8 @@ VARIABLE_HELP = {
     "package": _("the package's name"),
     "remaining": _("sessions left in a package"),
     "hours": _("the cancellation window, in hours"),
+    "description": _("what a payment was for"),
+    "method": _("how it was paid, e.g. PIX"),
     "text": _("free text written by reception"),
 }
 
@@ -84,6 +86,8 @@ SAMPLE_CONTEXT = {
     "package": "Pacote 10 sessões",
     "remaining": "3",
     "hours": "24",
+    "description": "Sessão de fisioterapia",
+    "method": "PIX",
     "text": "Olá! Podemos ajudar?",
 }
 
@@ -215,6 +219,18 @@ CATALOGUE: dict[str, TemplateSpec] = {
                 "Olá, {{ first_name }}. Consta um pagamento de {{ amount }} com vencimento "
                 "em {{ due_date }}. Pague pelo link: {{ payment_link }}\n"
                 "Se já pagou, desconsidere."
+            ),
+        ),
+        TemplateSpec(
+            name="recibo",
+            label=_("Receipt of a payment"),
+            purpose=UTILITY,
+            variables=("first_name", "amount", "date", "description", "method"),
+            subject="Recibo de pagamento — {{ clinic }}",
+            body=(
+                "Olá, {{ first_name }}! A {{ clinic }} confirma o recebimento de {{ amount }} "
+                "em {{ date }}{% if description %}, referente a {{ description }}{% endif %} "
+                "({{ method }}). Obrigado!"
             ),
         ),
         TemplateSpec(

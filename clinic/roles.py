@@ -70,9 +70,55 @@ _MESSAGE_TEXTS = {
     "clinic.delete_messagetemplate",
 }
 
+# Billing: reception registers and charges payments and acts on them ("change" is what
+# confirm, cancel, charge again and refund need; the payment rows themselves are read-only
+# in the admin) and sells packages; managers set up packages, keep the ledger (reports and
+# reconciliation read and mark it) and re-issue or cancel NFS-e; clinic administrators get
+# every billing permission.
+_BILLING_DESK = {
+    "billing.view_payment",
+    "billing.add_payment",
+    "billing.change_payment",
+    "billing.view_paymentrefund",  # the refunds shown on a payment
+    "billing.view_package",
+    "billing.view_packageitem",  # the services shown on a package
+    "billing.view_patientpackage",
+    "billing.add_patientpackage",  # "Sell a package" at the desk
+    "billing.view_packagesessionuse",  # the sessions shown on a patient's package
+    "billing.view_invoice",
+}
+_BILLING_MANAGEMENT = {
+    "billing.add_package",
+    "billing.change_package",
+    "billing.delete_package",
+    "billing.add_packageitem",
+    "billing.change_packageitem",
+    "billing.delete_packageitem",
+    "billing.view_financialtransaction",  # the ledger and the financial reports
+    "billing.add_financialtransaction",  # expenses
+    "billing.change_financialtransaction",  # expenses, "mark reconciled", reconciliation
+    "billing.change_invoice",  # issue again, cancel
+}
+_BILLING_MODELS = (
+    "package",
+    "packageitem",
+    "patientpackage",
+    "packagesessionuse",
+    "payment",
+    "paymentrefund",
+    "invoice",
+    "financialtransaction",
+)
+_BILLING_ALL = {
+    f"billing.{action}_{model}"
+    for model in _BILLING_MODELS
+    for action in ("view", "add", "change", "delete")
+}
+
 _RECEPTIONIST = (
     _AGENDA_DESK
     | _MESSAGES_DESK
+    | _BILLING_DESK
     | {
         "clinic.view_clinic",
         "clinic.view_patient",
@@ -102,6 +148,7 @@ _MANAGER = (
     _RECEPTIONIST
     | _AGENDA_SETUP
     | _MESSAGE_TEXTS
+    | _BILLING_MANAGEMENT
     | {
         "clinic.delete_patient",
         "clinic.add_professional",
@@ -127,20 +174,24 @@ _INTEGRATIONS_VIEW = {
     "integrations.view_consolerecord",
 }
 _MANAGER |= _INTEGRATIONS_VIEW
-_ADMIN = _MANAGER | {
-    "clinic.change_clinic",
-    "clinic.add_membership",
-    "clinic.change_membership",
-    "clinic.delete_membership",
-    "integrations.change_deadletter",
-    "integrations.add_provideraccount",
-    "integrations.change_provideraccount",
-    "integrations.delete_provideraccount",
-    "integrations.change_inboundwebhook",
-    "integrations.add_webhooksubscription",
-    "integrations.change_webhooksubscription",
-    "integrations.delete_webhooksubscription",
-}
+_ADMIN = (
+    _MANAGER
+    | _BILLING_ALL
+    | {
+        "clinic.change_clinic",
+        "clinic.add_membership",
+        "clinic.change_membership",
+        "clinic.delete_membership",
+        "integrations.change_deadletter",
+        "integrations.add_provideraccount",
+        "integrations.change_provideraccount",
+        "integrations.delete_provideraccount",
+        "integrations.change_inboundwebhook",
+        "integrations.add_webhooksubscription",
+        "integrations.change_webhooksubscription",
+        "integrations.delete_webhooksubscription",
+    }
+)
 
 ROLE_PERMISSIONS: dict[str, set[str]] = {
     MembershipRole.RECEPTIONIST: _RECEPTIONIST,

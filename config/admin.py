@@ -69,4 +69,8 @@ class CuidarAdminSite(admin.AdminSite):
             if clinic_ids is None and not request.user.is_superuser:
                 clinic_ids = []
             context["integrations"] = integrations_health(clinic_ids=clinic_ids)
+        if clinic is not None and request.user.has_perm("billing.view_payment"):
+            from billing.selectors import billing_dashboard
+
+            context["billing_dashboard"] = billing_dashboard(clinic=clinic)
         return super().index(request, {**context, **(extra_context or {})})

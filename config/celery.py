@@ -35,6 +35,9 @@ app.conf.task_routes = {
     "scheduling.reminders_48h": {"queue": "notifications"},
     "scheduling.reminders_eve": {"queue": "notifications"},
     "scheduling.no_shows_detect": {"queue": "default"},
+    "billing.packages_expiry": {"queue": "notifications"},
+    "billing.dunning": {"queue": "notifications"},
+    "billing.invoices_poll": {"queue": "integrations"},
 }
 
 app.conf.beat_schedule = {
@@ -61,6 +64,12 @@ app.conf.beat_schedule = {
     },
     # 08:00: birthday greetings, opted-in patients only (aniversario)
     "birthdays": {"task": "clinic.birthdays_greet", "schedule": crontab(minute=0, hour=8)},
+    # 09:00: packages expiring within 15 days are warned (pacote_vencendo); past ones expire
+    "packages-expiry": {"task": "billing.packages_expiry", "schedule": crontab(minute=0, hour=9)},
+    # 09:00: overdue charges are reminded at D+1, D+3, D+7 (cobranca), then a person
+    "dunning": {"task": "billing.dunning", "schedule": crontab(minute=0, hour=9)},
+    # every 10 minutes: NFS-e still processing are asked about (providers without webhooks)
+    "invoices-poll": {"task": "billing.invoices_poll", "schedule": crontab(minute="*/10")},
     # every minute: queue depths, provider health, KPIs for /metrics
     "metrics": {"task": "config.metrics_snapshot", "schedule": 60.0},
     # every minute: messages whose providers were down (or whose task was lost) go again

@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import time
 from dataclasses import replace
 from typing import Any
 
@@ -148,9 +149,11 @@ class NuvemFiscal(FiscalProvider):
         """A Bearer token for the account, from the cache unless ``fresh``."""
         key = self._token_key()
         if not fresh:
-            token = cache.get(key)
-            if token:
-                return token
+            cached = cache.get(key)
+            # The expiry travels with the token: a cache that keeps it a little longer
+            # (Redis expires on its own clock) never hands out a token past its time.
+            if isinstance(cached, dict) and cached.get("expires_at", 0) > time.time():
+                return cached["token"]
         try:
             response = self.request(
                 "POST",
@@ -182,7 +185,10 @@ class NuvemFiscal(FiscalProvider):
             expires_in = int(data.get("expires_in") or 3600)
         except (TypeError, ValueError):
             expires_in = 3600
-        cache.set(key, str(token), timeout=max(1, expires_in - TOKEN_MARGIN_SECONDS))
+        lifetime = max(1, expires_in - TOKEN_MARGIN_SECONDS)
+        cache.set(
+            key, {"token": str(token), "expires_at": time.time() + lifetime}, timeout=lifetime
+        )
         return str(token)
 
     def _api(self, method: str, path: str, *, operation: str, retry: bool = True, **kwargs):

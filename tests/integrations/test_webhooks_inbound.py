@@ -260,9 +260,7 @@ def test_it_stores_the_raw_request_and_answers_the_provider_at_once(
     assert Event.objects.count() == 0  # nothing acted on before the task runs
 
 
-def test_a_header_carrying_the_accounts_secret_is_not_stored_whatever_its_name(
-    client, account_a
-):
+def test_a_header_carrying_the_accounts_secret_is_not_stored_whatever_its_name(client, account_a):
     # Focus NFe sends the secret the clinic chose in a header the clinic names.
     post(client, account_a, message_body(), **{"X-Clinic-Hook": WEBHOOK_SECRET})
 

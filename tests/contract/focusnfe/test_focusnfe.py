@@ -12,6 +12,7 @@ import pytest
 import requests
 import responses
 import time_machine
+from django.utils import translation
 from responses import matchers
 
 import integrations.fiscal.focusnfe  # noqa: F401  (registers the adapter)
@@ -444,7 +445,8 @@ def test_health_lists_the_hooks_and_says_whether_cuidars_is_registered(account, 
         f"{BASE}/v2/hooks", json=hooks, match=[matchers.header_matcher({"Authorization": BASIC})]
     )
 
-    result = focus(account).health()
+    with translation.override("en"):
+        result = focus(account).health()
 
     assert result.ok
     assert "registered" in result.detail
@@ -455,7 +457,8 @@ def test_health_lists_the_hooks_and_says_whether_cuidars_is_registered(account, 
 def test_health_is_ok_but_says_so_when_no_hook_points_to_cuidar(account):
     responses.get(f"{BASE}/v2/hooks", json=[])
 
-    result = focus(account).health()
+    with translation.override("en"):
+        result = focus(account).health()
 
     assert result.ok
     assert "not registered" in result.detail
