@@ -58,6 +58,28 @@ class LedgerLineInline(ClinicScopedInline, admin.TabularInline):
 
 
 # --- The admin ------------------------------------------------------------------------------
+class DunningFilter(admin.SimpleListFilter):
+    """Overdue charges whose reminders are exhausted: the list a person works through."""
+
+    title = _("collection")
+    parameter_name = "collection"
+
+    def lookups(self, request, model_admin):
+        return (
+            ("person", _("Needs a person (reminders exhausted)")),
+            ("reminding", _("Being reminded")),
+        )
+
+    def queryset(self, request, queryset):
+        if self.value() == "person":
+            return queryset.filter(status="pending", dunning_flagged_at__isnull=False)
+        if self.value() == "reminding":
+            return queryset.filter(
+                status="pending", dunning_step__gt=0, dunning_flagged_at__isnull=True
+            )
+        return queryset
+
+
 @admin.register(Payment)
 class PaymentAdmin(ViewOnlyDetailMixin, ClinicScopedAdmin):
     """Payments: listed and read here; registered, charged, confirmed, cancelled and
@@ -77,7 +99,7 @@ class PaymentAdmin(ViewOnlyDetailMixin, ClinicScopedAdmin):
         "pages",
     )
     list_display_links = ("created_at", "patient_name")
-    list_filter = ("status", "method", "gateway", "due_date", "paid_at")
+    list_filter = (DunningFilter, "status", "method", "gateway", "due_date", "paid_at")
     list_select_related = ("patient", "clinic")
     list_per_page = 50
     date_hierarchy = "created_at"

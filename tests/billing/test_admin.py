@@ -1462,3 +1462,32 @@ def test_another_clinics_receipt_cannot_be_sent(client_for, receptionist_b, clin
         reverse("admin:billing_payment_receipt_send", args=[payment.pk])
     )
     assert response.status_code == 404
+
+
+def test_charges_whose_reminders_are_exhausted_are_listed_for_a_person(
+    client_for, receptionist_a, clinic_a, patient_a, patient_b
+):
+    from billing.models import Payment
+
+    flagged = Payment.objects.create(
+        clinic=clinic_a,
+        patient=patient_a,
+        amount=Decimal("90.00"),
+        method="pix",
+        dunning_step=3,
+        dunning_flagged_at=timezone.now(),
+    )
+    Payment.objects.create(clinic=clinic_a, patient=patient_a, amount=Decimal("10"), method="pix")
+    Payment.objects.create(
+        clinic=patient_b.clinic,
+        patient=patient_b,
+        amount=Decimal("50"),
+        method="pix",
+        dunning_flagged_at=timezone.now(),
+    )
+
+    page = client_for(receptionist_a).get(
+        reverse("admin:billing_payment_changelist"), {"collection": "person"}
+    )
+
+    assert list(page.context["cl"].result_list) == [flagged]
