@@ -8,7 +8,11 @@ from django.http import Http404
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
-from . import selectors, services
+from . import (
+    admin_api,  # noqa: F401  (registers the API key and request log admins)
+    selectors,
+    services,
+)
 from .admin_base import ClinicScopedAdmin, ClinicScopedInline
 from .admin_messaging import PatientMessagesMixin
 from .models import Clinic, Consent, Membership, Patient, Professional, Room

@@ -190,6 +190,11 @@ _ADMIN = (
         "integrations.add_webhooksubscription",
         "integrations.change_webhooksubscription",
         "integrations.delete_webhooksubscription",
+        # Partner API keys: the clinic administrator issues and revokes them.
+        "clinic.view_apikey",
+        "clinic.add_apikey",
+        "clinic.change_apikey",
+        "clinic.view_apirequestlog",
     }
 )
 

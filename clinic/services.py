@@ -10,6 +10,8 @@ from django.contrib.auth.models import Group
 from django.db import transaction
 from django.utils import timezone
 
+from integrations.events import publish
+
 from .choices import ConsentLegalBasis, ConsentSource, ConsentStatus
 from .models import Clinic, Consent, Membership, Patient, new_checkin_token
 from .roles import ROLE_GROUPS
@@ -30,6 +32,7 @@ def patient_create(*, clinic: Clinic, **fields) -> Patient:
     patient = Patient(clinic=clinic, **fields)
     patient.full_clean()
     patient.save()
+    publish("patient.created", clinic=clinic, payload={"patient_id": patient.pk})
     return patient
 
 
@@ -43,6 +46,12 @@ def patient_update(*, patient: Patient, **fields) -> Patient:
         setattr(patient, name, value)
     patient.full_clean()
     patient.save(update_fields=[*fields, "updated_at"])
+    # Which fields changed, never their values (payloads carry no personal data).
+    publish(
+        "patient.updated",
+        clinic=patient.clinic_id,
+        payload={"patient_id": patient.pk, "fields": sorted(fields)},
+    )
     return patient
 
 

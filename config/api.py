@@ -3,14 +3,48 @@
 The OpenAPI schema is served at ``/api/v1/schema/`` and browsable docs at ``/api/v1/docs/``.
 """
 
-from django.urls import path
+from django.urls import path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
+from billing import api as billing_api
+from clinic import api as clinic_api
+from crm import api as crm_api
+from scheduling import api as scheduling_api
+
+from . import api_integrations
+
 router = DefaultRouter()
+
+# Scheduling: services, professionals, availability, appointments.
+router.register("services", scheduling_api.ServiceViewSet, basename="service")
+router.register("professionals", scheduling_api.ProfessionalViewSet, basename="professional")
+router.register("appointments", scheduling_api.AppointmentViewSet, basename="appointment")
+
+# Patients, leads, payments; events, webhook subscriptions and dead letters (integrations).
+router.register("patients", clinic_api.PatientViewSet, basename="patient")
+router.register("leads", crm_api.LeadViewSet, basename="lead")
+router.register("payments", billing_api.PaymentViewSet, basename="payment")
+router.register("events", api_integrations.EventViewSet, basename="event")
+router.register("webhooks", api_integrations.WebhookSubscriptionViewSet, basename="webhook")
+router.register("dlq", api_integrations.DeadLetterViewSet, basename="dead-letter")
 
 urlpatterns = [
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     *router.urls,
+]
+
+# Scheduling: with or without the trailing slash (``/api/v1/availability?service=…``).
+urlpatterns += [
+    re_path(r"^availability/?$", scheduling_api.AvailabilityView.as_view(), name="availability"),
+]
+
+# Integrations health of the key's clinic (``/api/v1/health/integrations``).
+urlpatterns += [
+    re_path(
+        r"^health/integrations/?$",
+        api_integrations.IntegrationsHealthView.as_view(),
+        name="api-health-integrations",
+    ),
 ]

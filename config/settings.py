@@ -256,6 +256,9 @@ CELERY_DB_REUSE_MAX = env.int("CELERY_DB_REUSE_MAX", default=200)
 # --- REST API -------------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    # Partner keys: requests per key (clinic.api_framework.ApiKeyThrottle), in the cache.
+    "DEFAULT_THROTTLE_RATES": {"api_key": env.str("CUIDAR_API_RATE", default="600/min")},
+    "EXCEPTION_HANDLER": "clinic.api_framework.problem_exception_handler",
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
@@ -327,6 +330,10 @@ CUIDAR_OUTBOX_COALESCE = env.bool("CUIDAR_OUTBOX_COALESCE", default=bool(REDIS_U
 # The public address of this installation: links in messages (confirm, cancel, claim a
 # waitlist slot) and the status callbacks registered at providers start with it.
 CUIDAR_PUBLIC_URL = env.str("CUIDAR_PUBLIC_URL", default="http://127.0.0.1:8000").rstrip("/")
+
+# Partner webhooks to internal addresses (loopback, private networks, cloud metadata) are
+# refused (SSRF). Only a test or a closed lab sets this.
+CUIDAR_WEBHOOKS_ALLOW_INTERNAL = env.bool("CUIDAR_WEBHOOKS_ALLOW_INTERNAL", default=False)
 
 # Password of the demo users created by `manage.py seed_demo` (refused when DEBUG is off).
 DEMO_PASSWORD = env_secret("DEMO_PASSWORD", default="cuidar-demo")

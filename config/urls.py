@@ -3,6 +3,7 @@
 from django.contrib import admin
 from django.urls import include, path
 from django.views.generic import RedirectView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from . import health, metrics
 
@@ -13,6 +14,9 @@ urlpatterns = [
     path("health/integrations", health.integrations, name="health-integrations"),
     path("metrics", metrics.metrics, name="metrics"),
     path("api/v1/", include("config.api")),
+    # The documented addresses of the schema and its docs (also under /api/v1/).
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
     # E-mail tracking (delivered, opened, bounced…) from each ESP, verified by anymail with
     # ANYMAIL_WEBHOOK_SECRET (HTTP basic auth); before the generic provider webhooks.
     path("webhooks/anymail/", include("anymail.urls")),

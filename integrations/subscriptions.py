@@ -13,6 +13,7 @@ import time
 import uuid
 from datetime import UTC, datetime, timedelta
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.serializers.json import DjangoJSONEncoder
 from django.core.validators import URLValidator
@@ -45,6 +46,51 @@ class InvalidSubscription(ApplicationError):
     code = "invalid_subscription"
 
 
+_INTERNAL_NAMES = ("localhost", ".localhost", ".local", ".internal", ".lan", ".home.arpa")
+
+
+def is_internal_address(url: str) -> bool:
+    """Whether a URL points inside the network Cuidar runs in: loopback, private, link-local
+    (cloud metadata at 169.254.169.254) or reserved IPs, or local host names. Partners may
+    register webhook URLs: they must not make Cuidar call its own infrastructure (SSRF).
+    Names that resolve to internal addresses are refused again when delivering."""
+    import ipaddress
+    from urllib.parse import urlsplit
+
+    if getattr(settings, "CUIDAR_WEBHOOKS_ALLOW_INTERNAL", False):
+        return False
+    host = (urlsplit(url).hostname or "").lower().rstrip(".")
+    if not host:
+        return True
+    if host == "localhost" or host.endswith(_INTERNAL_NAMES):
+        return True
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return not ip.is_global
+
+
+def resolves_internally(url: str) -> bool:
+    """Whether the URL's host name resolves (now) to an internal address: a public name
+    can be pointed at 127.0.0.1 after it was accepted. A name that does not resolve is left
+    to fail in the HTTP call."""
+    import ipaddress
+    import socket
+    from urllib.parse import urlsplit
+
+    if getattr(settings, "CUIDAR_WEBHOOKS_ALLOW_INTERNAL", False):
+        return False
+    if is_internal_address(url):
+        return True
+    host = urlsplit(url).hostname or ""
+    try:
+        infos = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
+    except (socket.gaierror, UnicodeError, OSError):
+        return False
+    return any(not ipaddress.ip_address(info[4][0].split("%")[0]).is_global for info in infos)
+
+
 # --- Writes ---------------------------------------------------------------------------------
 def subscription_validate(*, name: str, url: str, event_types: list[str]) -> list[str]:
     """Check what a subscription would be given; return its event types, sorted and
@@ -56,6 +102,9 @@ def subscription_validate(*, name: str, url: str, event_types: list[str]) -> lis
         _url_validator(url)
     except ValidationError:
         errors["url"] = [_("Enter a full http:// or https:// URL.")]
+    else:
+        if is_internal_address(url):
+            errors["url"] = [_("Webhooks go to public addresses only, not to internal ones.")]
     unknown = sorted(set(event_types) - EVENT_TYPES)
     if unknown:
         errors["event_types"] = [
@@ -161,6 +210,10 @@ def subscription_post(
     if not secrets_:
         raise PermanentProviderError(
             "the subscription has no signing secret", provider=PROVIDER, http_status=None
+        )
+    if resolves_internally(subscription.url):
+        raise PermanentProviderError(
+            "the webhook URL resolves to an internal address", provider=PROVIDER
         )
     # Serialised once: the signature covers exactly the bytes sent.
     body = json.dumps(

@@ -220,6 +220,19 @@ def appointment_book(
             occupied_start=occupied_start,
             occupied_end=occupied_end,
         )
+    # A clash is the more useful answer ("the professional is busy"), so it is checked
+    # before the working hours.
+    conflicts = _conflicts(
+        clinic_id=clinic.pk,
+        professional_id=professional.pk,
+        room_id=room.pk if room else None,
+        patient_id=patient.pk,
+        occupied_start=occupied_start,
+        occupied_end=occupied_end,
+    )
+    if conflicts:
+        raise SlotUnavailable(_conflict_message(conflicts), conflicts=conflicts)
+
     if check_availability:
         from .availability import slot_list_available
 
@@ -233,17 +246,6 @@ def appointment_book(
         )
         if not any(slot.start == start for slot in slots):
             raise SlotUnavailable(_conflict_message(["hours"]), conflicts=["hours"])
-
-    conflicts = _conflicts(
-        clinic_id=clinic.pk,
-        professional_id=professional.pk,
-        room_id=room.pk if room else None,
-        patient_id=patient.pk,
-        occupied_start=occupied_start,
-        occupied_end=occupied_end,
-    )
-    if conflicts:
-        raise SlotUnavailable(_conflict_message(conflicts), conflicts=conflicts)
 
     appointment = Appointment(
         clinic=clinic,
@@ -404,9 +406,11 @@ def appointment_reschedule(
     room: Room | None = None,
     via: str = Channel.RECEPTION,
     by=None,
+    check_availability: bool = False,
 ) -> Appointment:
     """Move an appointment: the old one ends as ``rescheduled`` and a new one, linked to
-    it, is booked — both or neither. Returns the new appointment."""
+    it, is booked — both or neither. Returns the new appointment. ``check_availability``
+    (partners, patients) also refuses times outside working hours, as booking does."""
     old = appointment
     _transition(old, S.RESCHEDULED)  # frees the old range before booking the new one
     new = appointment_book(
@@ -421,6 +425,7 @@ def appointment_reschedule(
         notes=old.notes,
         internal_notes=old.internal_notes,
         replaces=old,
+        check_availability=check_availability,
     )
     publish(
         "appointment.rescheduled",

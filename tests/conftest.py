@@ -25,6 +25,16 @@ def pytest_runtest_setup(item):
 
 
 @pytest.fixture(autouse=True)
+def _empty_cache():
+    """Each test starts with an empty cache: throttle histories, flags and cached tokens
+    are keyed by ids that repeat from test to test."""
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
+
+
+@pytest.fixture(autouse=True)
 def _celery_eager():
     """Tasks run inline in tests (a test that needs a real worker turns this off)."""
     from config.celery import app

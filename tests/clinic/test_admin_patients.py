@@ -233,3 +233,18 @@ def test_other_changelists_run_a_constant_number_of_queries(
     with CaptureQueriesContext(connection) as many:
         client.get(url)
     assert len(few) == len(many)
+
+
+def test_registering_and_changing_a_patient_publish_events_without_personal_data(clinic_a):
+    from clinic import services
+    from integrations.models import Event
+
+    patient = services.patient_create(
+        clinic=clinic_a, full_name="Ana Evento", phone="+5511987650000"
+    )
+    services.patient_update(patient=patient, email="ana@example.com")
+
+    created, updated = Event.objects.order_by("created_at")
+    assert (created.event_type, created.payload) == ("patient.created", {"patient_id": patient.pk})
+    assert updated.event_type == "patient.updated"
+    assert updated.payload == {"patient_id": patient.pk, "fields": ["email"]}

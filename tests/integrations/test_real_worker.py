@@ -60,7 +60,13 @@ def worker():
         f"postgres://{db['USER']}:{db.get('PASSWORD') or ''}@{db['HOST'] or '127.0.0.1'}:"
         f"{db['PORT'] or 5432}/{db['NAME']}"  # the test database
     )
-    env = {**os.environ, "DATABASE_URL": database_url, "CONN_MAX_AGE": "0"}
+    # The partner here is a local HTTP server: allow the internal address, in the worker too.
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "CONN_MAX_AGE": "0",
+        "CUIDAR_WEBHOOKS_ALLOW_INTERNAL": "true",
+    }
     process = subprocess.Popen(
         [
             sys.executable, "-m", "celery", "-A", "config", "worker", "--pool=solo",
@@ -80,9 +86,10 @@ def worker():
         process.kill()
 
 
-def test_a_real_worker_delivers_an_event_to_a_partner(clinic_a, receiver, worker):
+def test_a_real_worker_delivers_an_event_to_a_partner(clinic_a, receiver, worker, settings):
     from config.celery import app
 
+    settings.CUIDAR_WEBHOOKS_ALLOW_INTERNAL = True
     app.conf.task_always_eager = False  # really go through Redis
     subscription_create(
         clinic=clinic_a, name="Laboratório", url=receiver, event_types=["patient.created"]

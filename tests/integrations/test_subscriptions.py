@@ -94,6 +94,38 @@ def test_it_refuses_urls_that_are_not_http(clinic_a):
     assert set(caught.value.fields) == {"url"}
 
 
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:8000/admin/",
+        "http://localhost/hook",
+        "http://169.254.169.254/latest/meta-data/",  # cloud metadata
+        "https://10.0.0.5/hook",
+        "http://[::1]/hook",
+        "http://db.internal/hook",
+    ],
+)
+def test_it_refuses_internal_addresses(clinic_a, url):
+    with pytest.raises(subscriptions.InvalidSubscription) as caught:
+        subscriptions.subscription_create(clinic=clinic_a, name="x", url=url, event_types=[])
+    assert set(caught.value.fields) == {"url"}
+
+
+def test_it_accepts_public_addresses(clinic_a):
+    subscription = subscriptions.subscription_create(
+        clinic=clinic_a, name="CRM", url="https://crm.example.com/hooks", event_types=[]
+    )
+    assert subscription.pk
+
+
+@pytest.fixture
+def english():
+    from django.utils import translation
+
+    with translation.override("en"):
+        yield
+
+
 # --- Posting --------------------------------------------------------------------------------
 @responses.activate
 def test_a_partner_receives_the_documented_headers_and_body(subscription):
@@ -226,6 +258,7 @@ def test_a_ping_reports_the_partners_answer(subscription):
 
 
 @responses.activate
+@pytest.mark.usefixtures("english")
 def test_a_failed_ping_says_why(subscription):
     responses.post(PARTNER_URL, status=503)
     assert subscriptions.subscription_ping(subscription) == (
@@ -257,3 +290,21 @@ def test_a_published_event_reaches_the_partner_signed(
     delivery = Delivery.objects.get(event=event)
     assert sent.headers["X-Cuidar-Delivery"] == str(delivery.pk)
     assert delivery.status == DeliveryStatus.SUCCEEDED
+
+
+def test_a_name_that_now_resolves_to_an_internal_address_is_not_called(subscription, monkeypatch):
+    import socket
+
+    def resolve(host, *args, **kwargs):
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("10.1.2.3", 0))]
+
+    monkeypatch.setattr(socket, "getaddrinfo", resolve)
+    with pytest.raises(PermanentProviderError, match="internal address"):
+        subscriptions.subscription_post(
+            subscription,
+            event_id="e1",
+            event_type="appointment.booked",
+            delivery_id="d1",
+            created_at=datetime.now(UTC),
+            payload={},
+        )
