@@ -4,13 +4,12 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 
 import pytest
-from django.core.cache import cache
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from rest_framework.test import APIClient
 
 from billing.choices import InvoiceStatus, PaymentMethod, PaymentStatus
-from clinic.api_framework import ApiKeyThrottle, api_key_create
+from tests.api.helpers import key_client
 from tests.billing.factories import InvoiceFactory, PaymentFactory
 from tests.clinic.factories import PatientFactory
 from tests.scheduling.factories import AppointmentFactory, ServiceFactory
@@ -19,18 +18,6 @@ pytestmark = pytest.mark.django_db
 
 LIST = "/api/v1/payments/"
 PROBLEM = "application/problem+json"
-
-
-def throttle_key(key) -> str:
-    return ApiKeyThrottle.cache_format % {"scope": ApiKeyThrottle.scope, "ident": f"key-{key.pk}"}
-
-
-def key_client(clinic, *scopes) -> APIClient:
-    key, secret = api_key_create(clinic=clinic, name="Contabilidade", scopes=list(scopes))
-    cache.delete(throttle_key(key))  # primary keys repeat between tests
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Bearer {secret}")
-    return client
 
 
 def detail(payment) -> str:

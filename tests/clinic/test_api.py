@@ -1,13 +1,12 @@
 """Partner API: patients (``/api/v1/patients/``)."""
 
 import pytest
-from django.core.cache import cache
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from rest_framework.test import APIClient
 
-from clinic.api_framework import ApiKeyThrottle, api_key_create
 from clinic.models import Patient
+from tests.api.helpers import key_client
 from tests.clinic.factories import PatientFactory
 
 pytestmark = pytest.mark.django_db
@@ -22,18 +21,6 @@ MARIA = {
     "birth_date": "1980-05-17",
     "preferred_channel": "sms",
 }
-
-
-def throttle_key(key) -> str:
-    return ApiKeyThrottle.cache_format % {"scope": ApiKeyThrottle.scope, "ident": f"key-{key.pk}"}
-
-
-def key_client(clinic, *scopes) -> APIClient:
-    key, secret = api_key_create(clinic=clinic, name="Parceiro", scopes=list(scopes))
-    cache.delete(throttle_key(key))  # primary keys repeat between tests
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Bearer {secret}")
-    return client
 
 
 def detail(patient) -> str:

@@ -5,16 +5,15 @@ from datetime import timedelta
 
 import pytest
 import responses
-from django.core.cache import cache
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from clinic.api_framework import ApiKeyThrottle, api_key_create
 from integrations import events, subscriptions
 from integrations.choices import DeliveryStatus
 from integrations.models import Delivery, DeliveryAttempt, Event, ExternalCall, WebhookSubscription
+from tests.api.helpers import key_client
 
 pytestmark = pytest.mark.django_db
 
@@ -24,18 +23,6 @@ WEBHOOKS = "/api/v1/webhooks/"
 DLQ = "/api/v1/dlq/"
 HEALTH = "/api/v1/health/integrations"
 PARTNER_URL = "https://crm.parceiro.example/hooks/cuidar"
-
-
-def throttle_key(key) -> str:
-    return ApiKeyThrottle.cache_format % {"scope": ApiKeyThrottle.scope, "ident": f"key-{key.pk}"}
-
-
-def key_client(clinic, *scopes) -> APIClient:
-    key, secret = api_key_create(clinic=clinic, name="Parceiro", scopes=list(scopes))
-    cache.delete(throttle_key(key))  # primary keys repeat between tests
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Bearer {secret}")
-    return client
 
 
 def results(response) -> list[dict]:

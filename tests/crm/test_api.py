@@ -1,12 +1,11 @@
 """Partner API: leads (``POST /api/v1/leads/``)."""
 
 import pytest
-from django.core.cache import cache
 from rest_framework.test import APIClient
 
-from clinic.api_framework import ApiKeyThrottle, api_key_create
 from crm.models import Lead, LeadStatus
 from integrations.models import Event
+from tests.api.helpers import key_client
 
 pytestmark = pytest.mark.django_db
 
@@ -25,18 +24,6 @@ FORM = {
     "utm_content": "story-1",
     "landing_page": "https://clinica.example/avaliacao?utm_source=instagram",
 }
-
-
-def throttle_key(key) -> str:
-    return ApiKeyThrottle.cache_format % {"scope": ApiKeyThrottle.scope, "ident": f"key-{key.pk}"}
-
-
-def key_client(clinic, *scopes) -> APIClient:
-    key, secret = api_key_create(clinic=clinic, name="Site", scopes=list(scopes))
-    cache.delete(throttle_key(key))  # primary keys repeat between tests
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Bearer {secret}")
-    return client
 
 
 @pytest.fixture
