@@ -192,9 +192,7 @@ class WebhookSubscriptionViewSet(ClinicAPIMixin, viewsets.ModelViewSet):
         return Response(self.get_serializer(subscription).data)
 
     def perform_destroy(self, instance):
-        # As in the admin: the row goes. Deliveries still queued for it fail as "subscriber
-        # missing" and end in the dead letters, where they can be archived.
-        instance.delete()
+        subscriptions.subscription_delete(subscription=instance)
 
     @extend_schema(request=None, responses=PingResultSerializer)
     @action(detail=True, methods=["post"])

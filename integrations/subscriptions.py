@@ -151,6 +151,13 @@ def subscription_update(
     return subscription
 
 
+@transaction.atomic
+def subscription_delete(*, subscription: WebhookSubscription) -> None:
+    """Remove a subscription (admin and partner API). Deliveries still queued for it fail
+    as "subscriber missing" and end in the dead letters, where they can be archived."""
+    subscription.delete()
+
+
 def subscription_secret_rotate(
     *, subscription: WebhookSubscription, grace: timedelta = ROTATION_GRACE
 ) -> str:

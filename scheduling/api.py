@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 from datetime import timedelta
-from zoneinfo import ZoneInfo
 
 from django.db import models
 from django.db.models import F, Prefetch
@@ -28,6 +27,7 @@ from rest_framework.response import Response
 from rest_framework.reverse import reverse
 from rest_framework.views import APIView
 
+from clinic.api import ClinicTimeField
 from clinic.api_framework import Cursor, PartnerAPIMixin, created, problem_exception_handler
 from clinic.choices import Council
 from clinic.models import Patient, Professional, Room
@@ -52,16 +52,12 @@ def _reads(scope: str) -> dict[str, str]:
 
 
 # --- Fields ---------------------------------------------------------------------------------
-class ClinicDateTimeField(serializers.DateTimeField):
+class ClinicDateTimeField(ClinicTimeField):
     """ISO 8601 in the clinic's time zone, offset included; input must carry an offset."""
 
     default_error_messages = {
         "naive": _("Include the UTC offset, e.g. 2026-03-02T09:00:00-03:00."),
     }
-
-    def default_timezone(self):
-        clinic = self.context.get("clinic")
-        return ZoneInfo(clinic.time_zone) if clinic is not None else super().default_timezone()
 
     def to_internal_value(self, value):
         if isinstance(value, str):

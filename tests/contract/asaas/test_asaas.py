@@ -295,7 +295,10 @@ def test_a_past_or_missing_due_date_is_sent_as_today(account, due_date, sent):
         ],
     )
 
-    asaas(account).charge(consultation(method="boleto", due_date=due_date))
+    result = asaas(account).charge(consultation(method="boleto", due_date=due_date))
+
+    # The POST matched only with dueDate == today: the charge went through.
+    assert result.gateway_payment_id == recorded("payment_boleto_created.json")["id"]
 
 
 def test_an_unknown_method_is_refused_without_any_call(account):
