@@ -46,6 +46,7 @@ run: migrate ## Run the demo: web + Celery worker + beat on the embedded default
 	$(BIN)/python manage.py seed_demo
 	@echo
 	@echo "  Cuidar is starting at http://$(HOST):$(PORT)/admin/"
+	@echo "  Patient portal: http://$(HOST):$(PORT)/portal/ (CPF 529.982.247-25; the code is in admin › Console records)"
 	@echo "  Health: http://$(HOST):$(PORT)/health/"
 	@echo "  Demo sign-ins: admin, recepcao, gerente, profissional — password: $${DEMO_PASSWORD:-cuidar-demo}"
 	@echo

@@ -10,6 +10,7 @@ from django.utils.translation import gettext_lazy as _
 
 from . import (
     admin_api,  # noqa: F401  (registers the API key and request log admins)
+    admin_privacy,  # noqa: F401  (registers the privacy request and portal session admins)
     selectors,
     services,
 )
@@ -274,6 +275,7 @@ class ClinicAdmin(admin.ModelAdmin):
                 "fields": (*ADDRESS_FIELDS, "time_zone"),
             },
         ),
+        (_("Patient portal"), {"fields": ("logo",)}),
         (_("Settings"), {"classes": ("collapse",), "fields": ("settings",)}),
         (_("System"), {"classes": ("collapse",), "fields": ("created_at", "updated_at")}),
     )

@@ -12,6 +12,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 from . import validators
 from .choices import (
@@ -84,6 +85,13 @@ class Clinic(Address):
     email = models.EmailField(_("e-mail"), blank=True)
     is_active = models.BooleanField(_("active"), default=True)
     settings = models.JSONField(_("settings"), default=dict, blank=True)
+    logo = models.FileField(
+        _("logo"),
+        upload_to="clinic-logos/",
+        blank=True,
+        validators=[validators.validate_logo],
+        help_text=_("PNG, JPEG or WebP, up to 200 KB. Shown on the patient portal."),
+    )
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
     updated_at = models.DateTimeField(_("updated at"), auto_now=True)
 
@@ -696,3 +704,113 @@ class IdempotencyRecord(models.Model):
 
     def __str__(self) -> str:
         return self.key
+
+
+# --- Patient portal -------------------------------------------------------------------------
+class PortalChallenge(models.Model):
+    """One sign-in attempt on the portal: the one-time code sent for an identifier (CPF,
+    phone or e-mail). It spans clinics on purpose — the same person may be a patient of
+    several — so it is not clinic-owned; ``patient_ids`` are the records it may open.
+
+    The code is kept only as an HMAC (keyed with the ``SECRET_KEY``). An identifier that
+    matches nobody still gets a challenge, with no code that can match, so the pages never
+    reveal whether a CPF is known."""
+
+    id = models.UUIDField(primary_key=True, editable=False)
+    identifier_hash = models.CharField(max_length=64, db_index=True)
+    patient_ids = models.JSONField(default=list)
+    code_hash = models.CharField(max_length=64)
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField()
+    failed_attempts = models.PositiveSmallIntegerField(default=0)
+    used_at = models.DateTimeField(null=True, blank=True)
+    ip = models.GenericIPAddressField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("portal sign-in code")
+        verbose_name_plural = _("portal sign-in codes")
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return str(self.id)
+
+
+class PortalSession(ClinicOwned):
+    """A patient signed in to the portal: one per device. Separate from staff sessions
+    (its own cookie and table); ends after inactivity, on "sign out", or when the patient
+    signs out of every device. Only the hash of the cookie's token is kept."""
+
+    patient = models.ForeignKey(
+        Patient, on_delete=models.CASCADE, related_name="portal_sessions", verbose_name=_("patient")
+    )
+    key_hash = models.CharField(max_length=64, unique=True, editable=False)
+    created_at = models.DateTimeField(_("signed in at"), auto_now_add=True)
+    last_seen_at = models.DateTimeField(_("last seen"), default=timezone.now)
+    ended_at = models.DateTimeField(_("ended at"), null=True, blank=True)
+    ip = models.GenericIPAddressField(_("IP address"), null=True, blank=True)
+    user_agent = models.CharField(_("device"), max_length=255, blank=True)
+
+    class Meta:
+        verbose_name = _("portal session")
+        verbose_name_plural = _("portal sessions")
+        ordering = ["-last_seen_at"]
+        indexes = [
+            models.Index(
+                fields=["patient"],
+                condition=Q(ended_at__isnull=True),
+                name="portal_session_open_idx",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.patient} · {self.created_at:%Y-%m-%d %H:%M}"
+
+
+class PrivacyRequest(ClinicOwned):
+    """A data subject's request under the LGPD (art. 18), made on the portal and handled
+    by the clinic: a data export (recorded when it is downloaded) or deletion (clinical
+    records stay 20 years by law, Lei 13.787/2018; contact and marketing data are
+    anonymised)."""
+
+    class Kind(models.TextChoices):
+        EXPORT = "export", _("Data export")
+        DELETION = "deletion", _("Deletion")
+
+    class Status(models.TextChoices):
+        OPEN = "open", pgettext_lazy("privacy request status", "Open")
+        DONE = "done", pgettext_lazy("privacy request status", "Done")
+        REFUSED = "refused", pgettext_lazy("privacy request status", "Refused")
+
+    patient = models.ForeignKey(
+        Patient,
+        on_delete=models.PROTECT,
+        related_name="privacy_requests",
+        verbose_name=_("patient"),
+    )
+    kind = models.CharField(_("request"), max_length=20, choices=Kind.choices)
+    status = models.CharField(
+        _("status"), max_length=20, choices=Status.choices, default=Status.OPEN
+    )
+    details = models.TextField(_("what the patient wrote"), blank=True)
+    requested_at = models.DateTimeField(_("requested at"), default=timezone.now)
+    handled_at = models.DateTimeField(_("handled at"), null=True, blank=True)
+    handled_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("handled by"),
+    )
+    resolution = models.TextField(_("resolution"), blank=True)
+
+    class Meta:
+        verbose_name = _("privacy request")
+        verbose_name_plural = _("privacy requests")
+        ordering = ["-requested_at"]
+        indexes = [
+            models.Index(fields=["clinic", "status", "-requested_at"], name="privacy_open_idx")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} · {self.patient}"

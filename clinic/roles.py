@@ -128,6 +128,8 @@ _RECEPTIONIST = (
         "clinic.add_consent",
         "clinic.view_professional",
         "clinic.view_room",
+        # Patients' LGPD requests: reception sees them; managers handle them.
+        "clinic.view_privacyrequest",
     }
 )
 _PROFESSIONAL = {
@@ -158,6 +160,10 @@ _MANAGER = (
         "clinic.change_room",
         "clinic.delete_room",
         "clinic.view_membership",
+        # Handle patients' LGPD requests (anonymise, refuse); see and end portal sessions.
+        "clinic.change_privacyrequest",
+        "clinic.view_portalsession",
+        "clinic.change_portalsession",
     }
 )
 # Integrations: managers watch them, clinic administrators configure them and act on dead

@@ -97,3 +97,34 @@ HEX_COLOR = re.compile(r"^#[0-9A-Fa-f]{6}$")
 def color_validate(value: str) -> None:
     if not HEX_COLOR.match(value or ""):
         raise ValidationError(_("Enter a colour as #RRGGBB, e.g. #2E86DE."), code="invalid_color")
+
+
+#: The image formats a clinic logo may have, by their first bytes, with their media type.
+LOGO_SIGNATURES = (
+    (b"\x89PNG\r\n\x1a\n", "image/png"),
+    (b"\xff\xd8\xff", "image/jpeg"),
+    (b"RIFF", "image/webp"),  # followed by the size and "WEBP" at offset 8
+)
+LOGO_MAX_BYTES = 200 * 1024
+
+
+def logo_media_type(head: bytes) -> str:
+    """The media type of a logo from its first 12 bytes, or "" when it is not an image we
+    serve (SVG is refused: it can carry scripts)."""
+    for signature, media_type in LOGO_SIGNATURES:
+        if head.startswith(signature):
+            if media_type == "image/webp" and head[8:12] != b"WEBP":
+                continue
+            return media_type
+    return ""
+
+
+def validate_logo(file) -> None:
+    if file.size > LOGO_MAX_BYTES:
+        raise ValidationError(_("The logo must be at most 200 KB."), code="too_large")
+    position = file.tell() if hasattr(file, "tell") else 0
+    file.seek(0)
+    head = file.read(12)
+    file.seek(position)
+    if not logo_media_type(head):
+        raise ValidationError(_("The logo must be a PNG, JPEG or WebP image."), code="format")

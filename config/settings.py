@@ -184,6 +184,9 @@ USE_TZ = True
 # --- Static files ---------------------------------------------------------------------------
 STATIC_URL = "static/"
 STATIC_ROOT = Path(env.str("STATIC_ROOT", default=str(VAR_DIR / "static")))
+# Uploads (clinic logos). Production may point MEDIA_ROOT at a mounted volume.
+MEDIA_ROOT = Path(env.str("MEDIA_ROOT", default=str(VAR_DIR / "media")))
+MEDIA_URL = "media/"  # not served: uploads are streamed by the views that own them
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {
@@ -334,6 +337,9 @@ CUIDAR_PUBLIC_URL = env.str("CUIDAR_PUBLIC_URL", default="http://127.0.0.1:8000"
 # Partner webhooks to internal addresses (loopback, private networks, cloud metadata) are
 # refused (SSRF). Only a test or a closed lab sets this.
 CUIDAR_WEBHOOKS_ALLOW_INTERNAL = env.bool("CUIDAR_WEBHOOKS_ALLOW_INTERNAL", default=False)
+
+# Patient portal: a signed-in patient is signed out after this much inactivity.
+CUIDAR_PORTAL_IDLE_MINUTES = env.int("CUIDAR_PORTAL_IDLE_MINUTES", default=30)
 
 # Password of the demo users created by `manage.py seed_demo` (refused when DEBUG is off).
 DEMO_PASSWORD = env_secret("DEMO_PASSWORD", default="cuidar-demo")

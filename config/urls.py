@@ -1,4 +1,5 @@
-"""Routes: admin, health, REST API (config/api.py), inbound webhooks. The portal joins later."""
+"""Routes: admin, health, REST API (config/api.py), the patient portal (config/portal_urls.py),
+inbound webhooks."""
 
 from django.contrib import admin
 from django.urls import include, path
@@ -14,6 +15,7 @@ urlpatterns = [
     path("health/integrations", health.integrations, name="health-integrations"),
     path("metrics", metrics.metrics, name="metrics"),
     path("api/v1/", include("config.api")),
+    path("portal/", include("config.portal_urls")),
     # The issue's documented addresses of the schema and its docs (also under /api/v1/).
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),

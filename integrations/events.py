@@ -33,6 +33,8 @@ EVENT_TYPES = frozenset(
     {
         "patient.created",
         "patient.updated",
+        "patient.anonymised",
+        "privacy.requested",
         "lead.created",
         "lead.updated",
         "lead.converted",

@@ -28,7 +28,7 @@ from ..choices import Gateway, PaymentMethod, PaymentStatus
 from ..exceptions import BillingError, GatewayUnavailable
 from ..models import Payment
 from ..money import brl
-from ..reports import RECEIVED, clinic_zone
+from ..reports import clinic_zone
 from ..services import GATEWAY_METHODS
 from .common import (
     DateInput,
@@ -97,7 +97,7 @@ def can_use_static_pix(payment: Payment) -> bool:
 
 
 def has_receipt(payment: Payment) -> bool:
-    return payment.status in RECEIVED and payment.paid_at is not None
+    return selectors.payment_has_receipt(payment)
 
 
 def has_charge_page(payment: Payment) -> bool:
@@ -518,17 +518,9 @@ def receipt_view(model_admin, request, pk):
     )
     if not has_receipt(payment):
         raise Http404
-    clinic = payment.clinic
-    paid_at = timezone.localtime(payment.paid_at, clinic_zone(clinic)).replace(tzinfo=None)
     context = {
         "title": gettext("Receipt"),
-        "payment": payment,
-        "clinic": clinic,
-        "patient": payment.patient,
-        "amount": brl(payment.amount),
-        "refunded": brl(payment.refunded_amount) if payment.refunded_amount else "",
-        "method": payment.get_method_display(),
-        "paid_at": paid_at,
+        **selectors.payment_receipt_context(payment=payment),
         "back_url": admin_url(model_admin, "billing_payment_change", payment.pk),
         "send_url": admin_url(model_admin, "billing_payment_receipt_send", payment.pk),
     }

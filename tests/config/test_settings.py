@@ -17,8 +17,12 @@ PRODUCTION = {
 }
 
 
+#: Set by the browser tests' session (Playwright's event loop); a deployment never has it.
+NOT_INHERITED = {"DJANGO_ALLOW_ASYNC_UNSAFE"}
+
+
 def manage(*args, env_overrides):
-    env = {k: v for k, v in os.environ.items() if k not in PRODUCTION}
+    env = {k: v for k, v in os.environ.items() if k not in PRODUCTION and k not in NOT_INHERITED}
     env.update(env_overrides)
     return subprocess.run(
         [sys.executable, "manage.py", *args],

@@ -105,6 +105,10 @@ def mobile_phone(rng: random.Random, area: str = "11") -> str:
             return candidate
 
 
+#: The demo's portal patient (a patient of both demo clinics).
+PORTAL_DEMO_CPF = "52998224725"
+
+
 class Command(BaseCommand):
     help = "Create the demo clinics, staff users, professionals, rooms and patients."
 
@@ -137,11 +141,16 @@ class Command(BaseCommand):
             self._rooms(branch, only=2)
             created = self._patients(main, options["patients"], rng)
             created += self._patients(branch, max(options["patients"] // 5, 1), rng)
+            self._portal_patient([main, branch])
             self._other_apps([main, branch], rng)
         self.stdout.write(self.style.SUCCESS(f"Demo ready ({created} new patients)."))
         self.stdout.write(
             "Sign in at /admin/ as admin, recepcao, gerente or profissional "
             f"with the password {password!r}."
+        )
+        self.stdout.write(
+            "Patient portal at /portal/: CPF 529.982.247-25; the code is in the console "
+            "provider's records (admin › Integrations › Console records)."
         )
 
     def _other_apps(self, clinics, rng) -> None:
@@ -231,6 +240,31 @@ class Command(BaseCommand):
     def _rooms(self, clinic, only=None) -> None:
         for name, resources in ROOMS[:only]:
             Room.objects.get_or_create(clinic=clinic, name=name, defaults={"resources": resources})
+
+    def _portal_patient(self, clinics) -> None:
+        """One person who is a patient of both demo clinics, to try the portal with (the
+        sign-in code goes to the console provider)."""
+        for clinic in clinics:
+            if Patient.objects.for_clinic(clinic).filter(cpf=PORTAL_DEMO_CPF).exists():
+                continue
+            patient = services.patient_create(
+                clinic=clinic,
+                full_name="Ana Portal de Souza",
+                cpf=PORTAL_DEMO_CPF,
+                sex=Sex.FEMALE,
+                birth_date=date(1990, 5, 17),
+                phone="+5511981234567",
+                email="ana.portal@example.com",
+                preferred_channel=ContactChannel.WHATSAPP,
+            )
+            for channel in (ContactChannel.WHATSAPP, ContactChannel.EMAIL):
+                services.consent_record(
+                    patient=patient,
+                    channel=channel,
+                    purpose=ConsentPurpose.UTILITY,
+                    status=ConsentStatus.GRANTED,
+                    text_version="2026-01",
+                )
 
     def _patients(self, clinic, count, rng) -> int:
         existing = Patient.objects.for_clinic(clinic).count()
