@@ -15,15 +15,6 @@ from clinic.portal.sessions import portal_view
 from scheduling import portal as scheduling_portal
 
 
-def billing_home(patient) -> dict:
-    """Billing's part of the home page ({"packages": …, "open_payments": …}), or {} while
-    billing offers none."""
-    home_context = getattr(billing_portal, "home_context", None)
-    if home_context is None:
-        return {}
-    return home_context(patient)
-
-
 @portal_view
 @require_GET
 def home(request: HttpRequest) -> HttpResponse:
@@ -33,7 +24,7 @@ def home(request: HttpRequest) -> HttpResponse:
         "nav": "home",
         "patient": portal.patient,
         **scheduling_portal.home_context(patient=portal.patient, clinic=portal.clinic),
-        "billing_home": billing_home(portal.patient),
+        "billing_home": billing_portal.home_context(portal.patient),
     }
     return render(request, "portal/home.html", context)
 

@@ -16,12 +16,21 @@ def seeded(settings):
 
 def test_it_creates_the_demo_clinic_with_its_people(seeded):
     demo = Clinic.objects.get(name="Clínica Demo")
-    assert Patient.objects.for_clinic(demo).count() == 40
+    assert Patient.objects.for_clinic(demo).count() == 40 + 1  # and the portal's demo patient
     assert Professional.objects.for_clinic(demo).count() == 6
     assert Room.objects.for_clinic(demo).count() == 4
     assert Consent.objects.for_clinic(demo).exists()
     for patient in Patient.objects.for_clinic(demo):
         cpf_validate(patient.cpf)
+
+
+def test_the_portal_demo_patient_is_a_patient_of_both_clinics(seeded):
+    records = Patient.objects.filter(cpf="52998224725").select_related("clinic")
+    assert sorted(p.clinic.name for p in records) == [
+        "Clínica Demo",
+        "Clínica Demo — Unidade Centro",
+    ]
+    assert all(p.phone and p.consents.exists() for p in records)
 
 
 def test_demo_users_sign_in_with_the_demo_password(seeded):

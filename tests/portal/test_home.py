@@ -8,7 +8,6 @@ from urllib.parse import quote_plus
 import pytest
 from django.urls import reverse
 
-from config import portal as home_page
 from scheduling import services
 from tests.clinic.factories import PatientFactory
 from tests.portal.agenda import NOW, THURSDAY_11H, TUESDAY_8H, book, open_desk
@@ -136,16 +135,6 @@ def test_home_needs_a_signed_in_patient(client):
     assert response["Location"].startswith(reverse("portal:sign_in"))
 
 
-def test_billing_part_is_asked_of_billing_when_it_offers_one(monkeypatch, patient_a):
-    monkeypatch.delattr(home_page.billing_portal, "home_context", raising=False)
-    assert home_page.billing_home(patient_a) == {}
-
-    seen = []
-    monkeypatch.setattr(
-        home_page.billing_portal,
-        "home_context",
-        lambda patient: seen.append(patient) or {"packages": [], "open_payments": []},
-        raising=False,
-    )
-    assert home_page.billing_home(patient_a) == {"packages": [], "open_payments": []}
-    assert seen == [patient_a]
+def test_the_home_page_shows_billing_s_part(portal, desk):
+    page = portal.get(HOME).content.decode()
+    assert "My packages" in page and "Open payments" in page

@@ -2,6 +2,7 @@
 copy-and-paste code, boleto, payment page, or the reception), what was paid with its receipt
 and NFS-e, the packages on the home page — only their own, in a constant number of queries."""
 
+import itertools
 from datetime import timedelta
 from decimal import Decimal
 
@@ -96,13 +97,18 @@ def package_setup(clinic_a, patient_a):
     return {"package": sold, "physio": physio, "pilates": pilates, "professional": professional}
 
 
+_earlier = itertools.count(2)
+
+
 def use_session(setup, patient, service, start=None):
+    """A past appointment (each an hour before the last: the professional cannot be in two
+    at once — PostgreSQL refuses the overlap) that debits a session."""
     appointment = AppointmentFactory(
         clinic=patient.clinic,
         patient=patient,
         service=service,
         professional=setup["professional"],
-        start=start or timezone.now() - timedelta(hours=2),
+        start=start or timezone.now() - timedelta(hours=next(_earlier)),
     )
     return services.package_session_debit(appointment=appointment, reason="completed")
 
