@@ -10,24 +10,32 @@
   every ``ApplicationError``.
 - **Idempotency**: a POST with ``Idempotency-Key``: same key and body → the stored
   response, replayed; same key, other body → 422; the first still running → 409. Kept 24 h.
-- **Throttling**: per key (cache-backed; Redis in production), with ``RateLimit-*`` and
-  ``Retry-After`` headers.
+- **Throttling**: per key (cache-backed; Redis in production), a sliding window over two
+  counters (constant cost per request), with ``RateLimit-*`` and ``Retry-After`` headers.
 - **Log**: one ``ApiRequestLog`` per request (key, method, path, status, latency; no bodies).
+  With Redis the rows are buffered there and written in bulk (:func:`api_request_log_flush`).
+- **Key cache**: a verified key (with its clinic) is cached for a few seconds by the hash of
+  the secret; revoking, saving or deleting a key, or saving its clinic, drops it at once.
 - **Pagination**: cursors.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
+import math
+import pickle
 import secrets
 import time
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
+from django.core.cache import cache
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.db import DatabaseError, IntegrityError, transaction
+from django.db.models.signals import post_delete, post_save
 from django.http import Http404
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -58,6 +66,132 @@ IDEMPOTENCY_TTL = timedelta(hours=24)
 PROBLEM_JSON = "application/problem+json"
 #: last_used_at is written at most this often per key (not on every request).
 LAST_USED_EVERY = timedelta(minutes=1)
+#: How long a verified key (and its clinic) is reused without reading the database. Changes
+#: made through this module or by saving the models drop the cached copy at once; this
+#: bounds what a change made behind the ORM's back (``queryset.update()``) may take.
+KEY_CACHE_SECONDS = 5
+
+
+# --- Shared state on the hot path ----------------------------------------------------------
+# The cached key, the last-used gate and the throttle counters are read on every request.
+# With Redis: one persistent client and one round trip each (Django's Redis cache builds a
+# client per call, and its incr() is two round trips). Without: Django's cache (process
+# memory in the embedded default and in tests).
+_STATE_PREFIX = "cuidar:api:"
+_redis_clients: dict = {}
+
+
+def _redis():
+    """The Redis client of ``REDIS_URL``, or ``None`` (the embedded default)."""
+    url = getattr(settings, "REDIS_URL", "")
+    if not url:
+        return None
+    client = _redis_clients.get(url)
+    if client is None:
+        import redis
+
+        client = redis.Redis.from_url(url, socket_connect_timeout=1, socket_timeout=2)
+        _redis_clients[url] = client
+    return client
+
+
+def _redis_failed(what: str) -> None:
+    # Redis down must not take the API down: the key is read from the database, the
+    # throttle lets the request through, a cached key lives out its few seconds.
+    logger.warning("API %s: Redis unavailable", what, exc_info=True)
+
+
+def _state_get(name: str):
+    client = _redis()
+    if client is None:
+        return cache.get(name)
+    import redis
+
+    try:
+        raw = client.get(_STATE_PREFIX + name)
+    except redis.RedisError:
+        _redis_failed("key cache")
+        return None
+    return None if raw is None else pickle.loads(raw)  # noqa: S301 - written by us, below
+
+
+def _state_set(name: str, value, seconds: int) -> None:
+    client = _redis()
+    if client is None:
+        cache.set(name, value, seconds)
+        return
+    import redis
+
+    try:
+        client.set(_STATE_PREFIX + name, pickle.dumps(value), ex=seconds)
+    except redis.RedisError:
+        _redis_failed("key cache")
+
+
+def _state_add(name: str, seconds: int) -> bool:
+    """Set ``name`` for ``seconds`` unless it is set; whether it was set now."""
+    client = _redis()
+    if client is None:
+        return cache.add(name, 1, seconds)
+    import redis
+
+    try:
+        return bool(client.set(_STATE_PREFIX + name, 1, ex=seconds, nx=True))
+    except redis.RedisError:
+        _redis_failed("last use")
+        return False
+
+
+def _state_delete(names: list[str]) -> None:
+    client = _redis()
+    if client is None:
+        cache.delete_many(names)
+        return
+    import redis
+
+    try:
+        if names:
+            client.delete(*[_STATE_PREFIX + name for name in names])
+    except redis.RedisError:
+        _redis_failed("key cache")
+
+
+def _state_count(current: str, previous: str, seconds: int) -> tuple[int, int] | None:
+    """Add one to counter ``current`` (kept ``seconds``); its new value and ``previous``'s
+    (``None``: Redis is unavailable)."""
+    client = _redis()
+    if client is None:
+        try:
+            count = cache.incr(current)
+        except ValueError:  # not there yet (or just expired)
+            count = 1 if cache.add(current, 1, seconds) else cache.incr(current)
+        return count, cache.get(previous, 0)
+    import redis
+
+    pipe = client.pipeline(transaction=False)
+    pipe.incr(_STATE_PREFIX + current)
+    pipe.expire(_STATE_PREFIX + current, seconds)
+    pipe.get(_STATE_PREFIX + previous)
+    try:
+        count, _expiry, before = pipe.execute()
+    except redis.RedisError:
+        _redis_failed("throttle")
+        return None
+    return int(count), int(before or 0)
+
+
+def _state_uncount(current: str) -> None:
+    client = _redis()
+    if client is None:
+        with contextlib.suppress(ValueError):
+            cache.decr(current)
+        return
+    import redis
+
+    try:
+        client.decr(_STATE_PREFIX + current)
+    except redis.RedisError:
+        _redis_failed("throttle")
 
 
 # --- Keys -----------------------------------------------------------------------------------
@@ -83,11 +217,40 @@ def api_key_create(
 
 
 def api_key_revoke(*, key: ApiKey) -> ApiKey:
-    """The key stops working at once."""
+    """The key stops working at once (its cached copy is dropped, see below)."""
     if key.revoked_at is None:
         key.revoked_at = timezone.now()
         key.save(update_fields=["revoked_at"])
+    _key_cache_drop([key.key_hash])
     return key
+
+
+def _key_cache_name(key_hash: str) -> str:
+    return f"api-key:{key_hash}"
+
+
+def _key_cache_drop(key_hashes) -> None:
+    """Forget cached keys now and again after the commit: a request that read the row
+    between the two would otherwise cache the old state for KEY_CACHE_SECONDS."""
+    names = [_key_cache_name(h) for h in key_hashes if h]
+    if not names:
+        return
+    _state_delete(names)
+    transaction.on_commit(lambda: _state_delete(names))
+
+
+def _key_saved_or_deleted(sender, instance: ApiKey, **kwargs) -> None:
+    _key_cache_drop([instance.key_hash])
+
+
+def _clinic_saved(sender, instance: Clinic, **kwargs) -> None:
+    # The cached key carries its clinic (is_active, time zone, options).
+    _key_cache_drop(ApiKey.objects.filter(clinic=instance).values_list("key_hash", flat=True))
+
+
+post_save.connect(_key_saved_or_deleted, sender=ApiKey, dispatch_uid="api-key-cache-save")
+post_delete.connect(_key_saved_or_deleted, sender=ApiKey, dispatch_uid="api-key-cache-delete")
+post_save.connect(_clinic_saved, sender=Clinic, dispatch_uid="api-key-cache-clinic")
 
 
 class ApiClient:
@@ -117,15 +280,32 @@ class ApiKeyAuthentication(BaseAuthentication):
             return None
         if not raw.startswith(f"{API_KEY_PREFIX}_"):
             raise exceptions.AuthenticationFailed(_("Invalid API key."))
-        key = ApiKey.objects.select_related("clinic").filter(key_hash=api_key_hash(raw)).first()
+        digest = api_key_hash(raw)
+        key = _state_get(_key_cache_name(digest))
+        if key is None:
+            key = ApiKey.objects.select_related("clinic").filter(key_hash=digest).first()
+            if key is not None:
+                _state_set(_key_cache_name(digest), key, KEY_CACHE_SECONDS)
         now = timezone.now()
-        if key is None or not secrets.compare_digest(key.key_hash, api_key_hash(raw)):
+        if key is None or not secrets.compare_digest(key.key_hash, digest):
             raise exceptions.AuthenticationFailed(_("Invalid API key."))
+        # Expiry is checked against the clock on every request, cached or not.
         if not key.is_usable(now) or not key.clinic.is_active:
             raise exceptions.AuthenticationFailed(_("This API key was revoked or has expired."))
-        if key.last_used_at is None or now - key.last_used_at > LAST_USED_EVERY:
-            ApiKey.objects.filter(pk=key.pk).update(last_used_at=now)
+        self._touch(key, digest, now)
         return ApiClient(key), key
+
+    @staticmethod
+    def _touch(key: ApiKey, digest: str, now) -> None:
+        """``last_used_at``: one write per key per LAST_USED_EVERY, whatever the number of
+        workers (the cache decides which request writes)."""
+        if key.last_used_at is not None and now - key.last_used_at <= LAST_USED_EVERY:
+            return
+        if not _state_add(f"api-key-used:{key.pk}", int(LAST_USED_EVERY.total_seconds())):
+            return
+        ApiKey.objects.filter(pk=key.pk).update(last_used_at=now)
+        key.last_used_at = now
+        _state_set(_key_cache_name(digest), key, KEY_CACHE_SECONDS)
 
     def authenticate_header(self, request):
         return 'Bearer realm="api"'
@@ -195,7 +375,13 @@ class HasScope(BasePermission):
 
 # --- Throttling -----------------------------------------------------------------------------
 class ApiKeyThrottle(SimpleRateThrottle):
-    """Requests per key (per staff user for sessions), in the shared cache."""
+    """Requests per key (per staff user for sessions), in the shared cache.
+
+    A sliding window estimated from two fixed-window counters (this window's and the
+    previous one's, weighted by how much of it still overlaps the sliding window): one
+    round trip per request whatever the rate (with Redis: increment one counter, read the
+    other). DRF's own throttle keeps a list of every request time of the last window and
+    rewrites it on every request."""
 
     scope = "api_key"
 
@@ -209,12 +395,42 @@ class ApiKeyThrottle(SimpleRateThrottle):
         return self.cache_format % {"scope": self.scope, "ident": ident}
 
     def allow_request(self, request, view):
-        allowed = super().allow_request(request, view)
-        if self.key is not None:
-            remaining = max(0, self.num_requests - len(self.history))
-            reset = int(self.duration - (self.now - self.history[-1])) if self.history else 0
-            request._ratelimit = (self.num_requests, remaining, max(0, reset))
+        if self.rate is None:
+            return True
+        self.key = self.get_cache_key(request, view)
+        if self.key is None:
+            return True
+        self.now = self.timer()
+        window, self.elapsed = divmod(self.now, self.duration)
+        current_name, previous_name = f"{self.key}:{int(window)}", f"{self.key}:{int(window) - 1}"
+        # Count first, then look: two requests racing for the last place cannot both win.
+        counts = _state_count(current_name, previous_name, int(2 * self.duration) + 1)
+        if counts is None:
+            return True  # no counters without Redis: let it through (logged)
+        self.current, self.previous = counts
+        weight = 1 - self.elapsed / self.duration
+        allowed = self.previous * weight + self.current <= self.num_requests
+        if not allowed:  # a refused request does not count
+            _state_uncount(current_name)
+            self.current -= 1
+        used = self.previous * weight + self.current
+        remaining = max(0, math.floor(self.num_requests - used))
+        reset = max(0, math.ceil(self.duration - self.elapsed))
+        request._ratelimit = (self.num_requests, remaining, reset)
         return allowed
+
+    def wait(self):
+        """Seconds until one more request fits in the sliding window."""
+        limit = self.num_requests - 1
+        if self.current > limit:
+            # This window alone is full: wait for it to end, then for enough of it to slide
+            # out of the next one.
+            seconds = (self.duration - self.elapsed) + self.duration * (1 - limit / self.current)
+        elif self.previous:
+            seconds = self.duration * (1 - (limit - self.current) / self.previous) - self.elapsed
+        else:
+            seconds = self.duration - self.elapsed
+        return max(1, math.ceil(seconds))
 
 
 # --- Errors ---------------------------------------------------------------------------------
@@ -277,6 +493,114 @@ def problem(status_code: int, detail: str, *, code: str = "error", **extra) -> R
     return Response(body, status=status_code, content_type=PROBLEM_JSON)
 
 
+# --- Request log ----------------------------------------------------------------------------
+#: With Redis, log rows wait in a Redis list and are written in bulk: by the request that
+#: finds this many waiting, and every minute by ``clinic.api_request_log_flush`` (beat).
+LOG_FLUSH_AT = 200
+#: Rows per INSERT when flushing; a request that triggers a flush writes one batch at most.
+LOG_BATCH = 1000
+LOG_BUFFER = "cuidar:api-request-log"
+_LOG_FLUSH_LOCK = "cuidar:api-request-log:flushing"
+_LOG_COLUMNS = ("clinic_id", "api_key_id", "method", "path", "status", "latency_ms", "created_at")
+
+
+def _log_buffer():
+    """The Redis client holding the buffer, or ``None`` (no ``REDIS_URL``: the embedded
+    default, where each row is written as it happens)."""
+    return _redis()
+
+
+def api_request_log_record(
+    *, clinic_id: int | None, api_key_id: int | None, method: str, path: str, status: int,
+    latency_ms: int,
+) -> None:  # fmt: skip
+    """Log one API request: into the Redis buffer when there is one (flushing it when it
+    is full), else straight into ``ApiRequestLog``. Redis down: written straight away."""
+    now = timezone.now()
+    row = [clinic_id, api_key_id, method[:10], path[:255], status, max(0, latency_ms)]
+    buffer = _log_buffer()
+    if buffer is not None:
+        import redis
+
+        stamp = (now - _EPOCH) // _MICROSECOND
+        try:
+            waiting = buffer.rpush(LOG_BUFFER, json.dumps([*row, stamp]))
+        except redis.RedisError:
+            logger.warning("API request log buffer unavailable: writing directly", exc_info=True)
+        else:
+            if waiting >= LOG_FLUSH_AT:
+                try:
+                    api_request_log_flush(batches=1)
+                except (DatabaseError, redis.RedisError):  # the rows stay buffered
+                    logger.warning("API request log not flushed", exc_info=True)
+            return
+    ApiRequestLog.objects.create(**dict(zip(_LOG_COLUMNS, [*row, now], strict=True)))
+
+
+def api_request_log_flush(*, batches: int | None = None) -> int:
+    """Write the buffered request log into ``ApiRequestLog`` (at most ``batches`` INSERTs
+    of LOG_BATCH rows; all of it by default); returns the number of rows written.
+
+    One flusher at a time (a Redis lock). Rows leave the buffer only after their INSERT
+    committed: a crash in between writes them twice rather than losing them. Each row
+    keeps the time of its request."""
+    buffer = _log_buffer()
+    if buffer is None:
+        return 0
+    import redis
+
+    lock = buffer.lock(_LOG_FLUSH_LOCK, timeout=60, blocking=False)
+    if not lock.acquire():
+        return 0
+    written = 0
+    try:
+        while batches is None or batches > 0:
+            raw = buffer.lrange(LOG_BUFFER, 0, LOG_BATCH - 1)
+            if not raw:
+                break
+            _log_insert(raw)
+            buffer.ltrim(LOG_BUFFER, len(raw), -1)
+            written += len(raw)
+            batches = None if batches is None else batches - 1
+    finally:
+        # Expired meanwhile (LockError): there is nothing to release.
+        with contextlib.suppress(redis.exceptions.LockError):
+            lock.release()
+    return written
+
+
+def _log_insert(raw: list[bytes]) -> None:
+    rows = []
+    for item in raw:
+        try:
+            *values, stamp = json.loads(item)
+            rows.append([*values, _EPOCH + timedelta(microseconds=stamp)])
+        except (TypeError, ValueError):
+            logger.error("Unreadable API request log row dropped: %r", item[:200])
+    # A key or clinic deleted since the request: as the foreign keys would have it (the
+    # key SET_NULL, the clinic's rows CASCADE), instead of failing the whole batch.
+    key_ids = {row[1] for row in rows if row[1] is not None}
+    clinic_ids = {row[0] for row in rows if row[0] is not None}
+    keys = set(ApiKey.objects.filter(pk__in=key_ids).values_list("pk", flat=True))
+    clinics = set(Clinic.objects.filter(pk__in=clinic_ids).values_list("pk", flat=True))
+    objs = []
+    for clinic_id, key_id, *rest in rows:
+        if clinic_id is not None and clinic_id not in clinics:
+            continue
+        key_id = key_id if key_id in keys else None
+        objs.append(
+            ApiRequestLog(**dict(zip(_LOG_COLUMNS, [clinic_id, key_id, *rest], strict=True)))
+        )
+    if not objs:
+        return
+    # created_at is the request's time, set on each row (a default, not auto_now_add).
+    ApiRequestLog.objects.bulk_create(objs)
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+
+
 # --- Pagination -----------------------------------------------------------------------------
 class Cursor(CursorPagination):
     page_size = 50
@@ -324,15 +648,14 @@ class PartnerAPIMixin:
         drf_request = getattr(self, "request", None)
         key = getattr(drf_request, "auth", None)
         key = key if isinstance(key, ApiKey) else None
-        clinic_id = key.clinic_id if key else None
         try:
-            ApiRequestLog.objects.create(
-                clinic_id=clinic_id,
-                api_key=key,
-                method=request.method[:10],
-                path=request.path[:255],
+            api_request_log_record(
+                clinic_id=key.clinic_id if key else None,
+                api_key_id=key.pk if key else None,
+                method=request.method,
+                path=request.path,
                 status=response.status_code,
-                latency_ms=max(0, int((time.perf_counter() - started) * 1000)),
+                latency_ms=int((time.perf_counter() - started) * 1000),
             )
         except DatabaseError:  # a log line must never break an answer
             logger.warning("API request not logged", exc_info=True)
@@ -446,6 +769,8 @@ __all__ = [
     "api_clinic",
     "api_key_create",
     "api_key_revoke",
+    "api_request_log_flush",
+    "api_request_log_record",
     "problem",
     "problem_exception_handler",
 ]

@@ -673,7 +673,8 @@ class ApiRequestLog(models.Model):
     path = models.CharField(max_length=255)
     status = models.PositiveSmallIntegerField()
     latency_ms = models.PositiveIntegerField()
-    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    # The request's time (set by the caller: buffered rows are written later, in batches).
+    created_at = models.DateTimeField(default=timezone.now, db_index=True, editable=False)
 
     class Meta:
         verbose_name = _("API request")

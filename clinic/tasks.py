@@ -26,3 +26,12 @@ def birthdays_greet_task() -> int:
     from .messaging import birthdays_greet
 
     return birthdays_greet()
+
+
+@shared_task(name="clinic.api_request_log_flush")
+def api_request_log_flush_task() -> int:
+    """Periodic (every minute): write the partner API's request log buffered in Redis
+    (``clinic.api_framework``); requests flush it too, each time it fills up."""
+    from .api_framework import api_request_log_flush
+
+    return api_request_log_flush()

@@ -74,6 +74,8 @@ app.conf.beat_schedule = {
     "metrics": {"task": "config.metrics_snapshot", "schedule": 60.0},
     # every minute: messages whose providers were down (or whose task was lost) go again
     "messages-retry": {"task": "clinic.messages_retry", "schedule": 60.0},
+    # every minute: the partner API's request log buffered in Redis is written in bulk
+    "api-request-log-flush": {"task": "clinic.api_request_log_flush", "schedule": 60.0},
     # Sundays 03:00: retention of call logs, processed webhooks and delivered events
     "integrations-cleanup": {
         "task": "integrations.cleanup",

@@ -424,6 +424,8 @@ class Appointment(ClinicOwned):
         indexes = [
             models.Index(fields=["clinic", "start"], name="appt_clinic_start_idx"),
             models.Index(fields=["professional", "occupied_start"], name="appt_prof_idx"),
+            # A professional's appointments by time (API list, agenda by professional).
+            models.Index(fields=["professional", "start"], name="appt_prof_start_idx"),
             models.Index(fields=["room", "occupied_start"], name="appt_room_idx"),
             models.Index(fields=["patient", "start"], name="appt_patient_idx"),
             models.Index(fields=["clinic", "status", "start"], name="appt_clinic_status_idx"),
