@@ -49,6 +49,7 @@ from rest_framework.throttling import SimpleRateThrottle
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from config.errors import ApplicationError
+from integrations.shared_redis import redis_client
 
 from .models import (
     API_KEY_PREFIX,
@@ -78,21 +79,11 @@ KEY_CACHE_SECONDS = 5
 # client per call, and its incr() is two round trips). Without: Django's cache (process
 # memory in the embedded default and in tests).
 _STATE_PREFIX = "cuidar:api:"
-_redis_clients: dict = {}
 
 
 def _redis():
     """The Redis client of ``REDIS_URL``, or ``None`` (the embedded default)."""
-    url = getattr(settings, "REDIS_URL", "")
-    if not url:
-        return None
-    client = _redis_clients.get(url)
-    if client is None:
-        import redis
-
-        client = redis.Redis.from_url(url, socket_connect_timeout=1, socket_timeout=2)
-        _redis_clients[url] = client
-    return client
+    return redis_client(socket_timeout=2)
 
 
 def _redis_failed(what: str) -> None:

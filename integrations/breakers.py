@@ -26,6 +26,7 @@ from django.conf import settings
 
 from .base import ProviderError
 from .choices import CircuitState
+from .shared_redis import redis_client
 
 if TYPE_CHECKING:
     import redis
@@ -35,7 +36,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 _breakers: dict[tuple[int | None, str], ProviderBreaker] = {}
-_redis_clients: dict[str, redis.Redis] = {}
 _lock = threading.Lock()
 
 
@@ -126,17 +126,7 @@ def _namespace(clinic_id: int | None, key: str) -> str:
 
 
 def _redis_client() -> redis.Redis | None:
-    url = getattr(settings, "REDIS_URL", "")
-    if not url:
-        return None
-    client = _redis_clients.get(url)
-    if client is None:
-        import redis
-
-        # Short timeouts: a slow Redis must not hold up every provider call.
-        client = redis.Redis.from_url(url, socket_connect_timeout=1, socket_timeout=1)
-        _redis_clients[url] = client
-    return client
+    return redis_client(socket_timeout=1)
 
 
 def _build(clinic_id: int | None, key: str) -> tuple[ProviderBreaker, bool]:
