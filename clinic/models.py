@@ -107,6 +107,10 @@ class Clinic(Address):
     def cnpj_formatted(self) -> str:
         return validators.cnpj_format(self.cnpj)
 
+    @property
+    def phone_formatted(self) -> str:
+        return validators.phone_format(self.phone) if self.phone else ""
+
 
 class Membership(models.Model):
     """A staff user's role in one clinic. Roles map to Django groups (see ``roles.py``)."""

@@ -35,3 +35,11 @@ def api_request_log_flush_task() -> int:
     from .api_framework import api_request_log_flush
 
     return api_request_log_flush()
+
+
+@shared_task(name="clinic.portal_challenges_purge")
+def portal_challenges_purge_task() -> int:
+    """Daily 04:00: portal sign-in challenges older than a day are deleted."""
+    from .portal.sessions import challenges_purge
+
+    return challenges_purge()

@@ -76,6 +76,11 @@ app.conf.beat_schedule = {
     "messages-retry": {"task": "clinic.messages_retry", "schedule": 60.0},
     # every minute: the partner API's request log buffered in Redis is written in bulk
     "api-request-log-flush": {"task": "clinic.api_request_log_flush", "schedule": 60.0},
+    # 04:00: portal sign-in challenges (codes live 10 minutes) older than a day go
+    "portal-challenges-purge": {
+        "task": "clinic.portal_challenges_purge",
+        "schedule": crontab(minute=0, hour=4),
+    },
     # Sundays 03:00: retention of call logs, processed webhooks and delivered events
     "integrations-cleanup": {
         "task": "integrations.cleanup",

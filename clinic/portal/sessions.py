@@ -250,6 +250,18 @@ def challenge_verify(*, challenge_id: str, code: str, ip: str | None) -> list[Pa
     )
 
 
+#: How long used or expired challenges are kept (for a clinic asking "did I get a code?").
+CHALLENGE_RETENTION = timedelta(days=1)
+
+
+def challenges_purge(*, now=None) -> int:
+    """Delete sign-in challenges older than ``CHALLENGE_RETENTION`` (a code lives 10
+    minutes; the rows only show sign-in attempts)."""
+    cutoff = (now or timezone.now()) - CHALLENGE_RETENTION
+    deleted, _ = PortalChallenge.objects.filter(created_at__lt=cutoff).delete()
+    return deleted
+
+
 # --- The two short-lived cookies of the sign-in steps ---------------------------------------
 _STEP_SALT = "cuidar.portal.step"
 

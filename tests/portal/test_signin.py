@@ -423,3 +423,15 @@ def test_a_logo_must_be_a_small_png_jpeg_or_webp(content, ok):
     else:
         with pytest.raises(ValidationError):
             validate_logo(upload)
+
+
+def test_old_challenges_are_purged_and_recent_ones_kept(maria):
+    old = sessions.challenge_start(identifier=CPF, ip=None)
+    recent = sessions.challenge_start(identifier=CPF, ip=None)
+    PortalChallenge.objects.filter(pk=old.pk).update(
+        created_at=timezone.now() - timedelta(days=1, minutes=1)
+    )
+    from clinic.tasks import portal_challenges_purge_task
+
+    assert portal_challenges_purge_task() == 1
+    assert list(PortalChallenge.objects.values_list("pk", flat=True)) == [recent.pk]
