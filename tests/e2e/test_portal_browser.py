@@ -4,7 +4,7 @@ home page, cancel it — and the booking shows in the receptionist's agenda. axe
 every portal page on the way: no serious or critical violation."""
 
 import re
-from datetime import time
+from datetime import datetime, time
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -17,6 +17,7 @@ from clinic import services
 from clinic.choices import ConsentPurpose, ConsentStatus, ContactChannel, MembershipRole
 from clinic.models import Membership
 from integrations.models import ConsoleRecord
+from scheduling import services as scheduling
 from scheduling.choices import AppointmentStatus, Channel, Weekday
 from scheduling.models import Appointment
 from tests.clinic.factories import PatientFactory, ProfessionalFactory, UserFactory
@@ -228,3 +229,33 @@ def test_the_session_cookie_is_not_readable_by_scripts(page, axe_check, agenda, 
     cookies = {c["name"]: c for c in page.context.cookies()}
     assert cookies["cuidar_portal"]["httpOnly"] is True
     assert page.evaluate("document.cookie").find("cuidar_portal") == -1
+
+
+def test_a_slot_taken_meanwhile_asks_for_another_time(page, axe_check, agenda, maria, clinic_a):
+    professional, service = agenda
+    sign_in(page, axe_check)
+    page.goto(reverse("portal:book"))
+    page.click(f"ul.pick a:has-text('{service.name}')")
+    page.click(f"ul.pick a:has-text('{professional.full_name}')")
+    page.click("ul.pick a >> nth=1")
+    chosen = page.locator("input[name=start] >> nth=0").get_attribute("value")
+    page.check("input[name=start] >> nth=0")
+    page.click("main form button[type=submit]")
+    # Someone else takes that time at the desk while Maria reads the summary.
+    scheduling.appointment_book(
+        clinic=clinic_a,
+        patient=PatientFactory(clinic=clinic_a),
+        professional=professional,
+        service=service,
+        start=datetime.fromisoformat(chosen),
+    )
+    with page.expect_response(lambda r: r.request.method == "POST") as answer:
+        page.click("main form button[type=submit]")
+    assert answer.value.status == 409
+    assert "Escolha outro horário" in page.inner_text("main")
+    assert chosen not in [
+        page.locator("input[name=start]").nth(i).get_attribute("value")
+        for i in range(page.locator("input[name=start]").count())
+    ]
+    axe_check(page, "book: taken meanwhile")
+    assert not Appointment.objects.filter(patient=maria).exists()
