@@ -48,6 +48,7 @@ from .choices import (
     ReplyAction,
 )
 from .models import Clinic, Consent, MessageTemplate, OutboundMessage, Patient, ReceivedMessage
+from .selectors import consents_in_force
 from .services import consent_revoke
 from .validators import phone_format
 
@@ -125,16 +126,7 @@ def message_render(*, patient: Patient, template: str, context: dict) -> Rendere
 # --- Channels and consent -------------------------------------------------------------------
 def _consents_in_force(patient: Patient) -> dict[tuple[str, str], str]:
     """(channel, purpose) → status of the latest decision, in one query."""
-    in_force: dict[tuple[str, str], str] = {}
-    rows = (
-        Consent.objects.for_clinic(patient.clinic_id)
-        .filter(patient=patient)
-        .order_by("-recorded_at", "-pk")
-        .values_list("channel", "purpose", "status")
-    )
-    for channel, purpose, status in rows:
-        in_force.setdefault((channel, purpose), status)
-    return in_force
+    return {key: c.status for key, c in consents_in_force(patient=patient).items()}
 
 
 def _address(patient: Patient, channel: str) -> str:

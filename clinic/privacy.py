@@ -60,6 +60,7 @@ from .models import (
     ReceivedMessage,
     new_checkin_token,
 )
+from .selectors import consents_in_force
 from .services import consent_record
 from .validators import phone_format
 
@@ -259,20 +260,6 @@ def privacy_requests_of(*, patient: Patient):
         .filter(patient=patient)
         .order_by("-requested_at", "-pk")
     )
-
-
-def consents_in_force(*, patient: Patient) -> dict[tuple[str, str], Consent]:
-    """(channel, purpose) → the latest decision recorded, in one query."""
-    in_force: dict[tuple[str, str], Consent] = {}
-    rows = (
-        Consent.objects.for_clinic(patient.clinic_id)
-        .filter(patient=patient)
-        .order_by("-recorded_at", "-pk")
-        .only("channel", "purpose", "status", "recorded_at", "source")
-    )
-    for consent in rows:
-        in_force.setdefault((consent.channel, consent.purpose), consent)
-    return in_force
 
 
 @dataclass

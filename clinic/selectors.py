@@ -63,3 +63,18 @@ def clinic_dashboard(*, clinic: Clinic | None) -> dict:
         .filter(needs_reply=True, answered_at__isnull=True)
         .count(),
     }
+
+
+def consents_in_force(*, patient: Patient) -> dict[tuple[str, str], Consent]:
+    """(channel, purpose) → the latest decision recorded (consents are append-only: the
+    newest row is the one in force), in one query."""
+    in_force: dict[tuple[str, str], Consent] = {}
+    rows = (
+        Consent.objects.for_clinic(patient.clinic_id)
+        .filter(patient=patient)
+        .order_by("-recorded_at", "-pk")
+        .only("channel", "purpose", "status", "recorded_at", "source")
+    )
+    for consent in rows:
+        in_force.setdefault((consent.channel, consent.purpose), consent)
+    return in_force
