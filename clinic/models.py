@@ -44,6 +44,10 @@ def new_checkin_token() -> str:
     return secrets.token_urlsafe(24)
 
 
+#: The fields of an address (``Address``), in form order.
+ADDRESS_FIELDS = ("postal_code", "street", "number", "complement", "district", "city", "state")
+
+
 class Address(models.Model):
     """Brazilian postal address, shared by clinics and patients."""
 

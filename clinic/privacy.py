@@ -52,6 +52,7 @@ from .choices import (
 )
 from .exceptions import ClinicError
 from .models import (
+    ADDRESS_FIELDS,
     Consent,
     OutboundMessage,
     Patient,
@@ -321,18 +322,7 @@ PORTAL_CONSENT_PURPOSES = (
     ConsentPurpose.DATA_SHARING,
 )
 #: What anonymisation erases from the patient's record (contact and marketing data).
-ANONYMISED_FIELDS = (
-    "phone",
-    "email",
-    "postal_code",
-    "street",
-    "number",
-    "complement",
-    "district",
-    "city",
-    "state",
-    "lead_source",
-)
+ANONYMISED_FIELDS = ("phone", "email", *ADDRESS_FIELDS, "lead_source")
 #: Consents anonymisation revokes: those that exist for marketing, not for care.
 ANONYMISED_PURPOSES = (ConsentPurpose.MARKETING, ConsentPurpose.DATA_SHARING)
 

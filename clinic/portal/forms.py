@@ -16,23 +16,12 @@ from django.utils.translation import gettext_lazy as _
 from .. import validators
 from ..choices import ConsentStatus, ContactChannel, State
 from ..fields import PhoneFormField
-from ..models import Consent, Patient
+from ..models import ADDRESS_FIELDS, Consent, Patient
 
 #: Channels a patient may prefer on the portal (a phone call is not a message channel).
 PREFERRED_CHANNELS = (ContactChannel.WHATSAPP, ContactChannel.SMS, ContactChannel.EMAIL)
 #: The fields of the contact form, in the order they are shown; all are Patient fields.
-CONTACT_FIELDS = (
-    "phone",
-    "email",
-    "preferred_channel",
-    "postal_code",
-    "street",
-    "number",
-    "complement",
-    "district",
-    "city",
-    "state",
-)
+CONTACT_FIELDS = ("phone", "email", "preferred_channel", *ADDRESS_FIELDS)
 
 
 class DescribedFormMixin:

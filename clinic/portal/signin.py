@@ -29,6 +29,19 @@ def _signed_in(request: HttpRequest, patient) -> HttpResponse:
     return response
 
 
+def _set_step_cookie(request: HttpRequest, response: HttpResponse, token: str) -> None:
+    """The signed step of the sign-in (which challenge, verified yet), for its 10 minutes."""
+    response.set_cookie(
+        sessions.CHALLENGE_COOKIE,
+        token,
+        path=sessions.COOKIE_PATH,
+        max_age=int(sessions.CODE_TTL.total_seconds()) + 60,
+        secure=request.is_secure(),
+        httponly=True,
+        samesite="Lax",
+    )
+
+
 @portal_public
 @require_http_methods(["GET", "POST"])
 def sign_in(request: HttpRequest) -> HttpResponse:
@@ -49,15 +62,7 @@ def sign_in(request: HttpRequest) -> HttpResponse:
             context["error"] = error.message
             return render(request, "portal/signin/start.html", context, status=error.status)
         response = HttpResponseRedirect(f"{reverse('portal:sign_in_code')}?next={context['next']}")
-        response.set_cookie(
-            sessions.CHALLENGE_COOKIE,
-            sessions.step_token(challenge),
-            path=sessions.COOKIE_PATH,
-            max_age=int(sessions.CODE_TTL.total_seconds()) + 60,
-            secure=request.is_secure(),
-            httponly=True,
-            samesite="Lax",
-        )
+        _set_step_cookie(request, response, sessions.step_token(challenge))
         return response
     return render(request, "portal/signin/start.html", context)
 
@@ -92,15 +97,7 @@ def sign_in_code(request: HttpRequest) -> HttpResponse:
         if len(patients) == 1:
             return _signed_in(request, patients[0])
         response = HttpResponseRedirect(f"{reverse('portal:choose_clinic')}?next={context['next']}")
-        response.set_cookie(
-            sessions.CHALLENGE_COOKIE,
-            sessions.step_token(challenge_id, verified=True),
-            path=sessions.COOKIE_PATH,
-            max_age=int(sessions.CODE_TTL.total_seconds()),
-            secure=request.is_secure(),
-            httponly=True,
-            samesite="Lax",
-        )
+        _set_step_cookie(request, response, sessions.step_token(challenge_id, verified=True))
         return response
     return render(request, "portal/signin/code.html", context)
 
