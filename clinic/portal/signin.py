@@ -3,6 +3,8 @@ and the clinic's logo. The rules live in ``sessions``; these views only ask and 
 
 from __future__ import annotations
 
+from urllib.parse import urlencode
+
 from django.contrib import messages
 from django.core.files.storage import default_storage
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, HttpResponseRedirect
@@ -19,6 +21,10 @@ from .sessions import Portal, SignInError, portal_public, portal_view
 def _next(request: HttpRequest) -> str:
     value = request.POST.get("next") or request.GET.get("next") or ""
     return sessions.safe_next(request, value)
+
+
+def _with_next(name: str, next_url: str) -> str:
+    return f"{reverse(name)}?{urlencode({'next': next_url})}"
 
 
 def _signed_in(request: HttpRequest, patient) -> HttpResponse:
@@ -61,7 +67,7 @@ def sign_in(request: HttpRequest) -> HttpResponse:
         except SignInError as error:
             context["error"] = error.message
             return render(request, "portal/signin/start.html", context, status=error.status)
-        response = HttpResponseRedirect(f"{reverse('portal:sign_in_code')}?next={context['next']}")
+        response = HttpResponseRedirect(_with_next("portal:sign_in_code", context["next"]))
         _set_step_cookie(request, response, sessions.step_token(challenge))
         return response
     return render(request, "portal/signin/start.html", context)
@@ -96,7 +102,7 @@ def sign_in_code(request: HttpRequest) -> HttpResponse:
             return HttpResponseRedirect(reverse("portal:sign_in"))
         if len(patients) == 1:
             return _signed_in(request, patients[0])
-        response = HttpResponseRedirect(f"{reverse('portal:choose_clinic')}?next={context['next']}")
+        response = HttpResponseRedirect(_with_next("portal:choose_clinic", context["next"]))
         _set_step_cookie(request, response, sessions.step_token(challenge_id, verified=True))
         return response
     return render(request, "portal/signin/code.html", context)

@@ -435,3 +435,11 @@ def test_old_challenges_are_purged_and_recent_ones_kept(maria):
 
     assert portal_challenges_purge_task() == 1
     assert list(PortalChallenge.objects.values_list("pk", flat=True)) == [recent.pk]
+
+
+def test_next_keeps_its_whole_query_string(client, maria, django_capture_on_commit_callbacks):
+    wanted = "/portal/agendar/?service=1&professional=2"
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post("/portal/entrar/", {"identifier": CPF, "next": wanted})
+    response = client.post(response.url, {"code": last_code(maria)})
+    assert response.url == wanted
