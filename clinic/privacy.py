@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from django.db import transaction
+from django.dispatch import Signal
 from django.utils import timezone
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
@@ -64,6 +65,11 @@ from .models import (
 from .selectors import consents_in_force
 from .services import consent_record
 from .validators import phone_format
+
+#: Sent by ``patient_anonymise`` inside its transaction, before the contact data is erased:
+#: ``patient`` (still with its phone and e-mail) and ``by``. Apps that keep copies of a
+#: patient's contact data (crm's leads) erase them in a receiver.
+patient_anonymising = Signal()
 
 
 @dataclass(frozen=True)
@@ -464,6 +470,9 @@ def patient_anonymise(*, patient: Patient, by) -> PrivacyRequest | None:
     from .portal.sessions import sessions_end_all
 
     _lock_patient(patient)
+    # Apps above this one (crm's leads) erase their copies while the contact data is still
+    # there to match them, in this transaction.
+    patient_anonymising.send(sender=Patient, patient=patient, by=by)
     for name in ANONYMISED_FIELDS:
         setattr(patient, name, "")
     patient.checkin_token = new_checkin_token()

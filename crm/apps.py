@@ -5,3 +5,11 @@ from django.utils.translation import gettext_lazy as _
 class CrmConfig(AppConfig):
     name = "crm"
     verbose_name = _("CRM")
+
+    def ready(self):
+        # A patient anonymised at their request (LGPD): their leads are erased too.
+        from clinic.privacy import patient_anonymising
+
+        from .receivers import leads_anonymise
+
+        patient_anonymising.connect(leads_anonymise, dispatch_uid="crm.leads_anonymise")
