@@ -16,6 +16,7 @@ from . import (
 )
 from .admin_base import ClinicScopedAdmin, ClinicScopedInline
 from .admin_messaging import PatientMessagesMixin
+from .audit import audit_staff
 from .models import Clinic, Consent, Membership, Patient, Professional, Room
 from .tenancy import clinics_for_user, current_clinic
 
@@ -110,6 +111,20 @@ class PatientAdmin(PatientMessagesMixin, ClinicScopedAdmin):
     @admin.display(description=_("mobile phone"), ordering="phone")
     def phone_display(self, obj):
         return obj.phone_formatted
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        """Opening a record shows clinical fields: each opening is in the audit trail."""
+        response = super().change_view(request, object_id, form_url, extra_context)
+        patient = getattr(response, "context_data", {}).get("original")
+        if request.method == "GET" and response.status_code == 200 and patient is not None:
+            audit_staff(
+                request=request,
+                clinic=patient.clinic_id,
+                action="view",
+                patient=patient,
+                obj=patient,
+            )
+        return response
 
     def get_search_results(self, request, queryset, search_term):
         # CPF typed without punctuation, phone in any format, name without accents.

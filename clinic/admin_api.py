@@ -9,7 +9,7 @@ from django.utils.html import format_html
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
-from .admin_base import ClinicScopedAdmin
+from .admin_base import ClinicScopedAdmin, ReadOnlyScopedAdmin
 from .api_framework import api_key_create, api_key_revoke
 from .models import API_SCOPES, ApiKey, ApiRequestLog
 
@@ -134,18 +134,9 @@ class ApiKeyAdmin(ClinicScopedAdmin):
 
 
 @admin.register(ApiRequestLog)
-class ApiRequestLogAdmin(ClinicScopedAdmin):
+class ApiRequestLogAdmin(ReadOnlyScopedAdmin):
     list_display = ("created_at", "api_key", "method", "path", "status", "latency_ms")
     list_filter = ("method", "status")
     list_select_related = ("api_key",)
     search_fields = ("path",)
     date_hierarchy = "created_at"
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False

@@ -141,3 +141,17 @@ class ClinicScopedInline(ClinicScopedAdminMixin):
         exclude = list(super().get_exclude(request, obj) or [])
         exclude.append("clinic")  # always the parent's
         return exclude
+
+
+class ReadOnlyScopedAdmin(ClinicScopedAdmin):
+    """A clinic's records that nobody edits in the admin (logs, the audit trail): listed
+    and opened, never added, changed or deleted."""
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False

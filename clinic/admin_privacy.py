@@ -21,8 +21,8 @@ from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_POST
 
 from . import privacy, selectors
-from .admin_base import ClinicScopedAdmin, scope_queryset
-from .models import Patient, PortalSession, PrivacyRequest
+from .admin_base import ClinicScopedAdmin, ReadOnlyScopedAdmin, scope_queryset
+from .models import AuditEntry, Patient, PortalSession, PrivacyRequest
 from .portal.profile import device_label
 from .portal.sessions import session_end
 from .tenancy import current_clinic
@@ -240,3 +240,27 @@ class PortalSessionAdmin(ClinicScopedAdmin):
             gettext("%(count)d session(s) ended.") % {"count": len(sessions)},
             messages.SUCCESS,
         )
+
+
+@admin.register(AuditEntry)
+class AuditEntryAdmin(ReadOnlyScopedAdmin):
+    """The clinic's audit trail: read-only, append-only (who read or changed whose data,
+    when and from where). Search by the actor or a patient's id."""
+
+    list_display = (
+        "at",
+        "actor_kind",
+        "actor_label",
+        "action",
+        "object_type",
+        "object_id",
+        "patient_id",
+        "ip",
+    )
+    list_filter = ("action", "actor_kind", "at")
+    search_fields = ("actor_label", "=patient_id", "=object_id")
+    search_help_text = _("Search by who acted, or by a patient's or an object's id.")
+    date_hierarchy = "at"
+    fields = (*list_display, "user_agent", "details")
+    readonly_fields = fields
+    list_per_page = 100

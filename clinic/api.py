@@ -24,6 +24,7 @@ from rest_framework.response import Response
 
 from . import services
 from .api_framework import PartnerAPIMixin, created
+from .audit import audit_api_read
 from .choices import ContactChannel, Sex, State
 from .exceptions import ClinicError
 from .messaging import phone_variants
@@ -252,7 +253,9 @@ class PatientViewSet(PartnerAPIMixin, viewsets.GenericViewSet):
         return self.get_paginated_response(self.represent(page, many=True))
 
     def retrieve(self, request, pk=None):
-        return Response(self.represent(self.get_object()))
+        patient = self.get_object()
+        audit_api_read(request=request, clinic=self.clinic, patient=patient)
+        return Response(self.represent(patient))
 
     def create(self, request):
         data = PatientCreateInput(data=request.data)

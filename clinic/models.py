@@ -823,3 +823,49 @@ class PrivacyRequest(ClinicOwned):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} · {self.patient}"
+
+
+# --- Audit trail ----------------------------------------------------------------------------
+class AuditEntry(ClinicOwned):
+    """Who did what, when, from where, to which patient's data — reads of clinical data
+    included. Append-only: on PostgreSQL a trigger refuses UPDATE and DELETE. The actor and
+    the patient are kept as ids and labels, not foreign keys, so deleting a user or a key
+    never has to touch (or is blocked by) the trail."""
+
+    class Actor(models.TextChoices):
+        STAFF = "staff", _("Staff member")
+        PATIENT = "patient", _("Patient (portal)")
+        API_KEY = "api_key", _("Partner API key")
+        SYSTEM = "system", _("System")
+
+    at = models.DateTimeField(_("when"), default=timezone.now, db_index=True)
+    actor_kind = models.CharField(_("who"), max_length=20, choices=Actor.choices)
+    actor_id = models.BigIntegerField(_("actor id"), null=True, blank=True)
+    actor_label = models.CharField(_("actor"), max_length=255, blank=True)
+    action = models.CharField(_("action"), max_length=40)
+    object_type = models.CharField(_("object"), max_length=60, blank=True)
+    object_id = models.CharField(_("object id"), max_length=64, blank=True)
+    patient_id = models.BigIntegerField(_("patient id"), null=True, blank=True)
+    ip = models.GenericIPAddressField(_("IP address"), null=True, blank=True)
+    user_agent = models.CharField(_("device"), max_length=255, blank=True)
+    details = models.JSONField(_("details"), default=dict, blank=True)
+
+    class Meta:
+        verbose_name = _("audit entry")
+        verbose_name_plural = _("audit trail")
+        ordering = ["-at", "-pk"]
+        indexes = [
+            models.Index(fields=["clinic", "-at"], name="audit_clinic_at_idx"),
+            models.Index(fields=["clinic", "patient_id", "-at"], name="audit_patient_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.at:%Y-%m-%d %H:%M} {self.actor_label} {self.action} {self.object_type}"
+
+    def save(self, *args, **kwargs):
+        if self.pk is not None:
+            raise ValidationError(_("The audit trail is append-only."))
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise ValidationError(_("The audit trail is append-only."))

@@ -43,6 +43,7 @@ from django.utils.translation import gettext_lazy as _
 
 from integrations.events import publish
 
+from .audit import audit_record
 from .choices import (
     ConsentLegalBasis,
     ConsentPurpose,
@@ -54,6 +55,7 @@ from .choices import (
 from .exceptions import ClinicError
 from .models import (
     ADDRESS_FIELDS,
+    AuditEntry,
     Consent,
     OutboundMessage,
     Patient,
@@ -514,6 +516,15 @@ def patient_anonymise(*, patient: Patient, by) -> PrivacyRequest | None:
         "patient.updated",
         clinic=patient.clinic_id,
         payload={"patient_id": patient.pk, "fields": sorted(ANONYMISED_FIELDS)},
+    )
+    audit_record(
+        clinic=patient.clinic_id,
+        action="anonymise",
+        actor_kind=AuditEntry.Actor.STAFF if by is not None else AuditEntry.Actor.SYSTEM,
+        actor_id=getattr(by, "pk", None),
+        actor_label=by.get_username() if by is not None else "",
+        patient=patient,
+        obj=patient,
     )
     publish(
         "patient.anonymised",

@@ -164,6 +164,8 @@ _MANAGER = (
         "clinic.change_privacyrequest",
         "clinic.view_portalsession",
         "clinic.change_portalsession",
+        # The audit trail (read-only: nobody may change it).
+        "clinic.view_auditentry",
     }
 )
 # Integrations: managers watch them, clinic administrators configure them and act on dead

@@ -4,6 +4,8 @@ the database itself on PostgreSQL (LGPD evidence must not be edited or erased)."
 from django.contrib.auth.management import create_permissions
 from django.db import migrations
 
+from clinic.append_only import append_only_trigger
+
 
 def create_role_groups(apps, schema_editor):
     from clinic.roles import role_groups_sync
@@ -27,35 +29,6 @@ def remove_role_groups(apps, schema_editor):
     apps.get_model("auth", "Group").objects.filter(name__in=ROLE_GROUPS.values()).delete()
 
 
-APPEND_ONLY_SQL = """
-CREATE OR REPLACE FUNCTION clinic_consent_append_only() RETURNS trigger AS $$
-BEGIN
-    RAISE EXCEPTION 'clinic_consent is append-only: % refused', TG_OP
-        USING ERRCODE = 'insufficient_privilege';
-END;
-$$ LANGUAGE plpgsql;
-
-CREATE TRIGGER clinic_consent_append_only
-    BEFORE UPDATE OR DELETE ON clinic_consent
-    FOR EACH ROW EXECUTE FUNCTION clinic_consent_append_only();
-"""
-
-DROP_APPEND_ONLY_SQL = """
-DROP TRIGGER IF EXISTS clinic_consent_append_only ON clinic_consent;
-DROP FUNCTION IF EXISTS clinic_consent_append_only();
-"""
-
-
-def add_append_only_trigger(apps, schema_editor):
-    if schema_editor.connection.vendor == "postgresql":
-        schema_editor.execute(APPEND_ONLY_SQL, params=None)  # no %-interpolation
-
-
-def drop_append_only_trigger(apps, schema_editor):
-    if schema_editor.connection.vendor == "postgresql":
-        schema_editor.execute(DROP_APPEND_ONLY_SQL)
-
-
 class Migration(migrations.Migration):
     dependencies = [
         ("clinic", "0001_initial"),
@@ -65,5 +38,5 @@ class Migration(migrations.Migration):
 
     operations = [
         migrations.RunPython(create_role_groups, remove_role_groups),
-        migrations.RunPython(add_append_only_trigger, drop_append_only_trigger),
+        append_only_trigger("clinic_consent"),
     ]

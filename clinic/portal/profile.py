@@ -25,6 +25,7 @@ from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_http_methods
 
 from .. import privacy, services
+from ..audit import audit_patient
 from ..choices import ConsentPurpose, ContactChannel
 from ..models import Consent, PortalSession, PrivacyRequest
 from . import sessions
@@ -277,6 +278,9 @@ def privacy_export_json(request: HttpRequest) -> HttpResponse:
     portal: Portal = request.portal
     export = privacy.patient_export(patient=portal.patient)
     privacy.privacy_export_record(patient=portal.patient, file_format="json")
+    audit_patient(
+        request=request, patient=portal.patient, action="export", details={"format": "json"}
+    )
     response = HttpResponse(
         json.dumps(export.as_json(), ensure_ascii=False, indent=2, default=str),
         content_type="application/json; charset=utf-8",
@@ -397,6 +401,9 @@ def privacy_export_html(request: HttpRequest) -> HttpResponse:
     portal: Portal = request.portal
     export = privacy.patient_export(patient=portal.patient)
     privacy.privacy_export_record(patient=portal.patient, file_format="html")
+    audit_patient(
+        request=request, patient=portal.patient, action="export", details={"format": "html"}
+    )
     context = {
         "nav": "profile",
         "export": export,

@@ -13,7 +13,7 @@ from django.utils import timezone, translation
 
 from clinic import services
 from clinic.choices import ConsentPurpose, ConsentStatus, ContactChannel
-from clinic.models import OutboundMessage, Patient, PortalChallenge, PortalSession
+from clinic.models import AuditEntry, OutboundMessage, Patient, PortalChallenge, PortalSession
 from clinic.portal import sessions
 from integrations.models import ConsoleRecord
 from tests.clinic.factories import ClinicFactory, PatientFactory
@@ -86,6 +86,7 @@ def test_a_patient_signs_in_with_the_code_sent_to_their_whatsapp(
     assert response.status_code == 302 and response.url == "/portal/"
     session = PortalSession.objects.get(patient=maria)
     assert session.ended_at is None
+    assert AuditEntry.objects.filter(action="sign_in", patient_id=maria.pk).count() == 1
     assert client.get("/portal/").status_code == 200
 
 

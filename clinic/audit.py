@@ -1,0 +1,93 @@
+"""The audit trail: ``audit_record`` writes one append-only ``AuditEntry``.
+
+Recorded today: staff opening a patient's record in the admin (it shows clinical fields),
+a partner key reading a patient through the API, a patient signing in to the portal and
+downloading their data, and a patient's anonymisation. Add a call wherever personal or
+clinical data is read or changed outside the services that already publish events.
+
+An entry is written in the caller's transaction: an action that rolls back leaves none.
+"""
+
+from __future__ import annotations
+
+from django.http import HttpRequest
+
+from .models import AuditEntry, Clinic, Patient
+
+A = AuditEntry.Actor
+
+
+def _request_origin(request: HttpRequest | None) -> dict:
+    if request is None:
+        return {}
+    return {
+        "ip": request.META.get("REMOTE_ADDR") or None,
+        "user_agent": request.META.get("HTTP_USER_AGENT", "")[:255],
+    }
+
+
+def audit_record(
+    *,
+    clinic: Clinic | int,
+    action: str,
+    actor_kind: str,
+    actor_id: int | None = None,
+    actor_label: str = "",
+    patient: Patient | int | None = None,
+    obj=None,
+    request: HttpRequest | None = None,
+    details: dict | None = None,
+) -> AuditEntry:
+    """One entry: ``actor`` did ``action`` (e.g. "view", "export", "anonymise") to ``obj``
+    (a model instance, or None), about ``patient``, from ``request``'s address."""
+    return AuditEntry.objects.create(
+        clinic_id=getattr(clinic, "pk", clinic),
+        action=action,
+        actor_kind=actor_kind,
+        actor_id=actor_id,
+        actor_label=actor_label[:255],
+        patient_id=getattr(patient, "pk", patient),
+        object_type=obj._meta.label_lower if obj is not None else "",
+        object_id=str(obj.pk) if obj is not None else "",
+        details=details or {},
+        **_request_origin(request),
+    )
+
+
+def audit_staff(*, request: HttpRequest, clinic, action: str, **kwargs) -> AuditEntry:
+    user = request.user
+    return audit_record(
+        clinic=clinic,
+        action=action,
+        actor_kind=A.STAFF,
+        actor_id=user.pk,
+        actor_label=user.get_username(),
+        request=request,
+        **kwargs,
+    )
+
+
+def audit_patient(*, request: HttpRequest, patient: Patient, action: str, **kwargs):
+    return audit_record(
+        clinic=patient.clinic_id,
+        action=action,
+        actor_kind=A.PATIENT,
+        actor_id=patient.pk,
+        actor_label=patient.first_name,
+        patient=patient,
+        request=request,
+        **kwargs,
+    )
+
+
+def audit_api_read(*, request, clinic, patient: Patient) -> AuditEntry:
+    """A patient read through the partner API: by a key, or by staff in the browsable API."""
+    key = getattr(request, "auth", None)
+    if key is not None and hasattr(key, "prefix"):
+        actor = {"actor_kind": A.API_KEY, "actor_id": key.pk, "actor_label": str(key)}
+    else:
+        user = request.user
+        actor = {"actor_kind": A.STAFF, "actor_id": user.pk, "actor_label": user.get_username()}
+    return audit_record(
+        clinic=clinic, action="view", patient=patient, obj=patient, request=request, **actor
+    )
