@@ -1,0 +1,101 @@
+"""Profile partner-API requests in process, on the benchmark's million-appointment
+database (``bench/scheduling.py`` makes it; ``python bench/api.py`` once is enough).
+
+Not a benchmark scenario (the leading underscore keeps ``make bench`` from running it):
+it prints where the CPU goes for one kind of request, to decide what to make cheaper.
+Needs pyinstrument (``.venv/bin/pip install pyinstrument``; not a project dependency).
+
+    python bench/_profile_api.py list          # GET /api/v1/appointments/ (a week, 50)
+    python bench/_profile_api.py availability  # GET /api/v1/availability (one day)
+
+Run with the same settings as bench/api.py's gunicorn (DEBUG off, Redis), through Django's
+test client: its own cost shows in the profile too, so compare shares, not totals.
+"""
+
+import os
+import random
+import sys
+import time
+from datetime import timedelta
+from pathlib import Path
+from urllib.parse import urlencode
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+REQUESTS = 400
+
+
+def main(kind: str) -> None:
+    from cryptography.fernet import Fernet
+
+    os.environ.update(
+        {
+            "DJANGO_SETTINGS_MODULE": "bench.api_settings",
+            "DEBUG": "False",
+            "SECRET_KEY": "bench-" + "x" * 50,
+            "ALLOWED_HOSTS": "testserver",
+            "CUIDAR_FERNET_KEYS": Fernet.generate_key().decode(),
+            "SECURE_SSL_REDIRECT": "False",
+            "CUIDAR_API_RATE": "100000000/min",
+            "REDIS_URL": os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/3"),
+            "CELERY_BROKER_URL": "memory://",
+        }
+    )
+    import django
+
+    import bench.scheduling as data  # sets DATABASE_URL to the bench database on import
+
+    django.setup()
+    from django.test import Client
+    from django.utils import timezone
+    from pyinstrument import Profiler
+
+    from clinic.api_framework import api_key_create
+    from clinic.models import API_SCOPES, ApiKey, Clinic, Professional
+    from scheduling.models import Service
+
+    clinic = Clinic.objects.order_by("pk").first()
+    key, secret = api_key_create(clinic=clinic, name="profile", scopes=list(API_SCOPES))
+    professionals = list(Professional.objects.filter(clinic=clinic).values_list("pk", flat=True))
+    service = Service.objects.filter(clinic=clinic).first()
+    client = Client(HTTP_AUTHORIZATION=f"Bearer {secret}")
+    today = timezone.localdate()
+    rng = random.Random(7)  # noqa: S311 - sampling, not secrets
+
+    def path() -> str:
+        day = today + timedelta(days=rng.randint(1, 30))
+        if kind == "availability":
+            query = {
+                "service": service.pk,
+                "professional": rng.choice(professionals),
+                "start": data.local_midnight(day).isoformat(),
+                "end": data.local_midnight(day + timedelta(days=1)).isoformat(),
+            }
+            return "/api/v1/availability?" + urlencode(query)
+        query = {
+            "professional": rng.choice(professionals),
+            "start_from": data.local_midnight(day).isoformat(),
+            "start_to": data.local_midnight(day + timedelta(days=7)).isoformat(),
+            "page_size": 50,
+        }
+        return "/api/v1/appointments/?" + urlencode(query)
+
+    try:
+        for _ in range(50):  # warm: connections, caches
+            assert client.get(path()).status_code == 200
+        profiler = Profiler(interval=0.0005)
+        started = time.process_time()
+        profiler.start()
+        for _ in range(REQUESTS):
+            client.get(path())
+        profiler.stop()
+        cpu_ms = (time.process_time() - started) / REQUESTS * 1000
+        print(f"{kind}: {cpu_ms:.2f} ms of CPU per request (profiler included)")
+        print(profiler.output_text(unicode=False, color=False))
+    finally:
+        ApiKey.objects.filter(pk=key.pk).delete()
+
+
+if __name__ == "__main__":
+    main(sys.argv[1] if len(sys.argv) > 1 else "list")
