@@ -5,7 +5,6 @@ recorded requests and answers (``responses`` stubs the network; nothing leaves t
 import json
 from datetime import date, datetime
 from decimal import Decimal
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -15,7 +14,7 @@ from django.utils import timezone
 from responses import matchers
 
 import integrations.payments.asaas  # noqa: F401  (registers the adapter)
-from integrations import http, registry
+from integrations import registry
 from integrations.base import (
     ChargeRequest,
     Customer,
@@ -26,10 +25,11 @@ from integrations.base import (
     WebhookRequest,
 )
 from integrations.models import ExternalCall, InboundWebhook, ProviderAccount
+from tests.contract.recordings import recordings
 
-pytestmark = pytest.mark.django_db
+# Every test runs with the network stubbed (tests/contract/conftest.py).
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("offline")]
 
-FIXTURES = Path(__file__).parent
 SAO_PAULO = ZoneInfo("America/Sao_Paulo")
 API_KEY = "$aact_hmlg_cuidar-test-key-5f2e9c1a"
 WEBHOOK_TOKEN = "asaas-hook-token-7d3e1b90"
@@ -43,26 +43,7 @@ PIX_PAYLOAD = (
 )
 
 
-def raw(name: str) -> bytes:
-    return (FIXTURES / name).read_bytes()
-
-
-def recorded(name: str):
-    return json.loads(raw(name))
-
-
-@pytest.fixture(autouse=True)
-def offline():
-    """Every test runs with the network stubbed: an unregistered call fails at once."""
-    responses.start()
-    yield
-    responses.stop()
-    responses.reset()
-
-
-@pytest.fixture(autouse=True)
-def no_backoff_sleep(monkeypatch):
-    monkeypatch.setattr(http, "_sleep", lambda seconds: None)
+raw, recorded = recordings(__file__)
 
 
 @pytest.fixture(autouse=True)

@@ -5,7 +5,6 @@ network)."""
 import json
 from datetime import date
 from decimal import Decimal
-from pathlib import Path
 from urllib.parse import urlencode
 
 import pytest
@@ -13,7 +12,7 @@ import responses
 from responses import matchers
 
 import integrations.fiscal.enotas  # noqa: F401  (registers the adapter)
-from integrations import http, registry
+from integrations import registry
 from integrations.base import (
     Customer,
     InvoiceRequest,
@@ -25,10 +24,10 @@ from integrations.base import (
 )
 from integrations.inbound import webhook_item
 from integrations.models import ExternalCall, InboundWebhook, ProviderAccount
+from tests.contract.recordings import recordings
 
 pytestmark = pytest.mark.django_db
 
-FIXTURES = Path(__file__).parent
 EMPRESA = "484FB0C5-969E-46AD-A047-8A0DB54667B4"
 COMPANY_URL = f"https://api.enotasgw.com.br/v1/empresas/{EMPRESA}"
 ISSUE_URL = f"{COMPANY_URL}/nfes"
@@ -45,17 +44,7 @@ MARIA = Customer(
 )
 
 
-def raw(name: str) -> bytes:
-    return (FIXTURES / name).read_bytes()
-
-
-def recorded(name: str):
-    return json.loads(raw(name))
-
-
-@pytest.fixture(autouse=True)
-def no_backoff_sleep(monkeypatch):
-    monkeypatch.setattr(http, "_sleep", lambda seconds: None)
+raw, recorded = recordings(__file__)
 
 
 @pytest.fixture

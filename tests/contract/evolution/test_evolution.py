@@ -25,6 +25,7 @@ from integrations.base import (
 )
 from integrations.chains import Outcome, run_chain
 from integrations.models import Event, InboundWebhook, ProviderAccount
+from tests.contract.recordings import recordings
 
 pytestmark = pytest.mark.django_db
 
@@ -43,12 +44,7 @@ MESSAGE = MessageRequest(
 )
 
 
-def raw(name: str) -> bytes:
-    return (FIXTURES / name).read_bytes()
-
-
-def recorded(name: str):
-    return json.loads(raw(name))
+raw, recorded = recordings(__file__)
 
 
 def make_account(clinic, **credentials) -> ProviderAccount:

@@ -6,7 +6,6 @@ import base64
 import json
 from datetime import UTC, date, datetime
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
 import requests
@@ -16,7 +15,7 @@ from django.utils import translation
 from responses import matchers
 
 import integrations.fiscal.focusnfe  # noqa: F401  (registers the adapter)
-from integrations import http, registry
+from integrations import registry
 from integrations.base import (
     Customer,
     InvoiceRequest,
@@ -28,10 +27,10 @@ from integrations.base import (
 )
 from integrations.inbound import webhook_item
 from integrations.models import ExternalCall, InboundWebhook, ProviderAccount
+from tests.contract.recordings import recordings
 
 pytestmark = pytest.mark.django_db
 
-FIXTURES = Path(__file__).parent
 BASE = "https://homologacao.focusnfe.com.br"
 ISSUE_URL = f"{BASE}/v2/nfse"
 NOTE_URL = f"{BASE}/v2/nfse/pay-123"
@@ -47,17 +46,7 @@ MARIA = Customer(
 )
 
 
-def raw(name: str) -> bytes:
-    return (FIXTURES / name).read_bytes()
-
-
-def recorded(name: str):
-    return json.loads(raw(name))
-
-
-@pytest.fixture(autouse=True)
-def no_backoff_sleep(monkeypatch):
-    monkeypatch.setattr(http, "_sleep", lambda seconds: None)
+raw, recorded = recordings(__file__)
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ import hmac
 import json
 from datetime import UTC, date, datetime
 from decimal import Decimal
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -16,7 +15,7 @@ import responses
 from responses import matchers
 
 import integrations.payments.mercadopago  # noqa: F401  (registers the adapter)
-from integrations import http, registry
+from integrations import registry
 from integrations.base import (
     ChargeRequest,
     Customer,
@@ -29,10 +28,11 @@ from integrations.base import (
 )
 from integrations.models import InboundWebhook, ProviderAccount
 from integrations.payments.mercadopago import signature_manifest
+from tests.contract.recordings import recordings
 
-pytestmark = pytest.mark.django_db
+# Every test runs with the network stubbed (tests/contract/conftest.py).
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("offline")]
 
-FIXTURES = Path(__file__).parent
 SAO_PAULO = ZoneInfo("America/Sao_Paulo")
 API = "https://api.mercadopago.com"
 ACCESS_TOKEN = "TEST-1664124048-cuidar-test-token-5f2e9c"
@@ -49,26 +49,7 @@ PIX_PAYLOAD = (
 )
 
 
-def raw(name: str) -> bytes:
-    return (FIXTURES / name).read_bytes()
-
-
-def recorded(name: str):
-    return json.loads(raw(name))
-
-
-@pytest.fixture(autouse=True)
-def offline():
-    """Every test runs with the network stubbed: an unregistered call fails at once."""
-    responses.start()
-    yield
-    responses.stop()
-    responses.reset()
-
-
-@pytest.fixture(autouse=True)
-def no_backoff_sleep(monkeypatch):
-    monkeypatch.setattr(http, "_sleep", lambda seconds: None)
+raw, recorded = recordings(__file__)
 
 
 @pytest.fixture(autouse=True)

@@ -5,7 +5,6 @@ import hashlib
 import hmac
 import json
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
 import requests
@@ -24,10 +23,10 @@ from integrations.base import (
     WebhookUnauthorized,
 )
 from integrations.models import Event, InboundWebhook, ProviderAccount
+from tests.contract.recordings import recordings
 
 pytestmark = pytest.mark.django_db
 
-FIXTURES = Path(__file__).parent
 NUMBER_ID = "106540352242922"
 SEND_URL = f"https://graph.facebook.com/v21.0/{NUMBER_ID}/messages"
 PROFILE_URL = f"https://graph.facebook.com/v21.0/{NUMBER_ID}"
@@ -38,12 +37,7 @@ WAMID_OUT = "wamid.HBgNNTUxMTk4NzY1NDMyMRUCABEYEjQ5QzBBNkE1RjI0QjE3MEE3MQA="
 TEXT = "Olá, Maria! Sua consulta é amanhã, 05/05, às 14h. Responda SIM para confirmar."
 
 
-def raw(name: str) -> bytes:
-    return (FIXTURES / name).read_bytes()
-
-
-def recorded(name: str):
-    return json.loads(raw(name))
+raw, recorded = recordings(__file__)
 
 
 def sign(body: bytes, secret: str = APP_SECRET) -> str:

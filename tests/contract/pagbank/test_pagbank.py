@@ -6,7 +6,6 @@ import hashlib
 import json
 from datetime import UTC, date, datetime
 from decimal import Decimal
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -15,7 +14,7 @@ import responses
 from responses import matchers
 
 import integrations.payments.pagbank  # noqa: F401  (registers the adapter)
-from integrations import http, registry
+from integrations import registry
 from integrations.base import (
     ChargeRequest,
     Customer,
@@ -27,10 +26,11 @@ from integrations.base import (
 )
 from integrations.models import InboundWebhook, ProviderAccount
 from integrations.payments.pagbank import authenticity_token
+from tests.contract.recordings import recordings
 
-pytestmark = pytest.mark.django_db
+# Every test runs with the network stubbed (tests/contract/conftest.py).
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("offline")]
 
-FIXTURES = Path(__file__).parent
 SAO_PAULO = ZoneInfo("America/Sao_Paulo")
 BASE = "https://sandbox.api.pagseguro.com"
 TOKEN = "pagbank-token-9e2f41c7-5a3b-4d8e-b6c1-0f7a2e9d3b58"
@@ -46,26 +46,7 @@ PIX_PAYLOAD = (
 )
 
 
-def raw(name: str) -> bytes:
-    return (FIXTURES / name).read_bytes()
-
-
-def recorded(name: str):
-    return json.loads(raw(name))
-
-
-@pytest.fixture(autouse=True)
-def offline():
-    """Every test runs with the network stubbed: an unregistered call fails at once."""
-    responses.start()
-    yield
-    responses.stop()
-    responses.reset()
-
-
-@pytest.fixture(autouse=True)
-def no_backoff_sleep(monkeypatch):
-    monkeypatch.setattr(http, "_sleep", lambda seconds: None)
+raw, recorded = recordings(__file__)
 
 
 @pytest.fixture(autouse=True)

@@ -10,7 +10,7 @@ import responses
 from django.urls import reverse
 from twilio.request_validator import RequestValidator
 
-from integrations import http, registry
+from integrations import registry
 from integrations.base import (
     InboundMessage,
     MessageRequest,
@@ -38,11 +38,6 @@ def fixture(name: str) -> dict:
 @pytest.fixture(autouse=True)
 def public_url(settings):
     settings.CUIDAR_PUBLIC_URL = PUBLIC_URL
-
-
-@pytest.fixture(autouse=True)
-def no_backoff_sleep(monkeypatch):
-    monkeypatch.setattr(http, "_sleep", lambda seconds: None)
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@ requests and answers (``responses`` stubs the network)."""
 
 import json
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
 import requests
@@ -21,10 +20,10 @@ from integrations.base import (
     WebhookRequest,
 )
 from integrations.models import Event, ExternalCall, InboundWebhook, ProviderAccount
+from tests.contract.recordings import recordings
 
 pytestmark = pytest.mark.django_db
 
-FIXTURES = Path(__file__).parent
 INSTANCE_ID = "3C67AB641C8AA0412F6A2242B4E23AC7"
 INSTANCE_TOKEN = "F3B1C2D4E5A6978812AB34CD"
 CLIENT_TOKEN = "Fa1b2c3d4e5f60718293a4b5c6d7e8f9S"
@@ -37,12 +36,7 @@ MESSAGE = MessageRequest(
 )
 
 
-def raw(name: str) -> bytes:
-    return (FIXTURES / name).read_bytes()
-
-
-def recorded(name: str):
-    return json.loads(raw(name))
+raw, recorded = recordings(__file__)
 
 
 @pytest.fixture
