@@ -17,7 +17,7 @@ from . import (
 from .admin_base import ClinicScopedAdmin, ClinicScopedInline
 from .admin_messaging import PatientMessagesMixin
 from .audit import audit_staff
-from .models import Clinic, Consent, Membership, Patient, Professional, Room
+from .models import AuditEntry, Clinic, Consent, Membership, Patient, Professional, Room
 from .tenancy import clinics_for_user, current_clinic
 
 User = get_user_model()
@@ -120,7 +120,7 @@ class PatientAdmin(PatientMessagesMixin, ClinicScopedAdmin):
             audit_staff(
                 request=request,
                 clinic=patient.clinic_id,
-                action="view",
+                action=AuditEntry.Action.VIEW,
                 patient=patient,
                 obj=patient,
             )

@@ -17,7 +17,9 @@ from .models import AuditEntry, Clinic, Patient
 A = AuditEntry.Actor
 
 
-def _request_origin(request: HttpRequest | None) -> dict:
+def request_origin(request: HttpRequest | None) -> dict:
+    """Where a request came from, as stored on audit entries and portal sessions:
+    ``{"ip": …, "user_agent": …}`` (empty without a request)."""
     if request is None:
         return {}
     return {
@@ -50,7 +52,7 @@ def audit_record(
         object_type=obj._meta.label_lower if obj is not None else "",
         object_id=str(obj.pk) if obj is not None else "",
         details=details or {},
-        **_request_origin(request),
+        **request_origin(request),
     )
 
 
@@ -89,5 +91,10 @@ def audit_api_read(*, request, clinic, patient: Patient) -> AuditEntry:
         user = request.user
         actor = {"actor_kind": A.STAFF, "actor_id": user.pk, "actor_label": user.get_username()}
     return audit_record(
-        clinic=clinic, action="view", patient=patient, obj=patient, request=request, **actor
+        clinic=clinic,
+        action=AuditEntry.Action.VIEW,
+        patient=patient,
+        obj=patient,
+        request=request,
+        **actor,
     )

@@ -838,11 +838,17 @@ class AuditEntry(ClinicOwned):
         API_KEY = "api_key", _("Partner API key")
         SYSTEM = "system", _("System")
 
+    class Action(models.TextChoices):
+        VIEW = "view", _("Viewed the record")
+        EXPORT = "export", _("Downloaded the data")
+        SIGN_IN = "sign_in", _("Signed in to the portal")
+        ANONYMISE = "anonymise", _("Anonymised")
+
     at = models.DateTimeField(_("when"), default=timezone.now, db_index=True)
     actor_kind = models.CharField(_("who"), max_length=20, choices=Actor.choices)
     actor_id = models.BigIntegerField(_("actor id"), null=True, blank=True)
     actor_label = models.CharField(_("actor"), max_length=255, blank=True)
-    action = models.CharField(_("action"), max_length=40)
+    action = models.CharField(_("action"), max_length=40, choices=Action.choices)
     object_type = models.CharField(_("object"), max_length=60, blank=True)
     object_id = models.CharField(_("object id"), max_length=64, blank=True)
     patient_id = models.BigIntegerField(_("patient id"), null=True, blank=True)

@@ -519,7 +519,7 @@ def patient_anonymise(*, patient: Patient, by) -> PrivacyRequest | None:
     )
     audit_record(
         clinic=patient.clinic_id,
-        action="anonymise",
+        action=AuditEntry.Action.ANONYMISE,
         actor_kind=AuditEntry.Actor.STAFF if by is not None else AuditEntry.Actor.SYSTEM,
         actor_id=getattr(by, "pk", None),
         actor_label=by.get_username() if by is not None else "",

@@ -10,6 +10,6 @@ class CrmConfig(AppConfig):
         # A patient anonymised at their request (LGPD): their leads are erased too.
         from clinic.privacy import patient_anonymising
 
-        from .receivers import leads_anonymise
+        from .receivers import erase_patient_leads
 
-        patient_anonymising.connect(leads_anonymise, dispatch_uid="crm.leads_anonymise")
+        patient_anonymising.connect(erase_patient_leads, dispatch_uid="crm.leads_anonymise")

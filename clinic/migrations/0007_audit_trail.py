@@ -22,7 +22,7 @@ class Migration(migrations.Migration):
                 ('actor_kind', models.CharField(choices=[('staff', 'Staff member'), ('patient', 'Patient (portal)'), ('api_key', 'Partner API key'), ('system', 'System')], max_length=20, verbose_name='who')),
                 ('actor_id', models.BigIntegerField(blank=True, null=True, verbose_name='actor id')),
                 ('actor_label', models.CharField(blank=True, max_length=255, verbose_name='actor')),
-                ('action', models.CharField(max_length=40, verbose_name='action')),
+                ('action', models.CharField(choices=[('view', 'Viewed the record'), ('export', 'Downloaded the data'), ('sign_in', 'Signed in to the portal'), ('anonymise', 'Anonymised')], max_length=40, verbose_name='action')),
                 ('object_type', models.CharField(blank=True, max_length=60, verbose_name='object')),
                 ('object_id', models.CharField(blank=True, max_length=64, verbose_name='object id')),
                 ('patient_id', models.BigIntegerField(blank=True, null=True, verbose_name='patient id')),

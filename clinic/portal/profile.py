@@ -27,7 +27,7 @@ from django.views.decorators.http import require_http_methods
 from .. import privacy, services
 from ..audit import audit_patient
 from ..choices import ConsentPurpose, ContactChannel
-from ..models import Consent, PortalSession, PrivacyRequest
+from ..models import AuditEntry, Consent, PortalSession, PrivacyRequest
 from . import sessions
 from .forms import ConsentsForm, ContactForm, DeletionRequestForm, consent_field_name
 from .sessions import Portal, portal_view
@@ -279,7 +279,10 @@ def privacy_export_json(request: HttpRequest) -> HttpResponse:
     export = privacy.patient_export(patient=portal.patient)
     privacy.privacy_export_record(patient=portal.patient, file_format="json")
     audit_patient(
-        request=request, patient=portal.patient, action="export", details={"format": "json"}
+        request=request,
+        patient=portal.patient,
+        action=AuditEntry.Action.EXPORT,
+        details={"format": "json"},
     )
     response = HttpResponse(
         json.dumps(export.as_json(), ensure_ascii=False, indent=2, default=str),
@@ -402,7 +405,10 @@ def privacy_export_html(request: HttpRequest) -> HttpResponse:
     export = privacy.patient_export(patient=portal.patient)
     privacy.privacy_export_record(patient=portal.patient, file_format="html")
     audit_patient(
-        request=request, patient=portal.patient, action="export", details={"format": "html"}
+        request=request,
+        patient=portal.patient,
+        action=AuditEntry.Action.EXPORT,
+        details={"format": "html"},
     )
     context = {
         "nav": "profile",

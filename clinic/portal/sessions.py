@@ -47,6 +47,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
 from .. import messaging, validators
+from ..audit import request_origin
 from ..choices import ConsentPurpose
 from ..models import Clinic, Patient, PortalChallenge, PortalSession
 
@@ -310,8 +311,7 @@ def session_start(
         clinic_id=patient.clinic_id,
         patient=patient,
         key_hash=_hash(token),
-        ip=client_ip(request) if request is not None else None,
-        user_agent=(request.META.get("HTTP_USER_AGENT", "") if request is not None else "")[:255],
+        **request_origin(request),
     )
     return token, session
 
@@ -366,17 +366,24 @@ def set_session_cookie(response: HttpResponse, token: str) -> None:
 
 
 def client_ip(request: HttpRequest) -> str | None:
-    return request.META.get("REMOTE_ADDR") or None
+    return request_origin(request)["ip"]
 
 
 # --- Views' decorators ----------------------------------------------------------------------
 @dataclass
 class Portal:
-    """What a signed-in portal view knows: ``request.portal``."""
+    """What a signed-in portal view knows: ``request.portal`` — the session, and through it
+    the patient and the clinic (loaded with it)."""
 
     session: PortalSession
-    patient: Patient
-    clinic: Clinic
+
+    @property
+    def patient(self) -> Patient:
+        return self.session.patient
+
+    @property
+    def clinic(self) -> Clinic:
+        return self.session.clinic
 
 
 def _secure(response: HttpResponse) -> HttpResponse:
@@ -431,7 +438,7 @@ def portal_view(view):
             if why:
                 response.delete_cookie(COOKIE_NAME, path=COOKIE_PATH)
             return _secure(response)
-        request.portal = Portal(session=session, patient=session.patient, clinic=session.clinic)
+        request.portal = Portal(session=session)
         timezone.activate(ZoneInfo(session.clinic.time_zone))
         try:
             return _secure(view(request, *args, **kwargs))

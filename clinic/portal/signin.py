@@ -15,6 +15,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from .. import validators
 from ..audit import audit_patient
+from ..models import AuditEntry
 from . import sessions
 from .sessions import Portal, SignInError, portal_public, portal_view
 
@@ -30,7 +31,7 @@ def _with_next(name: str, next_url: str) -> str:
 
 def _signed_in(request: HttpRequest, patient) -> HttpResponse:
     token, _session = sessions.session_start(patient=patient, request=request)
-    audit_patient(request=request, patient=patient, action="sign_in")
+    audit_patient(request=request, patient=patient, action=AuditEntry.Action.SIGN_IN)
     response = HttpResponseRedirect(_next(request))
     sessions.set_session_cookie(response, token)
     response.delete_cookie(sessions.CHALLENGE_COOKIE, path=sessions.COOKIE_PATH)

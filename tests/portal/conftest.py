@@ -3,6 +3,7 @@ as that patient (a real ``PortalSession`` and its cookie, as the sign-in steps l
 
 import pytest
 from django.test import Client
+from django.utils import translation
 
 from clinic.portal import sessions
 
@@ -40,3 +41,12 @@ def frozen_now(time_machine):
 
     time_machine.move_to(NOW, tick=False)
     return time_machine
+
+
+@pytest.fixture
+def english(settings):
+    """English pages: the request's language (no cookie or header → LANGUAGE_CODE) and the
+    test's own (templates rendered in the test)."""
+    settings.LANGUAGE_CODE = "en"
+    with translation.override("en"):
+        yield

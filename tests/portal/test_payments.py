@@ -11,7 +11,7 @@ from django.db import connection
 from django.template.loader import render_to_string
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
-from django.utils import timezone, translation
+from django.utils import timezone
 from django.utils.html import escape
 
 from billing import portal as billing_portal
@@ -73,15 +73,6 @@ def issued_invoice(payment, number="2026/123"):
 def html_of(response) -> str:
     assert response.status_code == 200, response.status_code
     return response.content.decode()
-
-
-@pytest.fixture
-def english(settings):
-    """English pages: the request's language (no cookie, no header → LANGUAGE_CODE) and
-    the test's own (templates rendered here)."""
-    settings.LANGUAGE_CODE = "en"
-    with translation.override("en"):
-        yield
 
 
 @pytest.fixture

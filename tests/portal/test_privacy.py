@@ -9,7 +9,7 @@ from datetime import timedelta
 import pytest
 from django.test import Client
 from django.urls import reverse
-from django.utils import timezone, translation
+from django.utils import timezone
 
 from clinic import privacy, services
 from clinic.choices import ConsentPurpose, ConsentSource, ConsentStatus, ContactChannel
@@ -32,10 +32,8 @@ EXPORT_HTML = "/portal/meus-dados/privacidade/meus-dados.html"
 
 
 @pytest.fixture(autouse=True)
-def english(settings):
-    settings.LANGUAGE_CODE = "en"  # the request's language too (no cookie or header)
-    with translation.override("en"):
-        yield
+def _english(english):
+    """Every test here reads the pages in English."""
 
 
 def outbound(patient, n=0, **fields):

@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import pytest
 from django.test import Client
-from django.utils import timezone, translation
+from django.utils import timezone
 
 from clinic import services
 from clinic.choices import ConsentPurpose, ConsentSource, ConsentStatus, ContactChannel
@@ -33,10 +33,8 @@ IPHONE_SAFARI = (
 
 
 @pytest.fixture(autouse=True)
-def english(settings):
-    settings.LANGUAGE_CODE = "en"  # the request's language too (no cookie or header)
-    with translation.override("en"):
-        yield
+def _english(english):
+    """Every test here reads the pages in English."""
 
 
 def contact_data(**overrides):

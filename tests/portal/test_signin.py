@@ -9,7 +9,7 @@ from datetime import timedelta
 import pytest
 from django.core.cache import cache
 from django.test import Client
-from django.utils import timezone, translation
+from django.utils import timezone
 
 from clinic import services
 from clinic.choices import ConsentPurpose, ConsentStatus, ContactChannel
@@ -24,11 +24,8 @@ CPF = "529.982.247-25"
 
 
 @pytest.fixture(autouse=True)
-def english(settings):
-    """English pages: the request's language (no cookie or header → LANGUAGE_CODE) too."""
-    settings.LANGUAGE_CODE = "en"
-    with translation.override("en"):
-        yield
+def _english(english):
+    """Every test here reads the pages in English."""
 
 
 def consented(patient, *channels):
