@@ -160,6 +160,20 @@ def test_the_export_never_holds_another_patients_data(portal_a, maria, clinic_a,
     assert len(data["sections"]["portal_sessions"]) == 1
 
 
+def test_naming_another_patient_in_the_export_address_gets_nothing_of_theirs(
+    portal_a, maria, patient_b
+):
+    """The address names no patient; one smuggled into it is ignored, never obeyed."""
+    for query in (
+        f"?patient={patient_b.pk}",
+        f"?patient_id={patient_b.pk}&clinic={patient_b.clinic_id}",
+    ):
+        for url in (EXPORT_JSON, EXPORT_HTML):
+            content = portal_a.post(url + query, {"patient": patient_b.pk}).content.decode()
+            assert patient_b.full_name not in content
+            assert maria.full_name in content
+
+
 def test_a_get_on_the_download_address_records_nothing(portal_a):
     for url in (EXPORT_JSON, EXPORT_HTML):
         response = portal_a.get(url)
