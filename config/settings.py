@@ -138,6 +138,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         }
     )
 else:
+    if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+        # Django's backend, reading datetimes with psycopg's C loader (config/postgresql).
+        DATABASES["default"]["ENGINE"] = "config.postgresql"
     # Persistent connections: a new PostgreSQL connection per request or task costs more
     # than the work itself. (env.db() always sets CONN_MAX_AGE=0, so assign, don't default.)
     DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
