@@ -7,6 +7,8 @@ Needs pyinstrument (``.venv/bin/pip install pyinstrument``; not a project depend
 
     python bench/_profile_api.py list          # GET /api/v1/appointments/ (a week, 50)
     python bench/_profile_api.py availability  # GET /api/v1/availability (one day)
+    python bench/_profile_api.py cached        # the same, 20 questions: cache hits
+    python bench/_profile_api.py booking       # POST /api/v1/appointments/ (free slots)
 
 Run with the same settings as bench/api.py's gunicorn (DEBUG off, Redis), through Django's
 test client: its own cost shows in the profile too, so compare shares, not totals.
@@ -63,9 +65,12 @@ def main(kind: str) -> None:
     today = timezone.localdate()
     rng = random.Random(7)  # noqa: S311 - sampling, not secrets
 
+    if kind == "cached":  # few questions, asked again and again: answered from the cache
+        professionals = professionals[:4]
+
     def path() -> str:
-        day = today + timedelta(days=rng.randint(1, 30))
-        if kind == "availability":
+        day = today + timedelta(days=rng.randint(1, 5 if kind == "cached" else 30))
+        if kind in ("availability", "cached"):
             query = {
                 "service": service.pk,
                 "professional": rng.choice(professionals),
@@ -81,20 +86,86 @@ def main(kind: str) -> None:
         }
         return "/api/v1/appointments/?" + urlencode(query)
 
+    if kind == "booking":
+        bodies = iter(_booking_bodies(data, clinic, service, today, rng))
+
+        def send():
+            response = client.post(
+                "/api/v1/appointments/", next(bodies), content_type="application/json"
+            )
+            assert response.status_code in (201, 409), response.content
+    else:
+
+        def send():
+            assert client.get(path()).status_code == 200
+
     try:
         for _ in range(50):  # warm: connections, caches
-            assert client.get(path()).status_code == 200
+            send()
         profiler = Profiler(interval=0.0005)
         started = time.process_time()
         profiler.start()
         for _ in range(REQUESTS):
-            client.get(path())
+            send()
         profiler.stop()
         cpu_ms = (time.process_time() - started) / REQUESTS * 1000
         print(f"{kind}: {cpu_ms:.2f} ms of CPU per request (profiler included)")
-        print(profiler.output_text(unicode=False, color=False))
+        print(
+            profiler.output_text(
+                unicode=False, color=False, show_all=os.environ.get("PROFILE_ALL") == "1"
+            )
+        )
     finally:
         ApiKey.objects.filter(pk=key.pk).delete()
+        if kind == "booking":
+            from scheduling.models import Appointment
+
+            Appointment.objects.filter(clinic=clinic, notes=PROFILE_MARK).delete()
+
+
+PROFILE_MARK = "bench-profile"  # notes of the profile's bookings, deleted afterwards
+
+
+def _booking_bodies(data, clinic, service, today, rng) -> list[str]:
+    """One JSON body per free slot of the coming weeks, each with a fresh patient."""
+    import json
+
+    from django.utils import timezone
+
+    from clinic.models import Patient
+    from scheduling.availability import slot_list_available
+
+    earliest = timezone.now() + timedelta(hours=3)
+    free = []
+    for days in range(1, 36):
+        day = today + timedelta(days=days)
+        free += [
+            slot
+            for slot in slot_list_available(
+                clinic=clinic,
+                service=service,
+                start=data.local_midnight(day),
+                end=data.local_midnight(day + timedelta(days=1)),
+            )
+            if slot.start > earliest
+        ]
+        if len(free) > 2 * (REQUESTS + 50):
+            break
+    chosen = rng.sample(free, REQUESTS + 50)
+    patients = Patient.objects.filter(clinic=clinic, lead_source=f"{data.MARK}-booking")
+    patient_ids = patients.order_by("-pk").values_list("pk", flat=True)[: len(chosen)]
+    return [
+        json.dumps(
+            {
+                "patient": patient,
+                "professional": slot.professional_id,
+                "service": service.pk,
+                "start": slot.start.astimezone(data.TZ).isoformat(),
+                "notes": PROFILE_MARK,
+            }
+        )
+        for slot, patient in zip(chosen, patient_ids, strict=True)
+    ]
 
 
 if __name__ == "__main__":

@@ -26,7 +26,6 @@ import hashlib
 import json
 import logging
 import math
-import pickle
 import secrets
 import time
 from datetime import UTC, datetime, timedelta
@@ -49,7 +48,8 @@ from rest_framework.throttling import SimpleRateThrottle
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from config.errors import ApplicationError
-from integrations.shared_redis import redis_client
+from integrations import shared_redis
+from integrations.shared_redis import StateUnavailable, state_get_many, state_set
 
 from .models import (
     API_KEY_PREFIX,
@@ -83,7 +83,7 @@ _STATE_PREFIX = "cuidar:api:"
 
 def _redis():
     """The Redis client of ``REDIS_URL``, or ``None`` (the embedded default)."""
-    return redis_client(socket_timeout=2)
+    return shared_redis.state_client()
 
 
 def _redis_failed(what: str) -> None:
@@ -93,50 +93,29 @@ def _redis_failed(what: str) -> None:
 
 
 def _state_get(name: str):
-    client = _redis()
-    if client is None:
-        return cache.get(name)
-    import redis
-
     try:
-        raw = client.get(_STATE_PREFIX + name)
-    except redis.RedisError:
-        _redis_failed("key cache")
-        return None
-    return None if raw is None else pickle.loads(raw)  # noqa: S301 - written by us, below
+        return state_get_many([_STATE_PREFIX + name])[0]
+    except StateUnavailable:
+        return None  # the key is read from the database
 
 
 def _state_set(name: str, value, seconds: int) -> None:
-    client = _redis()
-    if client is None:
-        cache.set(name, value, seconds)
-        return
-    import redis
-
-    try:
-        client.set(_STATE_PREFIX + name, pickle.dumps(value), ex=seconds)
-    except redis.RedisError:
-        _redis_failed("key cache")
+    with contextlib.suppress(StateUnavailable):  # logged; a cached key lives out its seconds
+        state_set(_STATE_PREFIX + name, value, seconds)
 
 
 def _state_add(name: str, seconds: int) -> bool:
     """Set ``name`` for ``seconds`` unless it is set; whether it was set now."""
-    client = _redis()
-    if client is None:
-        return cache.add(name, 1, seconds)
-    import redis
-
     try:
-        return bool(client.set(_STATE_PREFIX + name, 1, ex=seconds, nx=True))
-    except redis.RedisError:
-        _redis_failed("last use")
+        return state_set(_STATE_PREFIX + name, 1, seconds, only_if_missing=True)
+    except StateUnavailable:
         return False
 
 
 def _state_delete(names: list[str]) -> None:
     client = _redis()
     if client is None:
-        cache.delete_many(names)
+        cache.delete_many([_STATE_PREFIX + name for name in names])
         return
     import redis
 
@@ -152,6 +131,7 @@ def _state_count(current: str, previous: str, seconds: int) -> tuple[int, int] |
     (``None``: Redis is unavailable)."""
     client = _redis()
     if client is None:
+        current, previous = _STATE_PREFIX + current, _STATE_PREFIX + previous
         try:
             count = cache.incr(current)
         except ValueError:  # not there yet (or just expired)
@@ -175,7 +155,7 @@ def _state_uncount(current: str) -> None:
     client = _redis()
     if client is None:
         with contextlib.suppress(ValueError):
-            cache.decr(current)
+            cache.decr(_STATE_PREFIX + current)
         return
     import redis
 

@@ -136,7 +136,9 @@ def publish(event_type: str, *, clinic, payload: dict | None = None) -> Event:
 
     _check_type(event_type)
     clinic_id = getattr(clinic, "pk", clinic)
-    with transaction.atomic():
+    # Inside the caller's transaction (the usual case) no savepoint of its own: a failure
+    # here fails the caller's whole transaction, which is what must happen anyway.
+    with transaction.atomic(savepoint=False):
         event = Event.objects.create(
             clinic_id=clinic_id, event_type=event_type, payload=payload or {}
         )

@@ -196,10 +196,8 @@ def appointment_book(
         raise SchedulingError(_("This service is not offered any more."))
     if not professional.is_active:
         raise SchedulingError(_("This professional is not active."))
-    if (
-        service.professionals.exists()
-        and not service.professionals.filter(pk=professional.pk).exists()
-    ):
+    performers = set(service.professionals.values_list("pk", flat=True))
+    if performers and professional.pk not in performers:
         raise SchedulingError(
             _("%(professional)s does not perform %(service)s.")
             % {"professional": professional, "service": service}

@@ -26,6 +26,7 @@ from clinic.api_framework import (
 )
 from clinic.models import ApiKey, ApiRequestLog
 from clinic.tasks import api_request_log_flush_task
+from integrations import shared_redis
 from scheduling.api import LIST_COLUMNS, AppointmentSerializer
 from scheduling.choices import AppointmentStatus
 from scheduling.models import Appointment
@@ -442,7 +443,7 @@ class DownPipeline:
 
 def test_when_redis_is_down_the_api_still_answers_and_logs(partner, monkeypatch):
     key, client = partner
-    monkeypatch.setattr(api_framework, "_redis", lambda: DownRedis())
+    monkeypatch.setattr(shared_redis, "state_client", lambda: DownRedis())
     assert client.get(SERVICES).status_code == 200
     assert client.get(SERVICES).status_code == 200
     assert ApiRequestLog.objects.filter(api_key=key).count() == 2
