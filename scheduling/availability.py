@@ -7,7 +7,8 @@ that room's time off or occupying appointments either (half-open ranges: back-to
 fine, as in the exclusion constraints of migration 0002).
 
 How it is computed: a fixed handful of queries whatever the length of the range (the
-candidate professionals, their working hours, the service's rooms, closures, time off, the
+agenda's setup — candidate professionals, working hours, the service's rooms, closures —
+in four, none while a process keeps it current (``agenda_setup.py``); then time off and the
 occupying appointments of the professionals and of the rooms — only ids and the occupied
 columns), then interval arithmetic in Python over integers (microseconds since the epoch):
 busy intervals sorted and merged, the free gaps of each working interval walked on the
@@ -30,8 +31,9 @@ from django.utils import timezone
 
 from clinic.models import Professional, Room
 
+from .agenda_setup import AgendaSetup, agenda_setup
 from .conf import clinic_option
-from .models import Appointment, ClinicClosure, TimeOff, WorkingHours
+from .models import Appointment, TimeOff
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _US = timedelta(microseconds=1)
@@ -58,6 +60,7 @@ def slot_list_available(
     start: datetime,
     end: datetime,
     now: datetime | None = None,
+    setup: AgendaSetup | None = None,
 ) -> list[Slot]:
     """Free slots of ``service`` starting in ``[start, end)``, sorted by start, professional
     and room.
@@ -69,6 +72,8 @@ def slot_list_available(
     them: option ``work_on_holidays``). Slot starts lie on a grid of ``slot_step_minutes``
     counted from the start of each working interval, at least the service's minimum notice
     after ``now`` (default: the current time) and at most its maximum advance.
+    ``setup``: the clinic's agenda setup when the caller has it (default: loaded, or this
+    process's copy while it is current — ``scheduling/agenda_setup.py``).
     """
     if start.tzinfo is None or end.tzinfo is None:
         raise ValueError("slot_list_available needs aware datetimes")
@@ -97,29 +102,29 @@ def slot_list_available(
     # Every occupied range of a possible slot lies inside [busy_lo, busy_hi).
     busy_lo, busy_hi = _dt(lo - before), _dt(hi + duration + after)
 
-    # 1. The candidates.
-    candidates = service.professionals.filter(clinic=clinic, is_active=True)
+    # 1-4. From the agenda's setup (kept per process with Redis): the candidates, their
+    # working hours valid somewhere in the range, the rooms the service needs when a
+    # working interval names none, the days the clinic is closed.
+    setup = setup or agenda_setup(clinic.pk)
+    if setup.clinic_id != clinic.pk:
+        raise ValueError("slot_list_available got another clinic's agenda setup")
+    professional_ids = setup.candidates.get(service.pk, [])
     if professional is not None:
-        candidates = candidates.filter(pk=professional.pk)
-    professional_ids = sorted(candidates.values_list("pk", flat=True))
+        professional_ids = [professional.pk] if professional.pk in professional_ids else []
     if not professional_ids:
         return []
 
-    # 2. Their working hours valid somewhere in the range, grouped by weekday.
-    hours = WorkingHours.objects.for_clinic(clinic).filter(
-        Q(valid_from__isnull=True) | Q(valid_from__lte=last_day),
-        Q(valid_until__isnull=True) | Q(valid_until__gte=first_day),
-        professional_id__in=professional_ids,
-    )
-    if room is not None:
-        hours = hours.filter(Q(room__isnull=True) | Q(room=room))
-    hours = hours.order_by("start_time", "pk").values_list(
-        "professional_id", "weekday", "start_time", "end_time", "room_id", "room__is_active",
-        "valid_from", "valid_until",
-    )  # fmt: skip
+    wanted = set(professional_ids)
     by_weekday = defaultdict(list)
     interval_rooms = set()
-    for pk, weekday, from_time, until_time, room_id, room_active, *valid in hours:
+    for pk, weekday, from_time, until_time, room_id, room_active, *valid in setup.hours:
+        valid_from, valid_until = valid
+        if pk not in wanted:
+            continue
+        if (valid_from and valid_from > last_day) or (valid_until and valid_until < first_day):
+            continue
+        if room is not None and room_id is not None and room_id != room.pk:
+            continue
         if room_id is not None:
             if not room_active:
                 continue  # an inactive room takes no bookings
@@ -128,23 +133,15 @@ def slot_list_available(
     if not by_weekday:
         return []
 
-    # 3. The rooms the service needs when the working interval names none.
-    service_rooms = list(
-        service.rooms.order_by("name", "pk").values_list("pk", "is_active", "clinic_id")
-    )
+    service_rooms = setup.service_rooms.get(service.pk, [])
     needs_room = bool(service_rooms)
     eligible = [pk for pk, active, owner in service_rooms if active and owner == clinic.pk]
     if room is not None:
         eligible = [room.pk] if room.pk in eligible else []
     room_ids = sorted(interval_rooms | set(eligible))
 
-    # 4. Days the clinic is closed.
     closed = set()
-    for closure_start, closure_end in (
-        ClinicClosure.objects.for_clinic(clinic)
-        .filter(start_date__lte=last_day, end_date__gte=first_day)
-        .values_list("start_date", "end_date")
-    ):
+    for closure_start, closure_end in setup.closures:
         day = max(closure_start, first_day)
         while day <= min(closure_end, last_day):
             closed.add(day)

@@ -12,7 +12,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from clinic.api_framework import api_key_create
-from scheduling import availability_cache
+from scheduling import agenda_setup, availability_cache
 from scheduling.api import SlotSerializer
 from scheduling.availability import slot_list_available
 from scheduling.availability_cache import availability_changed, availability_version
@@ -34,6 +34,7 @@ pytestmark = pytest.mark.django_db
 def _shared_cache(monkeypatch):
     """As with Redis (the tests' cache is one process's memory, which is all there is)."""
     monkeypatch.setattr(availability_cache, "cache_enabled", lambda: True)
+    monkeypatch.setattr(agenda_setup, "cache_enabled", lambda: True)
 
 
 @pytest.fixture
@@ -71,6 +72,16 @@ def starts(results):
     return [row["start"] for row in results]
 
 
+def book_nine(agenda):
+    return appointment_book(
+        clinic=agenda.clinic,
+        patient=agenda.patient,
+        professional=agenda.professional,
+        service=agenda.service,
+        start=agenda.nine,
+    )
+
+
 def assert_fresh(agenda, **kwargs):
     assert cached(agenda, **kwargs) == fresh(agenda, **kwargs)
 
@@ -86,15 +97,52 @@ def test_a_repeated_search_does_not_touch_the_database(agenda):
     assert [q["sql"] for q in queries if "clinic_apirequestlog" not in q["sql"]] == []
 
 
+#: What the agenda's setup is read from (scheduling/agenda_setup.py).
+SETUP_READS = (
+    "scheduling_workinghours",
+    "scheduling_clinicclosure",
+    "scheduling_service_professionals",
+    "scheduling_service_rooms",
+    'FROM "scheduling_service" ',
+)
+
+
+def setup_reads(queries) -> list[str]:
+    return [q["sql"] for q in queries if any(table in q["sql"] for table in SETUP_READS)]
+
+
+def test_another_question_reuses_the_kept_agenda_setup(agenda):
+    cached(agenda)
+    next_day = {k: v + timedelta(days=1) for k, v in window(agenda).items()}
+    with CaptureQueriesContext(connection) as queries:
+        answer = cached(agenda, **next_day)
+    assert answer == fresh(agenda, **next_day)
+    assert setup_reads(queries) == []
+    assert [q for q in queries if "scheduling_appointment" in q["sql"]]  # computed now
+
+
+def test_a_booking_drops_the_answers_but_not_the_setup(agenda):
+    cached(agenda)
+    book_nine(agenda)
+    with CaptureQueriesContext(connection) as queries:
+        answer = cached(agenda)
+    assert agenda.nine.isoformat() not in starts(answer)
+    assert setup_reads(queries) == []
+    assert answer == fresh(agenda)
+
+
+def test_a_kept_setup_past_its_age_is_loaded_again_whatever_its_version(agenda, monkeypatch):
+    cached(agenda)
+    monkeypatch.setattr(agenda_setup, "MAX_AGE_SECONDS", 0)
+    next_day = {k: v + timedelta(days=1) for k, v in window(agenda).items()}
+    with CaptureQueriesContext(connection) as queries:
+        cached(agenda, **next_day)
+    assert setup_reads(queries)
+
+
 def test_a_booking_is_seen_at_once(agenda):
     cached(agenda)
-    appointment_book(
-        clinic=agenda.clinic,
-        patient=agenda.patient,
-        professional=agenda.professional,
-        service=agenda.service,
-        start=agenda.nine,
-    )
+    book_nine(agenda)
     assert agenda.nine.isoformat() not in starts(cached(agenda))
     assert_fresh(agenda)
 
@@ -274,3 +322,17 @@ def test_staff_working_in_no_clinic_get_a_field_error_not_a_crash(agenda, superu
     response = client_for(superuser).get("/api/v1/availability", query)
     assert response.status_code == 400
     assert "service" in response.json()["errors"]
+
+
+def test_when_redis_is_down_every_search_is_computed(agenda, monkeypatch):
+    from integrations import shared_redis
+    from tests.api.test_framework import DownRedis
+
+    expected = fresh(agenda)
+    monkeypatch.setattr(shared_redis, "state_client", lambda: DownRedis())
+    assert cached(agenda) == expected
+    with CaptureQueriesContext(connection) as queries:
+        assert cached(agenda) == expected
+    assert [q for q in queries if "scheduling_" in q["sql"]]  # computed, not kept
+    book_nine(agenda)  # a booking still works, and the next search sees it
+    assert_fresh(agenda)

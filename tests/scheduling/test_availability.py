@@ -521,12 +521,8 @@ def test_it_takes_a_fixed_number_of_queries_however_long_the_range(
         assert slots
         return len(queries)
 
-    assert count(1) == count(90)
+    # The first search may load the agenda's setup (and, with Redis, keep it: then the
+    # next searches read only time off and appointments); none depends on the range.
     with django_assert_max_num_queries(7):
-        slot_list_available(
-            clinic=clinic_a,
-            service=consulta,
-            now=NOW,
-            start=local(MONDAY, 0),
-            end=local(MONDAY + timedelta(days=90), 0),
-        )
+        first = count(90)
+    assert count(1) == count(90) <= first
