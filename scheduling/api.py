@@ -92,16 +92,6 @@ def _active_professionals(clinic):
     return Professional.objects.for_clinic(clinic).filter(is_active=True)
 
 
-def _performs(service: Service, professional: Professional) -> bool:
-    """As ``appointment_book`` decides: a service naming nobody is performed by anyone."""
-    performers = set(
-        Service.professionals.through.objects.filter(service_id=service.pk).values_list(
-            "professional_id", flat=True
-        )
-    )
-    return professional.pk in performers or not performers
-
-
 # --- Serializers ----------------------------------------------------------------------------
 class ServiceSerializer(serializers.ModelSerializer):
     """A service the clinic books; ``professionals``: the active ones who perform it."""
@@ -299,9 +289,12 @@ _PRICE = decimal.Context(prec=Appointment._meta.get_field("price").max_digits)
 
 
 class AppointmentBookSerializer(serializers.Serializer):
+    """A booking; the professional and the service are checked against the clinic's agenda
+    setup (``context["setup"]``), as ``/availability`` checks them."""
+
     patient = serializers.PrimaryKeyRelatedField(queryset=Patient.objects.none())
-    professional = serializers.PrimaryKeyRelatedField(queryset=Professional.objects.none())
-    service = serializers.PrimaryKeyRelatedField(queryset=Service.objects.none())
+    professional = SetupRelatedField(choices="professionals", queryset=Professional.objects.none())
+    service = SetupRelatedField(choices="services", queryset=Service.objects.none())
     start = ClinicDateTimeField()
     room = serializers.PrimaryKeyRelatedField(
         queryset=Room.objects.none(), required=False, allow_null=True, default=None
@@ -312,12 +305,11 @@ class AppointmentBookSerializer(serializers.Serializer):
         super().__init__(*args, **kwargs)
         clinic = self.context.get("clinic")  # None while the schema is generated
         self.fields["patient"].queryset = Patient.objects.for_clinic(clinic)
-        self.fields["professional"].queryset = _active_professionals(clinic)
-        self.fields["service"].queryset = _active_services(clinic)
         self.fields["room"].queryset = Room.objects.for_clinic(clinic).filter(is_active=True)
 
     def validate(self, attrs):
-        if not _performs(attrs["service"], attrs["professional"]):
+        setup = self.context["setup"]
+        if not setup.performs(attrs["service"].pk, attrs["professional"].pk):
             raise serializers.ValidationError(
                 {"professional": [_("This professional does not perform this service.")]}
             )
@@ -503,12 +495,15 @@ class AppointmentViewSet(
     @extend_schema(request=AppointmentBookSerializer, responses={201: AppointmentSerializer})
     def create(self, request, *args, **kwargs):
         """Book a free slot (as ``/availability`` lists them); 409 when it is taken."""
-        body = AppointmentBookSerializer(data=request.data, context=self.get_serializer_context())
+        setup = agenda_setup(self.clinic.pk)
+        context = {**self.get_serializer_context(), "setup": setup}
+        body = AppointmentBookSerializer(data=request.data, context=context)
         body.is_valid(raise_exception=True)
         appointment = appointment_book(
             clinic=self.clinic,
             booked_via=Channel.API,
             check_availability=True,
+            setup=setup,
             **body.validated_data,
         )
         location = reverse("appointment-detail", args=[appointment.pk], request=request)

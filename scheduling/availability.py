@@ -61,6 +61,7 @@ def slot_list_available(
     end: datetime,
     now: datetime | None = None,
     setup: AgendaSetup | None = None,
+    professional_checked: bool = False,
 ) -> list[Slot]:
     """Free slots of ``service`` starting in ``[start, end)``, sorted by start, professional
     and room.
@@ -74,6 +75,9 @@ def slot_list_available(
     after ``now`` (default: the current time) and at most its maximum advance.
     ``setup``: the clinic's agenda setup when the caller has it (default: loaded, or this
     process's copy while it is current — ``scheduling/agenda_setup.py``).
+    ``professional_checked``: the caller has checked the professional's occupying
+    appointments itself (``appointment_book``'s conflicts, for the one slot it books), so
+    they are not read again (their time off, rooms and all the rest still are).
     """
     if start.tzinfo is None or end.tzinfo is None:
         raise ValueError("slot_list_available needs aware datetimes")
@@ -166,8 +170,11 @@ def slot_list_available(
             professional_busy[off_professional].append((_us(off_start), _us(off_end)))
         if off_room is not None:
             room_busy[off_room].append((_us(off_start), _us(off_end)))
-    for pk, *busy in _occupied_ranges(clinic, "professional", professional_ids, busy_lo, busy_hi):
-        professional_busy[pk].append(tuple(busy))
+    if not professional_checked:
+        for pk, *busy in _occupied_ranges(
+            clinic, "professional", professional_ids, busy_lo, busy_hi
+        ):
+            professional_busy[pk].append(tuple(busy))
     if room_ids:
         for pk, *busy in _occupied_ranges(clinic, "room", room_ids, busy_lo, busy_hi):
             room_busy[pk].append(tuple(busy))

@@ -26,6 +26,7 @@ from clinic.models import Clinic, Patient, Professional, Room
 from integrations.events import publish
 
 from . import conf
+from .agenda_setup import AgendaSetup, agenda_setup
 from .choices import TRANSITIONS, AppointmentStatus, Channel, DayPeriod, OfferStatus
 from .choices import WaitlistOfferMode as OfferMode
 from .choices import WaitlistStatus as WStatus
@@ -128,9 +129,14 @@ def _same_clinic(clinic: Clinic, *objects) -> None:
 
 
 def _free_room(
-    *, clinic: Clinic, service: Service, occupied_start, occupied_end, exclude_pk=None
+    *, clinic: Clinic, service: Service, occupied_start, occupied_end, exclude_pk=None, setup=None
 ) -> Room | None:
-    """The first eligible room free for the range, or None if the service needs none."""
+    """The first eligible room free for the range, or None if the service needs none
+    (``setup``: the clinic's agenda setup, which answers that without a query)."""
+    if setup is not None and not any(
+        active for _room, active, _owner in setup.service_rooms.get(service.pk, ())
+    ):
+        return None
     rooms = list(service.rooms.filter(is_active=True).order_by("name"))
     if not rooms:
         return None
@@ -183,6 +189,7 @@ def appointment_book(
     check_availability: bool = False,
     series: RecurrenceSeries | None = None,
     replaces: Appointment | None = None,
+    setup: AgendaSetup | None = None,
 ) -> Appointment:
     """Book an appointment. Raises ``SlotUnavailable`` when the professional, the room or
     the patient is occupied then (buffers included).
@@ -190,14 +197,15 @@ def appointment_book(
     ``check_availability`` also requires the slot to be one ``slot_list_available`` offers
     (working hours, time off, holidays, notice): patients and partners book that way;
     reception may squeeze a patient in ("encaixe") outside the published slots.
+    ``setup``: the clinic's agenda setup if the caller has it (default: ``agenda_setup``).
     """
     _same_clinic(clinic, patient, professional, service, room)
     if not service.is_active:
         raise SchedulingError(_("This service is not offered any more."))
     if not professional.is_active:
         raise SchedulingError(_("This professional is not active."))
-    performers = set(service.professionals.values_list("pk", flat=True))
-    if performers and professional.pk not in performers:
+    setup = setup or agenda_setup(clinic.pk)
+    if not setup.performs(service.pk, professional.pk):
         raise SchedulingError(
             _("%(professional)s does not perform %(service)s.")
             % {"professional": professional, "service": service}
@@ -217,6 +225,7 @@ def appointment_book(
             service=service,
             occupied_start=occupied_start,
             occupied_end=occupied_end,
+            setup=setup,
         )
     # A clash is the more useful answer ("the professional is busy"), so it is checked
     # before the working hours.
@@ -241,6 +250,8 @@ def appointment_book(
             room=room,
             start=start,
             end=end + timedelta(minutes=1),
+            setup=setup,
+            professional_checked=True,  # by the conflicts above
         )
         if not any(slot.start == start for slot in slots):
             raise SlotUnavailable(_conflict_message(["hours"]), conflicts=["hours"])

@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 
 import holidays
 import pytest
+from django.conf import settings
 from django.core.cache import cache
 from django.db import connection
 from django.test import Client
@@ -21,7 +22,12 @@ from clinic.models import API_SCOPES
 from scheduling.choices import AppointmentStatus, Channel, Weekday
 from scheduling.models import Appointment
 from tests.clinic.factories import PatientFactory, ProfessionalFactory, RoomFactory
-from tests.scheduling.factories import AppointmentFactory, ServiceFactory, WorkingHoursFactory
+from tests.scheduling.factories import (
+    AppointmentFactory,
+    ServiceFactory,
+    TimeOffFactory,
+    WorkingHoursFactory,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -467,6 +473,38 @@ def test_booking_outside_the_working_hours_is_a_409_problem(agenda, api_client):
     response = post(api_client(agenda.clinic), f"{API}/appointments/", booking(agenda, start=night))
     assert assert_problem(response, 409)["conflicts"] == ["hours"]
     assert not Appointment.objects.exists()
+
+
+def test_booking_during_the_professionals_time_off_is_a_409_problem(agenda, api_client):
+    TimeOffFactory(
+        professional=agenda.professional,
+        start=agenda.nine - timedelta(hours=1),
+        end=agenda.nine + timedelta(hours=2),
+    )
+    response = post(api_client(agenda.clinic), f"{API}/appointments/", booking(agenda))
+    assert assert_problem(response, 409)["conflicts"] == ["hours"]
+    assert not Appointment.objects.exists()
+
+
+def test_a_booking_reads_the_agenda_a_fixed_handful_of_times(
+    agenda, api_client, django_assert_max_num_queries
+):
+    client = api_client(agenda.clinic)
+    for hour in (10, 11):  # the key, and the agenda's setup where Redis keeps it, warm
+        assert (
+            post(
+                client,
+                f"{API}/appointments/",
+                booking(agenda, start=agenda.nine.replace(hour=hour).isoformat()),
+            ).status_code
+            == 201
+        )
+    # The patient; conflicts; time off; the insert in its savepoint (3); the event with its
+    # subscriptions and deliveries (3); the transaction (2): 11. Without Redis, no process
+    # keeps the agenda's setup: it is read too (4, and 2 for the active services and
+    # professionals), and so is the request log (1).
+    with django_assert_max_num_queries(11 if settings.REDIS_URL else 18):
+        assert post(client, f"{API}/appointments/", booking(agenda)).status_code == 201
 
 
 @pytest.mark.parametrize(
