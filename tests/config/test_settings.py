@@ -1,5 +1,6 @@
 """Production settings: refuse to start without secrets, pass Django's deploy checks."""
 
+import json
 import os
 import subprocess
 import sys
@@ -83,21 +84,39 @@ def test_celery_is_configured_for_safe_redelivery(settings):
     } <= queues
 
 
-def test_postgres_connections_are_kept_between_requests():
-    """env.db() sets CONN_MAX_AGE=0 itself; a reconnect per request or Celery task cost the
-    outbox worker more than its work (found by bench/outbox.py)."""
+def _database_settings(**env_overrides) -> str:
+    """``DATABASES["default"]`` as the settings build it in a fresh process."""
     code = (
-        "from django.conf import settings as s; d = s.DATABASES['default'];"
-        "print(d['CONN_MAX_AGE'], d['CONN_HEALTH_CHECKS'])"
+        "import json; from django.conf import settings as s;"
+        "print(json.dumps(s.DATABASES['default'], default=str))"
     )
     env = {**os.environ, "DATABASE_URL": "postgres://u@127.0.0.1:5432/x"}
-    env.pop("CONN_MAX_AGE", None)
+    for name in ("CONN_MAX_AGE", "DATABASE_PREPARED_STATEMENTS"):
+        env.pop(name, None)
     result = subprocess.run(
         [sys.executable, "-c", f"import django; django.setup(); {code}"],
         cwd=ROOT,
-        env={**env, "DJANGO_SETTINGS_MODULE": "config.settings"},
+        env={**env, **env_overrides, "DJANGO_SETTINGS_MODULE": "config.settings"},
         capture_output=True,
         text=True,
         timeout=60,
     )
-    assert result.stdout.split() == ["60", "True"], result.stderr
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def test_postgres_connections_are_kept_between_requests():
+    """env.db() sets CONN_MAX_AGE=0 itself; a reconnect per request or Celery task cost the
+    outbox worker more than its work (found by bench/outbox.py)."""
+    database = _database_settings()
+    assert (database["CONN_MAX_AGE"], database["CONN_HEALTH_CHECKS"]) == (60, True)
+
+
+def test_postgres_uses_the_fast_backend_and_prepared_statements_unless_told_not_to():
+    database = _database_settings()
+    assert database["ENGINE"] == "config.postgresql"
+    assert database["OPTIONS"]["server_side_binding"] is True
+    assert database["OPTIONS"]["prepare_threshold"] == 5
+    behind_pgbouncer = _database_settings(DATABASE_PREPARED_STATEMENTS="False")
+    assert "server_side_binding" not in behind_pgbouncer.get("OPTIONS", {})
+    assert "prepare_threshold" not in behind_pgbouncer.get("OPTIONS", {})
