@@ -9,7 +9,9 @@ use, professionals, rooms (model signals, wired in ``SchedulingConfig.ready`` th
 ``availability_cache``). A search reads the version first (one round trip, shared with the
 answer cache in the partner API) and loads the setup only when the version is not the one
 it was kept under (or after ``MAX_AGE_SECONDS``): the same argument as the answer cache's
-makes it exact (``scheduling/availability_cache.py``). Without Redis every search loads it.
+makes it exact (``scheduling/availability_cache.py``). Only a setup read outside any
+transaction is kept (a rolled-back change replaces no version). Without Redis every search
+loads it.
 
 The setup is shared by the requests of a process: read it, never change it (nor the model
 instances in it).
@@ -26,7 +28,7 @@ from datetime import time as clock_time
 from functools import cached_property
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 
 from clinic.models import Professional
 from integrations.shared_redis import StateUnavailable, state_get_many, state_set
@@ -184,7 +186,9 @@ def agenda_setup(clinic_id: int, *, version=_UNREAD) -> AgendaSetup:
         if kept_version == version and now - loaded_at < MAX_AGE_SECONDS:
             return setup
     setup = agenda_setup_load(clinic_id)
-    if version is not None:
+    # Only a setup read outside any transaction is kept: inside one, the rows read may be the
+    # transaction's own changes, which a rollback takes back without replacing the version.
+    if version is not None and not connection.in_atomic_block:
         _kept.pop(clinic_id, None)
         while len(_kept) >= MAX_KEPT:
             _kept.pop(next(iter(_kept)))

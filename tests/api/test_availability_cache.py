@@ -6,7 +6,7 @@ from datetime import time, timedelta
 
 import pytest
 import time_machine
-from django.db import connection
+from django.db import connection, transaction
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
@@ -16,7 +16,7 @@ from scheduling import agenda_setup, availability_cache
 from scheduling.api import SlotSerializer
 from scheduling.availability import slot_list_available
 from scheduling.availability_cache import availability_changed, availability_version
-from scheduling.models import Service
+from scheduling.models import Service, WorkingHours
 from scheduling.services import appointment_book, appointment_cancel, appointment_reschedule
 from tests.clinic.factories import PatientFactory, ProfessionalFactory, RoomFactory
 from tests.scheduling.factories import (
@@ -107,10 +107,16 @@ SETUP_READS = (
 )
 
 
+#: A setup is kept only when read outside any transaction: not inside the one pytest-django
+#: wraps each test in.
+KEPT_ONLY_OUTSIDE_TRANSACTIONS = pytest.mark.django_db(transaction=True)
+
+
 def setup_reads(queries) -> list[str]:
     return [q["sql"] for q in queries if any(table in q["sql"] for table in SETUP_READS)]
 
 
+@KEPT_ONLY_OUTSIDE_TRANSACTIONS
 def test_another_question_reuses_the_kept_agenda_setup(agenda):
     cached(agenda)
     next_day = {k: v + timedelta(days=1) for k, v in window(agenda).items()}
@@ -121,6 +127,19 @@ def test_another_question_reuses_the_kept_agenda_setup(agenda):
     assert [q for q in queries if "scheduling_appointment" in q["sql"]]  # computed now
 
 
+@KEPT_ONLY_OUTSIDE_TRANSACTIONS
+def test_a_setup_read_inside_a_transaction_that_rolls_back_is_not_kept(agenda):
+    before = cached(agenda)
+    assert before
+    with pytest.raises(RuntimeError), transaction.atomic():
+        WorkingHours.objects.filter(professional=agenda.professional).delete()
+        search = {"clinic": agenda.clinic, "service": agenda.service, **window(agenda)}
+        assert slot_list_available(**search) == []  # its own change, not committed
+        raise RuntimeError("rolled back")
+    assert cached(agenda) == before == fresh(agenda)
+
+
+@KEPT_ONLY_OUTSIDE_TRANSACTIONS
 def test_a_booking_drops_the_answers_but_not_the_setup(agenda):
     cached(agenda)
     book_nine(agenda)
@@ -131,6 +150,7 @@ def test_a_booking_drops_the_answers_but_not_the_setup(agenda):
     assert answer == fresh(agenda)
 
 
+@KEPT_ONLY_OUTSIDE_TRANSACTIONS
 def test_a_kept_setup_past_its_age_is_loaded_again_whatever_its_version(agenda, monkeypatch):
     cached(agenda)
     monkeypatch.setattr(agenda_setup, "MAX_AGE_SECONDS", 0)

@@ -486,9 +486,12 @@ def test_booking_during_the_professionals_time_off_is_a_409_problem(agenda, api_
     assert not Appointment.objects.exists()
 
 
+@pytest.mark.django_db(transaction=True)  # agenda setups are kept only outside transactions
 def test_a_booking_reads_the_agenda_a_fixed_handful_of_times(
-    agenda, api_client, django_assert_max_num_queries
+    agenda, api_client, django_assert_max_num_queries, monkeypatch
 ):
+    # The request's own statements: the event's deliveries run in a worker, not inline.
+    monkeypatch.setattr("integrations.outbox.request_dispatch", lambda event_ids: None)
     client = api_client(agenda.clinic)
     for hour in (10, 11):  # the key, and the agenda's setup where Redis keeps it, warm
         assert (
@@ -499,8 +502,8 @@ def test_a_booking_reads_the_agenda_a_fixed_handful_of_times(
             ).status_code
             == 201
         )
-    # The patient; conflicts; time off; the insert in its savepoint (3); the event with its
-    # subscriptions and deliveries (3); the transaction (2): 11. Without Redis, no process
+    # The patient; the transaction (2); conflicts; time off; the insert in its savepoint (3);
+    # the event with its subscriptions and deliveries (3): 11. Without Redis, no process
     # keeps the agenda's setup: it is read too (4, and 2 for the active services and
     # professionals), and so is the request log (1).
     with django_assert_max_num_queries(11 if settings.REDIS_URL else 18):
