@@ -19,6 +19,7 @@ instances in it).
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
 from collections import defaultdict
@@ -171,6 +172,7 @@ def agenda_setup_load(clinic_id: int) -> AgendaSetup:
 
 
 _kept: dict[int, tuple[str, float, AgendaSetup]] = {}
+_keeping = threading.Lock()
 _UNREAD = object()
 
 
@@ -189,8 +191,9 @@ def agenda_setup(clinic_id: int, *, version=_UNREAD) -> AgendaSetup:
     # Only a setup read outside any transaction is kept: inside one, the rows read may be the
     # transaction's own changes, which a rollback takes back without replacing the version.
     if version is not None and not connection.in_atomic_block:
-        _kept.pop(clinic_id, None)
-        while len(_kept) >= MAX_KEPT:
-            _kept.pop(next(iter(_kept)))
-        _kept[clinic_id] = (version, now, setup)
+        with _keeping:  # threaded workers: one writer at a time (reads need no lock)
+            _kept.pop(clinic_id, None)
+            while len(_kept) >= MAX_KEPT:
+                _kept.pop(next(iter(_kept)))
+            _kept[clinic_id] = (version, now, setup)
     return setup

@@ -356,3 +356,18 @@ def test_when_redis_is_down_every_search_is_computed(agenda, monkeypatch):
     assert [q for q in queries if "scheduling_" in q["sql"]]  # computed, not kept
     book_nine(agenda)  # a booking still works, and the next search sees it
     assert_fresh(agenda)
+
+
+@KEPT_ONLY_OUTSIDE_TRANSACTIONS
+def test_a_process_keeps_the_setups_of_at_most_max_kept_clinics(agenda, clinic_b, monkeypatch):
+    from tests.clinic.factories import ClinicFactory
+
+    monkeypatch.setattr(agenda_setup, "_kept", {})
+    monkeypatch.setattr(agenda_setup, "MAX_KEPT", 2)
+    third = ClinicFactory()
+    for clinic in (agenda.clinic, clinic_b, third):
+        agenda_setup.agenda_setup(clinic.pk, version="v1")
+    assert list(agenda_setup._kept) == [clinic_b.pk, third.pk]  # the oldest went first
+    kept = agenda_setup._kept[third.pk][2]
+    assert agenda_setup.agenda_setup(third.pk, version="v1") is kept
+    assert agenda_setup.agenda_setup(third.pk, version="v2") is not kept  # a new version
