@@ -184,7 +184,7 @@ def generate():
                         "checkin_token": "md5(random()::text || n)",
                         "lead_source": "%(mark)s",
                     },
-                    "FROM generate_series(%(first)s, %(last)s) AS n ORDER BY n",
+                    "FROM generate_series(%(first)s::int, %(last)s::int) AS n ORDER BY n",
                     {
                         "clinic": clinic.pk,
                         "mark": f"{MARK}-{kind}",
