@@ -21,17 +21,16 @@ from bisect import bisect_right
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from functools import lru_cache
+from functools import cache, lru_cache
 from zoneinfo import ZoneInfo
 
 import holidays
 from django.db import connection
-from django.db.models import BigIntegerField, Func, OuterRef, Q, Subquery
+from django.db.models import Q
 from django.utils import timezone
 
-from clinic.models import Professional, Room
-
 from .agenda_setup import AgendaSetup, agenda_setup
+from .choices import OCCUPYING_STATUSES
 from .conf import clinic_option
 from .models import Appointment, TimeOff
 
@@ -154,30 +153,15 @@ def slot_list_available(
         for year in range(first_day.year, last_day.year + 1):
             closed |= _national_holidays(year)
 
-    # 5. Busy time: time off, then occupying appointments.
-    professional_busy = defaultdict(list)
-    room_busy = defaultdict(list)
-    who = Q(professional_id__in=professional_ids)
-    if room_ids:
-        who |= Q(room_id__in=room_ids)
-    for off_professional, off_room, off_start, off_end in (
-        TimeOff.objects.for_clinic(clinic)
-        .filter(who, start__lt=busy_hi, end__gt=busy_lo)
-        .order_by()
-        .values_list("professional_id", "room_id", "start", "end")
-    ):
-        if off_professional is not None:
-            professional_busy[off_professional].append((_us(off_start), _us(off_end)))
-        if off_room is not None:
-            room_busy[off_room].append((_us(off_start), _us(off_end)))
-    if not professional_checked:
-        for pk, *busy in _occupied_ranges(
-            clinic, "professional", professional_ids, busy_lo, busy_hi
-        ):
-            professional_busy[pk].append(tuple(busy))
-    if room_ids:
-        for pk, *busy in _occupied_ranges(clinic, "room", room_ids, busy_lo, busy_hi):
-            room_busy[pk].append(tuple(busy))
+    # 5. Busy time: time off and occupying appointments, in one round trip.
+    professional_busy, room_busy = _busy_time(
+        clinic.pk,
+        professional_ids=professional_ids,
+        room_ids=room_ids,
+        lo=busy_lo,
+        hi=busy_hi,
+        professional_appointments=not professional_checked,
+    )
     professional_merged = {pk: _merge(professional_busy.get(pk, [])) for pk in professional_ids}
     room_merged = {pk: _merge(room_busy.get(pk, [])) for pk in room_ids}
 
@@ -237,60 +221,127 @@ def slot_list_available(
     ]
 
 
-def _occupied_ranges(clinic, owner: str, ids: list[int], lo: datetime, hi: datetime):
-    """``(owner id, occupied_start, occupied_end)`` of the occupying appointments of these
-    professionals (``owner="professional"``) or rooms (``"room"``) that overlap ``[lo, hi)``
-    — ``Appointment.objects.occupying().overlapping(lo, hi)`` — in one query.
+BusyTime = dict[int, list[tuple[int, int]]]
 
-    On PostgreSQL that plain filter is slow on a long history: the btree on ``(owner,
-    occupied_start)`` bounds only one side (every past appointment starts before ``hi``),
-    and the planner tends to pick an exclusion constraint's GiST index on the range alone,
-    which walks the whole index. Those constraints also guarantee that an owner's occupying
-    appointments never overlap, so at most one of them starts before ``lo`` and still runs
-    at ``lo``: the last one to start before ``lo``. Hence: those starting inside ``[lo,
-    hi)`` (a bounded index range) plus, per owner, that last one (a one-row backward index
-    probe) when it ends after ``lo``.
-    """
-    column = f"{owner}_id"
-    occupying = Appointment.objects.for_clinic(clinic).occupying().order_by()
-    if connection.vendor != "postgresql":  # small agendas, and no constraint to lean on
-        rows = (
-            occupying.overlapping(lo, hi)
-            .filter(**{f"{column}__in": ids})
-            .values_list(column, "occupied_start", "occupied_end")
+
+def _busy_time(
+    clinic_id: int,
+    *,
+    professional_ids: list[int],
+    room_ids: list[int],
+    lo: datetime,
+    hi: datetime,
+    professional_appointments: bool,
+) -> tuple[BusyTime, BusyTime]:
+    """When the professionals and the rooms are busy inside ``[lo, hi)``: their time off
+    and their occupying appointments (``professional_appointments=False``: not the
+    professionals' appointments) as ``{owner id: [(start, end) in microseconds]}``, for
+    the professionals and for the rooms."""
+    professional_busy: BusyTime = defaultdict(list)
+    room_busy: BusyTime = defaultdict(list)
+    appointment_professionals = professional_ids if professional_appointments else []
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(
+                _busy_time_sql(),
+                {
+                    "clinic": clinic_id,
+                    "professionals": professional_ids,
+                    "appointment_professionals": appointment_professionals,
+                    "rooms": room_ids,
+                    "occupying": list(OCCUPYING_STATUSES),
+                    "lo": lo,
+                    "hi": hi,
+                },
+            )
+            rows = cursor.fetchall()
+    else:  # small agendas, and no exclusion constraint to lean on: the plain filters
+        time_off = (
+            TimeOff.objects.for_clinic(clinic_id)
+            .filter(start__lt=hi, end__gt=lo)
+            .filter(Q(professional_id__in=professional_ids) | Q(room_id__in=room_ids))
+            .values_list("professional_id", "room_id", "start", "end")
         )
-        return [(pk, _us(busy_from), _us(busy_until)) for pk, busy_from, busy_until in rows]
-    starting_inside = occupying.filter(
-        **{f"{column}__in": ids, "occupied_start__gte": lo, "occupied_start__lt": hi}
-    ).values_list(column, _Microseconds("occupied_start"), _Microseconds("occupied_end"))
-    last_before = occupying.filter(**{column: OuterRef("pk"), "occupied_start__lt": lo}).order_by(
-        "-occupied_start"
-    )
-    owners = Professional.objects if owner == "professional" else Room.objects
-    running_at_lo = (
-        owners.filter(pk__in=ids)
-        .order_by()
-        .annotate(
-            busy_from=Subquery(last_before.values(us=_Microseconds("occupied_start"))[:1]),
-            busy_until=Subquery(last_before.values(us=_Microseconds("occupied_end"))[:1]),
-        )
-        .filter(busy_until__gt=_us(lo))
-        .values_list("pk", "busy_from", "busy_until")
-    )
-    return starting_inside.union(running_at_lo, all=True)
+        occupying = Appointment.objects.for_clinic(clinic_id).occupying().overlapping(lo, hi)
+        rows = [(*owners, _us(a), _us(b)) for *owners, a, b in time_off]
+        if appointment_professionals:
+            rows += [
+                (pk, None, _us(a), _us(b))
+                for pk, a, b in occupying.filter(
+                    professional_id__in=appointment_professionals
+                ).values_list("professional_id", "occupied_start", "occupied_end")
+            ]
+        if room_ids:
+            rows += [
+                (None, pk, _us(a), _us(b))
+                for pk, a, b in occupying.filter(room_id__in=room_ids).values_list(
+                    "room_id", "occupied_start", "occupied_end"
+                )
+            ]
+    # A time off names a professional, a room or both; an appointment row names its owner.
+    for professional_id, room_id, busy_from, busy_until in rows:
+        if professional_id is not None:
+            professional_busy[professional_id].append((busy_from, busy_until))
+        if room_id is not None:
+            room_busy[room_id].append((busy_from, busy_until))
+    return professional_busy, room_busy
 
 
-class _Microseconds(Func):
-    """PostgreSQL: a timestamptz as whole microseconds since the epoch. Loading thousands
-    of rows as datetimes (Django's time-zone-aware loader, in Python) costs more than the
-    query itself; integers are what the interval arithmetic wants anyway."""
+@cache
+def _busy_time_sql() -> str:
+    """PostgreSQL: the rows of ``_busy_time`` — ``(professional id, room id, start, end)``,
+    an appointment naming only its owner — in one statement whose text never changes
+    (owners come as arrays), so that PostgreSQL parses and plans it once per connection
+    (``prepare_threshold`` in settings) and Python builds nothing per search: composing
+    the same queries with the ORM cost more CPU than all the rest of a search.
 
-    template = "(EXTRACT(EPOCH FROM %(expressions)s) * 1000000)::bigint"
-    output_field = BigIntegerField()
+    The plain overlap filter (``occupied_start < hi AND occupied_end > lo``) is slow on a
+    long history: the btree on ``(owner, occupied_start)`` bounds only one side (every
+    past appointment starts before ``hi``), and the planner tends to pick an exclusion
+    constraint's GiST index on the range alone, which walks the whole index. Those
+    constraints also guarantee that an owner's occupying appointments never overlap, so
+    at most one of them starts before ``lo`` and still runs at ``lo``: the last one to
+    start before ``lo``. Hence, for professionals and for rooms: the appointments starting
+    inside ``[lo, hi)`` (a bounded index range) plus, per owner, that last one (a one-row
+    backward index probe, LATERAL) when it ends after ``lo``. Times are microseconds since
+    the epoch: integers are what the interval arithmetic wants, and no datetime is built
+    per row."""
+    appointments = connection.ops.quote_name(Appointment._meta.db_table)
+    time_off = connection.ops.quote_name(TimeOff._meta.db_table)
+    occupying = "clinic_id = %(clinic)s AND status = ANY(%(occupying)s::text[])"
 
-    @property
-    def convert_value(self):
-        return self._convert_value_noop  # psycopg already gives ints: no per-row converter
+    def us(column: str) -> str:
+        return f"(EXTRACT(EPOCH FROM {column}) * 1000000)::bigint"
+
+    def occupied(owner_column: str, owners: str) -> str:
+        def named(owner: str) -> str:  # the (professional, room) of a row: one is NULL
+            return f"{owner}, NULL" if owner_column == "professional_id" else f"NULL, {owner}"
+
+        return f"""
+        SELECT {named(owner_column)}, {us("occupied_start")}, {us("occupied_end")}
+          FROM {appointments}
+         WHERE {occupying} AND {owner_column} = ANY({owners}::bigint[])
+           AND occupied_start >= %(lo)s AND occupied_start < %(hi)s
+        UNION ALL
+        SELECT {named("owner.id")}, {us("last.occupied_start")}, {us("last.occupied_end")}
+          FROM unnest({owners}::bigint[]) AS owner(id)
+         CROSS JOIN LATERAL (
+                SELECT occupied_start, occupied_end FROM {appointments}
+                 WHERE {occupying} AND {owner_column} = owner.id AND occupied_start < %(lo)s
+                 ORDER BY occupied_start DESC LIMIT 1
+               ) AS last
+         WHERE last.occupied_end > %(lo)s"""  # noqa: S608 - our names; values are parameters
+
+    professionals = occupied("professional_id", "%(appointment_professionals)s")
+    rooms = occupied("room_id", "%(rooms)s")
+    return f"""
+        SELECT professional_id, room_id, {us("start")}, {us('"end"')}
+          FROM {time_off}
+         WHERE clinic_id = %(clinic)s AND start < %(hi)s AND "end" > %(lo)s
+           AND (professional_id = ANY(%(professionals)s::bigint[])
+                OR room_id = ANY(%(rooms)s::bigint[]))
+        UNION ALL {professionals}
+        UNION ALL {rooms}"""  # noqa: S608 - table and column names of ours, values as parameters
 
 
 @lru_cache(maxsize=32)

@@ -8,6 +8,7 @@ import time_machine
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
+from scheduling.agenda_setup import agenda_setup
 from scheduling.availability import Slot, slot_list_available
 from scheduling.choices import AppointmentStatus, Weekday
 from tests.clinic.factories import ClinicFactory, ProfessionalFactory, RoomFactory
@@ -493,6 +494,40 @@ def test_days_are_the_clinic_days_not_utc_days(db):
 
 
 # --- Performance -----------------------------------------------------------------------------
+
+
+@pytest.mark.postgres
+def test_with_its_setup_in_hand_a_search_asks_the_database_once(clinic_a, helena, consulta, rooms):
+    # Everything that makes time busy comes in one statement, and each piece below takes
+    # away a slot that would be offered without it.
+    sala_1, sala_2 = rooms
+    # Helena is busy from before the window opens until 09:20 (else 09:00 in Sala 1) ...
+    AppointmentFactory(service=consulta, professional=helena, start=local(MONDAY, 8, 50))
+    # ... and again from 10:15 (else 10:00 in Sala 2), and off from 11:00 (else 10:45).
+    AppointmentFactory(service=consulta, professional=helena, start=local(MONDAY, 10, 15))
+    TimeOffFactory(professional=helena, start=local(MONDAY, 11), end=local(MONDAY, 12))
+    # Sala 1 is off 09:30-10:30 (else 09:30 in it); Sala 2 is taken by a one-hour session
+    # that began before the window opened (else 09:30 in it).
+    TimeOffFactory(
+        professional=None, room=sala_1, start=local(MONDAY, 9, 30), end=local(MONDAY, 10, 30)
+    )
+    session = ServiceFactory(clinic=clinic_a, duration_minutes=60)
+    other = ProfessionalFactory(clinic=clinic_a)
+    AppointmentFactory(service=session, professional=other, room=sala_2, start=local(MONDAY, 8, 45))
+    setup = agenda_setup(clinic_a.pk)
+
+    with CaptureQueriesContext(connection) as queries:
+        slots = slot_list_available(
+            clinic=clinic_a,
+            service=consulta,
+            now=NOW,
+            start=local(MONDAY, 9),
+            end=local(MONDAY, 12),
+            setup=setup,
+        )
+
+    assert len(queries) == 1
+    assert [(times([slot])[0], slot.room_id) for slot in slots] == [("09:45", sala_2.pk)]
 
 
 def test_it_takes_a_fixed_number_of_queries_however_long_the_range(
