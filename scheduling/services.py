@@ -5,10 +5,10 @@ Each function runs in one transaction, checks the status machine (``choices.TRAN
 records who and how, and publishes its domain event in the same transaction.
 
 No double booking: on PostgreSQL exclusion constraints refuse overlapping occupying
-appointments (professional, room, patient), so concurrent bookings cannot both win; the
-service checks first to say *what* clashes, and turns a constraint violation that slipped
-between check and insert (SQLSTATE 23P01) into the same ``SlotUnavailable``. On SQLite the
-check runs inside a write transaction, and SQLite serialises writers (IMMEDIATE mode).
+appointments (professional, room, patient), so concurrent bookings cannot both win; a
+booking simply inserts, and a violation (SQLSTATE 23P01) becomes ``SlotUnavailable`` naming
+*what* clashes, looked up then. On SQLite the service looks for clashes first, inside a
+write transaction, and SQLite serialises writers (IMMEDIATE mode).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from django.db import IntegrityError, OperationalError, transaction
+from django.db import IntegrityError, OperationalError, connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -227,17 +227,24 @@ def appointment_book(
             occupied_end=occupied_end,
             setup=setup,
         )
-    # A clash is the more useful answer ("the professional is busy"), so it is checked
-    # before the working hours.
-    conflicts = _conflicts(
-        clinic_id=clinic.pk,
-        professional_id=professional.pk,
-        room_id=room.pk if room else None,
-        patient_id=patient.pk,
-        occupied_start=occupied_start,
-        occupied_end=occupied_end,
-    )
-    if conflicts:
+
+    def clashes() -> list[str]:
+        return _conflicts(
+            clinic_id=clinic.pk,
+            professional_id=professional.pk,
+            room_id=room.pk if room else None,
+            patient_id=patient.pk,
+            occupied_start=occupied_start,
+            occupied_end=occupied_end,
+        )
+
+    # A clash is the more useful answer ("the professional is busy"), so it comes before
+    # the working hours. On PostgreSQL the exclusion constraints refuse every clash at the
+    # insert, so the clashes are looked up only to name them once the slot was refused (a
+    # query less for every booking that succeeds); SQLite has no such constraint, so there
+    # they are looked up first.
+    refused_by_constraints = connection.vendor == "postgresql"
+    if not refused_by_constraints and (conflicts := clashes()):
         raise SlotUnavailable(_conflict_message(conflicts), conflicts=conflicts)
 
     if check_availability:
@@ -251,10 +258,11 @@ def appointment_book(
             start=start,
             end=end + timedelta(minutes=1),
             setup=setup,
-            professional_checked=True,  # by the conflicts above
+            professional_checked=not refused_by_constraints,  # by the clashes above
         )
         if not any(slot.start == start for slot in slots):
-            raise SlotUnavailable(_conflict_message(["hours"]), conflicts=["hours"])
+            conflicts = (clashes() if refused_by_constraints else []) or ["hours"]
+            raise SlotUnavailable(_conflict_message(conflicts), conflicts=conflicts)
 
     appointment = Appointment(
         clinic=clinic,
@@ -281,15 +289,9 @@ def appointment_book(
         lost_race = (EXCLUSION_VIOLATION, DEADLOCK_DETECTED)
         if getattr(exc.__cause__, "sqlstate", None) not in lost_race:
             raise
-        # Another booking committed between our check and our insert.
-        conflicts = _conflicts(
-            clinic_id=clinic.pk,
-            professional_id=professional.pk,
-            room_id=room.pk if room else None,
-            patient_id=patient.pk,
-            occupied_start=occupied_start,
-            occupied_end=occupied_end,
-        ) or ["professional"]
+        # The exclusion constraints refused it: a clash that was there already, or
+        # another booking that committed while this one ran.
+        conflicts = clashes() or ["professional"]
         raise SlotUnavailable(_conflict_message(conflicts), conflicts=conflicts) from None
     if replaces is None:
         publish("appointment.booked", clinic=clinic, payload=_payload(appointment))

@@ -119,12 +119,8 @@ def booking(agenda, **overrides) -> dict:
 
 def appointment_of(agenda, start=None, **kwargs) -> Appointment:
     kwargs.setdefault("patient", agenda.patient)
-    return AppointmentFactory(
-        service=agenda.service,
-        professional=agenda.professional,
-        start=start or agenda.nine,
-        **kwargs,
-    )
+    kwargs.setdefault("professional", agenda.professional)
+    return AppointmentFactory(service=agenda.service, start=start or agenda.nine, **kwargs)
 
 
 def assert_problem(response, status):
@@ -464,8 +460,26 @@ def test_booking_a_taken_slot_is_a_409_problem(agenda, api_client):
     response = post(client, f"{API}/appointments/", booking(agenda, patient=other.pk))
     body = assert_problem(response, 409)
     assert body["type"].endswith("/slot_unavailable")
-    assert body["conflicts"]
+    assert body["conflicts"] == ["professional"]
     assert Appointment.objects.count() == 1
+
+
+def test_a_patient_already_booked_elsewhere_then_is_a_409_naming_the_patient(agenda, api_client):
+    # The slot is free in the professional's agenda, so only the patient's own appointment
+    # with someone else stands in the way (on PostgreSQL: refused at the insert).
+    appointment_of(agenda, professional=ProfessionalFactory(clinic=agenda.clinic))
+    response = post(api_client(agenda.clinic), f"{API}/appointments/", booking(agenda))
+    assert assert_problem(response, 409)["conflicts"] == ["patient"]
+    assert Appointment.objects.count() == 1
+
+
+def test_a_busy_professional_outside_the_hours_is_named_before_the_hours(agenda, api_client):
+    late = agenda.nine.replace(hour=23)
+    appointment_of(agenda, start=late, patient=PatientFactory(clinic=agenda.clinic))
+    response = post(
+        api_client(agenda.clinic), f"{API}/appointments/", booking(agenda, start=late.isoformat())
+    )
+    assert assert_problem(response, 409)["conflicts"] == ["professional"]
 
 
 def test_booking_outside_the_working_hours_is_a_409_problem(agenda, api_client):
@@ -502,11 +516,14 @@ def test_a_booking_reads_the_agenda_a_fixed_handful_of_times(
             ).status_code
             == 201
         )
-    # The patient; the transaction (2); conflicts; time off; the insert in its savepoint (3);
-    # the event with its subscriptions and deliveries (3): 11. Without Redis, no process
-    # keeps the agenda's setup: it is read too (4, and 2 for the active services and
+    # The patient; the transaction (2); its busy time (time off and appointments, one
+    # statement); the insert in its savepoint (3); the event with its subscriptions and
+    # deliveries (3): 10 on PostgreSQL, whose exclusion constraints refuse a clash at the
+    # insert; SQLite looks for clashes first (11). Without Redis, no process keeps the
+    # agenda's setup: it is read too (4, and 2 for the active services and
     # professionals), and so is the request log (1).
-    with django_assert_max_num_queries(11 if settings.REDIS_URL else 18):
+    expected = 10 if connection.vendor == "postgresql" else 11
+    with django_assert_max_num_queries(expected if settings.REDIS_URL else expected + 7):
         assert post(client, f"{API}/appointments/", booking(agenda)).status_code == 201
 
 
