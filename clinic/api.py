@@ -83,6 +83,16 @@ class ClinicTimeField(serializers.DateTimeField):
         return ZoneInfo(clinic.time_zone) if clinic is not None else super().default_timezone()
 
 
+class ClinicRelatedField(serializers.PrimaryKeyRelatedField):
+    """A primary key among the rows of the request's clinic (``context["clinic"]``):
+    ``queryset`` says which rows (all clinics'), each request sees its own clinic's, and
+    another clinic's id "does not exist". Scoped when a value is looked up, not when the
+    serializer is built."""
+
+    def get_queryset(self):
+        return super().get_queryset().for_clinic(self.context.get("clinic"))
+
+
 class PatientSummarySerializer(serializers.Serializer):
     """What a key without ``patients:read`` is told about a patient."""
 

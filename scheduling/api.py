@@ -30,7 +30,7 @@ from rest_framework.response import Response
 from rest_framework.reverse import reverse
 from rest_framework.views import APIView
 
-from clinic.api import ClinicTimeField
+from clinic.api import ClinicRelatedField, ClinicTimeField
 from clinic.api_framework import Cursor, PartnerAPIMixin, created, problem_exception_handler
 from clinic.choices import Council
 from clinic.models import Patient, Professional, Room
@@ -292,20 +292,14 @@ class AppointmentBookSerializer(serializers.Serializer):
     """A booking; the professional and the service are checked against the clinic's agenda
     setup (``context["setup"]``), as ``/availability`` checks them."""
 
-    patient = serializers.PrimaryKeyRelatedField(queryset=Patient.objects.none())
+    patient = ClinicRelatedField(queryset=Patient.objects.all())
     professional = SetupRelatedField(choices="professionals", queryset=Professional.objects.none())
     service = SetupRelatedField(choices="services", queryset=Service.objects.none())
     start = ClinicDateTimeField()
-    room = serializers.PrimaryKeyRelatedField(
-        queryset=Room.objects.none(), required=False, allow_null=True, default=None
+    room = ClinicRelatedField(
+        queryset=Room.objects.filter(is_active=True), required=False, allow_null=True, default=None
     )
     notes = serializers.CharField(required=False, allow_blank=True, max_length=2000, default="")
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        clinic = self.context.get("clinic")  # None while the schema is generated
-        self.fields["patient"].queryset = Patient.objects.for_clinic(clinic)
-        self.fields["room"].queryset = Room.objects.for_clinic(clinic).filter(is_active=True)
 
     def validate(self, attrs):
         setup = self.context["setup"]

@@ -234,6 +234,20 @@ def test_booking_with_another_clinics_patient_is_a_field_error(two_clinics, api_
     assert set(assert_problem(response, 400)["errors"]) == {"patient"}
 
 
+@pytest.mark.parametrize("whose", ["clinic_b", "closed"])
+def test_booking_in_another_clinics_room_or_a_closed_one_is_a_field_error(
+    whose, two_clinics, api_client
+):
+    a, b = two_clinics
+    if whose == "clinic_b":
+        room = RoomFactory(clinic=b.clinic)
+    else:
+        room = RoomFactory(clinic=a.clinic, is_active=False)
+    response = post(api_client(a.clinic), f"{API}/appointments/", booking(a, room=room.pk))
+    assert set(assert_problem(response, 400)["errors"]) == {"room"}
+    assert Appointment.objects.filter(clinic=a.clinic).count() == 1
+
+
 @pytest.mark.parametrize("name", ENDPOINTS)
 def test_a_key_without_the_scope_gets_403(name, two_clinics, api_client):
     a, _ = two_clinics
