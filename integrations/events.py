@@ -143,10 +143,17 @@ def publish(event_type: str, *, clinic, payload: dict | None = None) -> Event:
             clinic_id=clinic_id, event_type=event_type, payload=payload or {}
         )
         names = [s.name for s in handlers_of(event_type)]
+        # Plain rows: no secret decrypted, and no join for the model's default ordering.
+        subscriptions = (
+            WebhookSubscription.objects.for_clinic(clinic_id)
+            .filter(active=True)
+            .order_by()
+            .values_list("pk", "event_types")
+        )
         names += [
-            f"{WEBHOOK_PREFIX}{sub.pk}"
-            for sub in WebhookSubscription.objects.filter(clinic_id=clinic_id, active=True)
-            if sub.wants(event_type)
+            f"{WEBHOOK_PREFIX}{pk}"
+            for pk, event_types in subscriptions
+            if WebhookSubscription.covers(event_types, event_type)
         ]
         Delivery.objects.bulk_create(
             [

@@ -316,7 +316,12 @@ class WebhookSubscription(models.Model):
         return (self.secret or {}).get("value", "")
 
     def wants(self, event_type: str) -> bool:
-        return not self.event_types or event_type in self.event_types
+        return self.covers(self.event_types, event_type)
+
+    @staticmethod
+    def covers(event_types: list[str], event_type: str) -> bool:
+        """Whether a subscription to ``event_types`` (empty: every event) gets this one."""
+        return not event_types or event_type in event_types
 
 
 class ConsoleRecord(models.Model):
