@@ -143,12 +143,23 @@ else:
         DATABASES["default"]["ENGINE"] = "config.postgresql"
         # Parameters bound by the server and statements prepared after their 5th use on a
         # connection: PostgreSQL parses and plans each hot query once per connection, not
-        # on every request (half the database CPU of an API list). Behind a pooler in
-        # transaction mode that cannot keep prepared statements (PgBouncer without
-        # max_prepared_statements), set DATABASE_PREPARED_STATEMENTS=False.
+        # on every request (half the database CPU of an API list). With the default
+        # plan_cache_mode it would keep planning a prepared query over a time range anew
+        # on every run (the custom plan, which knows the range, always looks cheaper on
+        # paper than the generic one): availability's busy time and the appointment list
+        # spent more of PostgreSQL's CPU planning than running. Their generic plans are the
+        # same index scans, so prepared statements use them. (Only statements run 5 times
+        # on a connection are prepared; one-off queries such as reports are planned with
+        # their values.) Behind a pooler in transaction mode that cannot keep prepared
+        # statements (PgBouncer without max_prepared_statements), set
+        # DATABASE_PREPARED_STATEMENTS=False.
         if env.bool("DATABASE_PREPARED_STATEMENTS", default=True):
             DATABASES["default"].setdefault("OPTIONS", {}).update(
-                {"server_side_binding": True, "prepare_threshold": 5}
+                {
+                    "server_side_binding": True,
+                    "prepare_threshold": 5,
+                    "options": "-c plan_cache_mode=force_generic_plan",
+                }
             )
     # Persistent connections: a new PostgreSQL connection per request or task costs more
     # than the work itself. (env.db() always sets CONN_MAX_AGE=0, so assign, don't default.)

@@ -117,6 +117,7 @@ def test_postgres_uses_the_fast_backend_and_prepared_statements_unless_told_not_
     assert database["ENGINE"] == "config.postgresql"
     assert database["OPTIONS"]["server_side_binding"] is True
     assert database["OPTIONS"]["prepare_threshold"] == 5
+    assert database["OPTIONS"]["options"] == "-c plan_cache_mode=force_generic_plan"
     behind_pgbouncer = _database_settings(DATABASE_PREPARED_STATEMENTS="False")
-    assert "server_side_binding" not in behind_pgbouncer.get("OPTIONS", {})
-    assert "prepare_threshold" not in behind_pgbouncer.get("OPTIONS", {})
+    for option in ("server_side_binding", "prepare_threshold", "options"):
+        assert option not in behind_pgbouncer.get("OPTIONS", {})

@@ -530,6 +530,25 @@ def test_with_its_setup_in_hand_a_search_asks_the_database_once(clinic_a, helena
     assert [(times([slot])[0], slot.room_id) for slot in slots] == [("09:45", sala_2.pk)]
 
 
+@pytest.mark.postgres
+def test_postgresql_plans_the_busy_time_once_per_connection(clinic_a, helena, consulta):
+    # Prepared after its 5th run (settings: prepare_threshold), then never planned again:
+    # with PostgreSQL's default plan_cache_mode it was planned anew on every search, the
+    # plan costing more CPU than the search itself.
+    setup = agenda_setup(clinic_a.pk)
+    for week in range(12):
+        day = MONDAY + timedelta(weeks=week)
+        assert available(clinic_a, consulta, day=day, setup=setup)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT generic_plans, custom_plans FROM pg_prepared_statements"
+            " WHERE statement LIKE %s",
+            ["%scheduling_timeoff%"],
+        )
+        [(generic, custom)] = cursor.fetchall()
+    assert (generic, custom) == (12 - 5, 0)
+
+
 def test_it_takes_a_fixed_number_of_queries_however_long_the_range(
     clinic_a, helena, consulta, rooms, django_assert_max_num_queries
 ):
