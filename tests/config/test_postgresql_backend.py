@@ -1,8 +1,10 @@
-"""config.postgresql: Django's PostgreSQL backend reading datetimes with psycopg's C loader.
+"""config.postgresql: Django's PostgreSQL backend reading datetimes with psycopg's C loader,
+and health-checking connections only after idle time.
 
 The values must be exactly those Django's own loader gives (aware, UTC, microseconds kept),
 whatever the instant: DST changes, leap days, the far past and future."""
 
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -10,7 +12,12 @@ from django.db import connection
 from django.db.backends.postgresql.psycopg_any import BaseTzLoader, register_tzloader
 from psycopg.pq import Format
 
-from config.postgresql.base import TIMESTAMPTZ_OID, FastTzLoader, optimised
+from config.postgresql.base import (
+    HEALTH_CHECK_IDLE_SECONDS,
+    TIMESTAMPTZ_OID,
+    FastTzLoader,
+    optimised,
+)
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db]
 
@@ -74,3 +81,63 @@ def test_models_round_trip_aware_datetimes(clinic_a):
     read = TimeOff.objects.get(pk=off.pk)
     assert (read.start, read.end) == (start, start + timedelta(hours=1))
     assert read.start.tzinfo is UTC
+
+
+# --- Health checks only after idle time -----------------------------------------------------
+
+
+class Pings(list):
+    """The health-check pings (``SELECT 1``) sent; ``alive``: what they answer."""
+
+    alive = True
+
+
+@pytest.fixture
+def pings(monkeypatch):
+    sent = Pings()
+
+    def is_usable():
+        sent.append(time.monotonic())
+        return sent.alive
+
+    monkeypatch.setattr(connection, "is_usable", is_usable)
+    return sent
+
+
+def next_request():
+    """What Django does for each request or task: the connection is checked again."""
+    connection.health_check_done = False
+
+
+def query():
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 42")
+        return cursor.fetchone()[0]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_connection_used_a_moment_ago_is_not_pinged_again(pings):
+    assert connection.health_check_enabled
+    query()
+    for _ in range(3):
+        next_request()
+        assert query() == 42
+    assert pings == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_connection_that_sat_idle_is_pinged_and_replaced_when_dead(pings, monkeypatch):
+    query()
+    before = connection.connection
+    connection.used_at -= HEALTH_CHECK_IDLE_SECONDS  # as if the last request were a while ago
+    next_request()
+    assert query() == 42
+    assert len(pings) == 1
+    assert connection.connection is before  # alive: kept
+
+    pings.alive = False
+    connection.used_at -= HEALTH_CHECK_IDLE_SECONDS
+    next_request()
+    assert query() == 42  # a new connection answers instead of an error
+    assert len(pings) == 2
+    assert connection.connection is not before
