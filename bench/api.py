@@ -328,15 +328,22 @@ def main() -> dict:
         }
         return "/api/v1/availability?" + urlencode(query)
 
-    def list_path():
+    def list_query():
         day = rng.choice(days)
-        query = {
+        return {
             "professional": rng.choice(professionals),
             "start_from": day_start(day).isoformat(),
             "start_to": day_start(day + timedelta(days=7)).isoformat(),
-            "page_size": 50,
         }
-        return "/api/v1/appointments/?" + urlencode(query)
+
+    # The same weeks for the list and for its data floor (bench/api_urls.py).
+    list_queries = [list_query() for _ in range(READ_PATHS)]
+    list_paths = [
+        "/api/v1/appointments/?" + urlencode({**q, "page_size": 50}) for q in list_queries
+    ]
+    list_floor_paths = [
+        "/bench/list-floor?" + urlencode({**q, "clinic": clinic.pk}) for q in list_queries
+    ]
 
     # Booking: distinct free future slots, each posted once with a fresh patient.
     free, searched = [], set()
@@ -401,14 +408,11 @@ def main() -> dict:
                 server=server,
                 key=secret,
             )
+            list_floor = scenario(
+                wrk, workdir, base, list_floor_paths, seconds=READ_SECONDS, server=server
+            )
             listing = scenario(
-                wrk,
-                workdir,
-                base,
-                [list_path() for _ in range(READ_PATHS)],
-                seconds=READ_SECONDS,
-                server=server,
-                key=secret,
+                wrk, workdir, base, list_paths, seconds=READ_SECONDS, server=server, key=secret
             )
             booking = scenario(
                 wrk,
@@ -445,6 +449,10 @@ def main() -> dict:
         "gunicorn": {"workers": WORKERS, "worker_class": WORKER_CLASS}
         | ({"threads": WORKER_THREADS} if WORKER_CLASS == "gthread" else {}),
         "floor_bare_django_json": floor,
+        "data_floor_bare_django_list_sql": {
+            **list_floor,
+            "share_of_floor_throughput": round(list_floor["per_second"] / floor["per_second"], 2),
+        },
         "availability_one_professional_one_day": {
             **availability,
             "target_p95_ms": 100,
@@ -462,6 +470,9 @@ def main() -> dict:
             "share_of_floor_throughput": round(listing["per_second"] / floor["per_second"], 2),
             "target_share": 0.4,
             "share_met": listing["per_second"] / floor["per_second"] >= 0.4,
+            "share_of_data_floor_throughput": round(
+                listing["per_second"] / list_floor["per_second"], 2
+            ),
         },
         "booking": {
             **booking,

@@ -1,14 +1,71 @@
-"""Cuidar's URLs plus ``/bench/floor``: a bare Django JSON view, the floor the partner API
-is compared with (same process, middleware and database connection, no DRF, no query)."""
+"""Cuidar's URLs plus the two floors the partner API is compared with, served by the same
+gunicorn (same process, middleware and database connection):
 
+- ``/bench/floor``: a bare Django JSON view (no DRF, no query): the framework floor.
+- ``/bench/list-floor``: a bare Django view that answers what the appointment list answers
+  for one professional's week (the same 50 rows, fields and formats), with hand-written SQL
+  and no key, throttle, log or pagination: what reading that page from PostgreSQL costs
+  at the least, the data floor.
+"""
+
+from zoneinfo import ZoneInfo
+
+from django.db import connection
 from django.http import JsonResponse
 from django.urls import path
+from django.utils.dateparse import parse_datetime
 
 from config.urls import urlpatterns as cuidar_urlpatterns
+
+LIST_SQL = """
+    SELECT a.id, a.patient_id, a.professional_id, a.service_id, a.room_id, a.start, a."end",
+           a.status, a.price, a.booked_via, a.notes, a.confirmed_at, a.cancelled_at,
+           a.cancellation_reason, a.late_cancellation, a.replaces_id, r.id, a.created_at,
+           a.updated_at
+      FROM scheduling_appointment a
+      LEFT JOIN scheduling_appointment r ON r.replaces_id = a.id
+     WHERE a.clinic_id = %s AND a.professional_id = %s AND a.start >= %s AND a.start < %s
+     ORDER BY a.start, a.id
+     LIMIT 50"""
+FIELDS = (
+    *("id", "patient", "professional", "service", "room", "start", "end", "status", "price"),
+    *("booked_via", "notes", "confirmed_at", "cancelled_at", "cancellation_reason"),
+    *("late_cancellation", "replaces", "replaced_by", "created_at", "updated_at"),
+)
+DATETIMES = {5, 6, 11, 12, 17, 18}
 
 
 def floor(request):
     return JsonResponse({"ok": True})
 
 
-urlpatterns = [path("bench/floor", floor), *cuidar_urlpatterns]
+def list_floor(request):
+    query = request.GET
+    zone = ZoneInfo("America/Sao_Paulo")
+    with connection.cursor() as cursor:
+        cursor.execute(
+            LIST_SQL,
+            [
+                int(query["clinic"]),
+                int(query["professional"]),
+                parse_datetime(query["start_from"]),
+                parse_datetime(query["start_to"]),
+            ],
+        )
+        rows = cursor.fetchall()
+    results = []
+    for row in rows:
+        values = list(row)
+        for i in DATETIMES:
+            if values[i] is not None:
+                values[i] = values[i].astimezone(zone).isoformat()
+        values[8] = None if values[8] is None else f"{values[8]:.2f}"
+        results.append(dict(zip(FIELDS, values, strict=True)))
+    return JsonResponse({"next": None, "previous": None, "results": results})
+
+
+urlpatterns = [
+    path("bench/floor", floor),
+    path("bench/list-floor", list_floor),
+    *cuidar_urlpatterns,
+]
