@@ -7,7 +7,11 @@ take a large share of the two CPUs that gunicorn and PostgreSQL need, and would 
 difference between a cheap and an expensive endpoint. Each scenario runs for a fixed time
 after a short warm-up; wrk reports p50/p95/p99 latency, requests per second and statuses.
 Measured in one run, each next to the same wrk hitting a bare Django JSON view served by the
-same gunicorn (the framework floor):
+same gunicorn (the framework floor), and two more floors (``bench/api_urls.py``) that say
+where the gap to it comes from: the partner floor, a constant answer behind the partner
+API's per-request machinery (DRF, key and scope, per-key throttle, request log; no query);
+and the data floor, a bare Django view answering the list's page (same rows, fields and
+formats) with hand-written SQL and nothing else.
 
 1. ``GET /api/v1/availability`` for one professional and one day (random future days:
    5,000 requests drawn from 1,750 distinct questions, so repeats are answered from the
@@ -408,6 +412,15 @@ def main() -> dict:
                 server=server,
                 key=secret,
             )
+            partner_floor = scenario(
+                wrk,
+                workdir,
+                base,
+                ["/bench/partner-floor"],
+                seconds=READ_SECONDS,
+                server=server,
+                key=secret,
+            )
             list_floor = scenario(
                 wrk, workdir, base, list_floor_paths, seconds=READ_SECONDS, server=server
             )
@@ -441,7 +454,7 @@ def main() -> dict:
 
     # Every request wrk saw answered is in the log (wrk stops counting in-flight requests
     # at the end of a run, so the log may hold a few more). Warm-ups are logged too.
-    answered = sum(r["requests"] for r in (availability, uncached, listing, booking))
+    answered = sum(r["requests"] for r in (partner_floor, availability, uncached, listing, booking))
     logged = ApiRequestLog.objects.filter(api_key=key).count()
     return {
         "data": {"appointments": Appointment.objects.filter(clinic=clinic).count()},
@@ -449,6 +462,12 @@ def main() -> dict:
         "gunicorn": {"workers": WORKERS, "worker_class": WORKER_CLASS}
         | ({"threads": WORKER_THREADS} if WORKER_CLASS == "gthread" else {}),
         "floor_bare_django_json": floor,
+        "partner_floor_constant_answer": {
+            **partner_floor,
+            "share_of_floor_throughput": round(
+                partner_floor["per_second"] / floor["per_second"], 2
+            ),
+        },
         "data_floor_bare_django_list_sql": {
             **list_floor,
             "share_of_floor_throughput": round(list_floor["per_second"] / floor["per_second"], 2),

@@ -1,7 +1,10 @@
-"""Cuidar's URLs plus the two floors the partner API is compared with, served by the same
+"""Cuidar's URLs plus the floors the partner API is compared with, served by the same
 gunicorn (same process, middleware and database connection):
 
 - ``/bench/floor``: a bare Django JSON view (no DRF, no query): the framework floor.
+- ``/bench/partner-floor``: a constant answer behind the partner API's per-request
+  machinery (DRF, the key and its scope, the per-key throttle, the request log), and no
+  query: what every partner request costs before it does anything.
 - ``/bench/list-floor``: a bare Django view that answers what the appointment list answers
   for one professional's week (the same 50 rows, fields and formats), with hand-written SQL
   and no key, throttle, log or pagination: what reading that page from PostgreSQL costs
@@ -14,7 +17,10 @@ from django.db import connection
 from django.http import JsonResponse
 from django.urls import path
 from django.utils.dateparse import parse_datetime
+from rest_framework.response import Response
+from rest_framework.views import APIView
 
+from clinic.api_framework import PartnerAPIMixin
 from config.urls import urlpatterns as cuidar_urlpatterns
 
 LIST_SQL = """
@@ -37,6 +43,13 @@ DATETIMES = {5, 6, 11, 12, 17, 18}
 
 def floor(request):
     return JsonResponse({"ok": True})
+
+
+class PartnerFloor(PartnerAPIMixin, APIView):
+    required_scopes = {"GET": "appointments:read"}
+
+    def get(self, request):
+        return Response({"ok": True})
 
 
 def list_floor(request):
@@ -66,6 +79,7 @@ def list_floor(request):
 
 urlpatterns = [
     path("bench/floor", floor),
+    path("bench/partner-floor", PartnerFloor.as_view()),
     path("bench/list-floor", list_floor),
     *cuidar_urlpatterns,
 ]
