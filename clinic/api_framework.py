@@ -167,14 +167,24 @@ def _state_uncount(current: str) -> None:
 
 # --- Keys -----------------------------------------------------------------------------------
 def api_key_create(
-    *, clinic: Clinic, name: str, scopes: list[str], expires_at=None, by=None
+    *,
+    clinic: Clinic,
+    name: str,
+    scopes: list[str],
+    expires_at=None,
+    by=None,
+    prefix: str | None = None,
+    secret: str | None = None,
 ) -> tuple[ApiKey, str]:
-    """Create a key; returns it and the full secret, which is never shown again."""
+    """Create a key; returns it and the full key, which is never shown again.
+
+    ``prefix`` (8 hex digits) and ``secret``: chosen by the caller instead of at random
+    (the demo's key, derived from SECRET_KEY so that every ``make run`` can show it)."""
     unknown = set(scopes) - set(API_SCOPES)
     if unknown:
         raise ValueError(f"unknown scopes: {sorted(unknown)}")
-    prefix = secrets.token_hex(4)
-    full = f"{API_KEY_PREFIX}_{prefix}_{secrets.token_urlsafe(32)}"
+    prefix = prefix or secrets.token_hex(4)
+    full = f"{API_KEY_PREFIX}_{prefix}_{secret or secrets.token_urlsafe(32)}"
     key = ApiKey.objects.create(
         clinic=clinic,
         name=name,

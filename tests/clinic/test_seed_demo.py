@@ -1,8 +1,10 @@
+import io
+
 import pytest
 from django.contrib.auth import authenticate
 from django.core.management import call_command
 
-from clinic.models import Clinic, Consent, Patient, Professional, Room
+from clinic.models import API_SCOPES, ApiKey, Clinic, Consent, Patient, Professional, Room
 from clinic.validators import cpf_validate
 
 pytestmark = pytest.mark.django_db
@@ -53,3 +55,23 @@ def test_running_it_twice_changes_nothing(seeded):
     assert (Patient.objects.count(), Consent.objects.count(), Professional.objects.count()) == (
         counts
     )
+
+
+def test_the_demo_has_a_partner_api_key_with_every_scope_shown_on_every_run(settings, client):
+    settings.DEBUG = True
+
+    def seed() -> str:
+        out = io.StringIO()
+        call_command("seed_demo", patients=5, stdout=out)
+        [line] = [line for line in out.getvalue().splitlines() if "Partner API key" in line]
+        return line.rsplit(" ", 1)[1]
+
+    key = seed()
+    assert seed() == key  # the same key again, and still one key
+    [stored] = ApiKey.objects.all()
+    assert stored.clinic.name == "Clínica Demo"
+    assert sorted(stored.scopes) == sorted(API_SCOPES)
+    assert key not in str(stored.__dict__)  # only its hash is kept
+    response = client.get("/api/v1/services/", headers={"Authorization": f"Bearer {key}"})
+    assert response.status_code == 200
+    assert response.json()["results"]

@@ -4,6 +4,9 @@ patients. Idempotent: running it again changes nothing that is already there.
 Later issues extend it with their own data (agenda, payments …).
 """
 
+import base64
+import hashlib
+import hmac
 import random
 from datetime import date, timedelta
 from importlib import import_module
@@ -16,6 +19,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
 from clinic import services
+from clinic.api_framework import api_key_create
 from clinic.choices import (
     ConsentPurpose,
     ConsentStatus,
@@ -25,7 +29,17 @@ from clinic.choices import (
     Sex,
     State,
 )
-from clinic.models import Clinic, Membership, Patient, Professional, Room
+from clinic.models import (
+    API_KEY_PREFIX,
+    API_SCOPES,
+    ApiKey,
+    Clinic,
+    Membership,
+    Patient,
+    Professional,
+    Room,
+    api_key_hash,
+)
 
 FEMALE_NAMES = [
     "Ana", "Maria", "Juliana", "Fernanda", "Patrícia", "Aline", "Camila", "Beatriz", "Larissa",
@@ -143,6 +157,7 @@ class Command(BaseCommand):
             created += self._patients(branch, max(options["patients"] // 5, 1), rng)
             self._portal_patient([main, branch])
             self._other_apps([main, branch], rng)
+            api_key = self._api_key(main)
         self.stdout.write(self.style.SUCCESS(f"Demo ready ({created} new patients)."))
         self.stdout.write(
             "Sign in at /admin/ as admin, recepcao, gerente or profissional "
@@ -152,6 +167,26 @@ class Command(BaseCommand):
             "Patient portal at /portal/: CPF 529.982.247-25; the code is in the console "
             "provider's records (admin › Integrations › Console records)."
         )
+        self.stdout.write(f"Partner API key of Clínica Demo, every scope (docs/api.md): {api_key}")
+
+    def _api_key(self, clinic) -> str:
+        """The demo clinic's partner API key with every scope, for the curl examples of
+        docs/api.md: derived from SECRET_KEY, so every run shows the same key without
+        storing it (only its hash is kept, as for any key)."""
+        digest = hmac.new(
+            settings.SECRET_KEY.encode(), b"cuidar-demo-api-key", hashlib.sha256
+        ).digest()
+        prefix, secret = digest[:4].hex(), base64.urlsafe_b64encode(digest).decode().rstrip("=")
+        full = f"{API_KEY_PREFIX}_{prefix}_{secret}"
+        if not ApiKey.objects.filter(key_hash=api_key_hash(full)).exists():
+            api_key_create(
+                clinic=clinic,
+                name="Demo (curl examples)",
+                scopes=list(API_SCOPES),
+                prefix=prefix,
+                secret=secret,
+            )
+        return full
 
     def _other_apps(self, clinics, rng) -> None:
         """Apps above this one add their demo data in a ``demo`` module with a
