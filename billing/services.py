@@ -9,6 +9,7 @@ pays twice, and never takes a paid payment back to pending, failed or overdue.
 from __future__ import annotations
 
 import logging
+from collections.abc import Collection
 from datetime import date, datetime, timedelta
 
 from django.db import IntegrityError, transaction
@@ -17,6 +18,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from clinic.models import Clinic, Patient
+from clinic.selectors import clinics_at_local_hours
 from integrations.base import (
     ChainFailed,
     ChargeRequest,
@@ -543,14 +545,23 @@ def package_session_debit(*, appointment, reason: str) -> PackageSessionUse | No
     return use
 
 
-def packages_expiry_run(*, now: datetime | None = None, warn_days: int = 15) -> tuple[int, int]:
-    """09:00: warn patients whose active packages expire within ``warn_days`` (once,
-    ``pacote_vencendo``) and expire the ones past their date. Returns (warned, expired)."""
+def packages_expiry_run(
+    *,
+    now: datetime | None = None,
+    warn_days: int = 15,
+    local_hours: Collection[int] | None = None,
+) -> tuple[int, int]:
+    """09:00 of each clinic's time (``local_hours``; without them every clinic now): warn
+    patients whose active packages expire within ``warn_days`` (once, ``pacote_vencendo``)
+    and expire the ones past their date. Returns (warned, expired)."""
     from clinic.messaging import message_send
 
     now = now or timezone.now()
     warned = expired = 0
-    due = PatientPackage.objects.filter(
+    packages = PatientPackage.objects.filter(
+        clinic__in=clinics_at_local_hours(hours=local_hours, now=now)
+    )
+    due = packages.filter(
         status=PackageStatus.ACTIVE,
         expires_at__lte=now + timedelta(days=warn_days),
         expires_at__gt=now,
@@ -576,9 +587,9 @@ def packages_expiry_run(*, now: datetime | None = None, warn_days: int = 15) -> 
                 payload={"patient_package_id": package.pk, "patient_id": package.patient_id},
             )
         warned += 1
-    expired = PatientPackage.objects.filter(
-        status=PackageStatus.ACTIVE, expires_at__lte=now
-    ).update(status=PackageStatus.EXPIRED)
+    expired = packages.filter(status=PackageStatus.ACTIVE, expires_at__lte=now).update(
+        status=PackageStatus.EXPIRED
+    )
     return warned, expired
 
 
@@ -808,10 +819,11 @@ def ledger_mark_reconciled(*, clinic: Clinic, transaction_ids) -> int:
 
 
 # --- Dunning --------------------------------------------------------------------------------
-def dunning_run(*, now: datetime | None = None) -> int:
-    """09:00: overdue charges get ``cobranca`` at D+1, D+3 and D+7 after the due date, with
-    the payment link; then they land on the list for a person. A payment received stops
-    the sequence (only pending payments are looked at); each step is sent once."""
+def dunning_run(*, now: datetime | None = None, local_hours: Collection[int] | None = None) -> int:
+    """09:00 of each clinic's time (``local_hours``; without them every clinic now):
+    overdue charges get ``cobranca`` at D+1, D+3 and D+7 after the due date, with the
+    payment link; then they land on the list for a person. A payment received stops the
+    sequence (only pending payments are looked at); each step is sent once."""
     from clinic.messaging import message_send
 
     from .money import brl
@@ -821,7 +833,10 @@ def dunning_run(*, now: datetime | None = None) -> int:
     sent = 0
     overdue = (
         Payment.objects.filter(
-            status=P.PENDING, due_date__lt=today, dunning_flagged_at__isnull=True
+            clinic__in=clinics_at_local_hours(hours=local_hours, now=now),
+            status=P.PENDING,
+            due_date__lt=today,
+            dunning_flagged_at__isnull=True,
         )
         .select_related("clinic", "patient", "patient__clinic")
         .order_by("due_date", "pk")

@@ -4,19 +4,21 @@ from celery import shared_task
 
 
 @shared_task(name="billing.packages_expiry")
-def packages_expiry_task() -> None:
-    """09:00: warn packages expiring within 15 days; expire the ones past their date."""
+def packages_expiry_task(local_hours: list[int] | None = None) -> None:
+    """09:00 of each clinic (``local_hours``): warn packages expiring within 15 days;
+    expire the ones past their date."""
     from .services import packages_expiry_run
 
-    packages_expiry_run()
+    packages_expiry_run(local_hours=local_hours)
 
 
 @shared_task(name="billing.dunning")
-def dunning_task() -> int:
-    """09:00: reminders of overdue charges at D+1, D+3, D+7, then a person."""
+def dunning_task(local_hours: list[int] | None = None) -> int:
+    """09:00 of each clinic (``local_hours``): reminders of overdue charges at D+1, D+3,
+    D+7, then a person."""
     from .services import dunning_run
 
-    return dunning_run()
+    return dunning_run(local_hours=local_hours)
 
 
 @shared_task(name="billing.invoices_poll")

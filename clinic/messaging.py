@@ -26,7 +26,7 @@ from __future__ import annotations
 import logging
 import re
 import unicodedata
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -48,7 +48,7 @@ from .choices import (
     ReplyAction,
 )
 from .models import Clinic, Consent, MessageTemplate, OutboundMessage, Patient, ReceivedMessage
-from .selectors import consents_in_force
+from .selectors import clinics_at_local_hours, consents_in_force
 from .services import consent_revoke
 from .validators import phone_format
 
@@ -593,8 +593,11 @@ def message_reply(*, patient: Patient, text: str, channel: str = "", by=None) ->
 
 
 # --- Birthdays ------------------------------------------------------------------------------
-def birthdays_greet(*, now: datetime | None = None, batch: int = 500) -> int:
-    """Greet today's birthdays (08:00, each clinic's calendar) — only patients who opted in
+def birthdays_greet(
+    *, now: datetime | None = None, batch: int = 500, local_hours: Collection[int] | None = None
+) -> int:
+    """Greet today's birthdays (at 08:00 of each clinic's time, ``local_hours``; without
+    them every clinic now; "today" in each clinic's calendar) — only patients who opted in
     to marketing on some channel; delivery checks the opt-in in force per channel. Once a
     year per patient (key ``birthday:<patient>:<year>``)."""
     import calendar
@@ -605,7 +608,7 @@ def birthdays_greet(*, now: datetime | None = None, batch: int = 500) -> int:
 
     now = now or timezone.now()
     greeted = 0
-    for clinic in Clinic.objects.filter(is_active=True).order_by("pk"):
+    for clinic in clinics_at_local_hours(hours=local_hours, now=now):
         today = now.astimezone(ZoneInfo(clinic.time_zone)).date()
         born_today = Q(birth_date__month=today.month, birth_date__day=today.day)
         if today.month == 2 and today.day == 28 and not calendar.isleap(today.year):

@@ -3,14 +3,37 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Collection
+from datetime import datetime
+from zoneinfo import ZoneInfo
 
 from django.db.models import Q, QuerySet
+from django.utils import timezone
 
 from .choices import ConsentStatus
 from .models import Clinic, Consent, Patient, search_normalize
 from .validators import cpf_normalize
 
 _DIGITS = re.compile(r"\d")
+
+
+def clinics_at_local_hours(
+    *, hours: Collection[int] | None, now: datetime | None = None
+) -> QuerySet[Clinic]:
+    """The active clinics, by id; with ``hours``, only those where it is now one of these
+    hours of the day in their own time zone.
+
+    The daily jobs (reminders at 08:00 and 18:00, birthdays, dunning …) run every hour and
+    each serves the clinics whose local time it is: a clinic in Manaus is reminded at its
+    18:00, an hour after one in São Paulo (DESIGN.md: times are the clinic's local time)."""
+    clinics = Clinic.objects.filter(is_active=True).order_by("pk")
+    if hours is None:
+        return clinics
+    now = now or timezone.now()
+    zones = clinics.order_by().values_list("time_zone", flat=True).distinct()
+    return clinics.filter(
+        time_zone__in=[zone for zone in zones if now.astimezone(ZoneInfo(zone)).hour in hours]
+    )
 
 
 def patient_search(*, clinic: Clinic | None, term: str, queryset: QuerySet | None = None):

@@ -21,11 +21,12 @@ def messages_retry_task() -> int:
 
 
 @shared_task(name="clinic.birthdays_greet")
-def birthdays_greet_task() -> int:
-    """08:00: birthday greetings to patients who opted in to marketing."""
+def birthdays_greet_task(local_hours: list[int] | None = None) -> int:
+    """08:00 of each clinic (``local_hours``): birthday greetings to patients who opted in
+    to marketing."""
     from .messaging import birthdays_greet
 
-    return birthdays_greet()
+    return birthdays_greet(local_hours=local_hours)
 
 
 @shared_task(name="clinic.api_request_log_flush")

@@ -3,7 +3,8 @@ routes and the periodic jobs of every app — defined here, in one place.
 
 Periodic jobs are synced into django-celery-beat's tables when beat starts, so they can be
 seen and paused in the admin; a pause survives restarts (the sync never touches
-``enabled``). Their times are in ``CELERY_TIMEZONE`` (the clinics' default zone).
+``enabled``). Their times are in ``CELERY_TIMEZONE`` (the clinics' default zone); the daily
+jobs at a time of the clinic's day run hourly and serve each clinic at its own local time.
 """
 
 import os
@@ -50,24 +51,43 @@ app.conf.beat_schedule = {
     },
     # every minute: waitlist offers past their time expire; the slot goes to the next in line
     "waitlist-offers-expire": {"task": "scheduling.waitlist_offers_expire", "schedule": 60.0},
+    # Daily jobs at a time of the clinic's day run every hour on the hour, and each run
+    # serves the clinics where it is that time (``local_hours``, in their own time zone).
     # 08:00 and 18:00: remind appointments 24–48 h ahead (lembrete_consulta)
     "reminders-48h": {
         "task": "scheduling.reminders_48h",
-        "schedule": crontab(minute=0, hour="8,18"),
+        "schedule": crontab(minute=0),
+        "kwargs": {"local_hours": [8, 18]},
     },
     # 18:00: remind tomorrow's unconfirmed appointments (lembrete_vespera)
-    "reminders-eve": {"task": "scheduling.reminders_eve", "schedule": crontab(minute=0, hour=18)},
+    "reminders-eve": {
+        "task": "scheduling.reminders_eve",
+        "schedule": crontab(minute=0),
+        "kwargs": {"local_hours": [18]},
+    },
     # every 30 minutes: past appointments with no arrival become no-shows (falta_consulta)
     "no-shows-detect": {
         "task": "scheduling.no_shows_detect",
         "schedule": crontab(minute="*/30"),
     },
-    # 08:00: birthday greetings, opted-in patients only (aniversario)
-    "birthdays": {"task": "clinic.birthdays_greet", "schedule": crontab(minute=0, hour=8)},
-    # 09:00: packages expiring within 15 days are warned (pacote_vencendo); past ones expire
-    "packages-expiry": {"task": "billing.packages_expiry", "schedule": crontab(minute=0, hour=9)},
-    # 09:00: overdue charges are reminded at D+1, D+3, D+7 (cobranca), then a person
-    "dunning": {"task": "billing.dunning", "schedule": crontab(minute=0, hour=9)},
+    # 08:00 (the clinic's): birthday greetings, opted-in patients only (aniversario)
+    "birthdays": {
+        "task": "clinic.birthdays_greet",
+        "schedule": crontab(minute=0),
+        "kwargs": {"local_hours": [8]},
+    },
+    # 09:00 (the clinic's): packages expiring within 15 days are warned (pacote_vencendo)
+    "packages-expiry": {
+        "task": "billing.packages_expiry",
+        "schedule": crontab(minute=0),
+        "kwargs": {"local_hours": [9]},
+    },
+    # 09:00 (the clinic's): overdue charges are reminded at D+1, D+3, D+7 (cobranca)
+    "dunning": {
+        "task": "billing.dunning",
+        "schedule": crontab(minute=0),
+        "kwargs": {"local_hours": [9]},
+    },
     # every 10 minutes: NFS-e still processing are asked about (providers without webhooks)
     "invoices-poll": {"task": "billing.invoices_poll", "schedule": crontab(minute="*/10")},
     # every minute: queue depths, provider health, KPIs for /metrics

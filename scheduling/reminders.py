@@ -11,6 +11,7 @@ tasks scheduled days ahead.
 from __future__ import annotations
 
 import logging
+from collections.abc import Collection
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -28,6 +29,7 @@ from clinic.messaging import (
     reply_handler,
 )
 from clinic.models import Clinic, OutboundMessage, Patient
+from clinic.selectors import clinics_at_local_hours
 
 from . import conf
 from .choices import AppointmentStatus as S
@@ -129,18 +131,17 @@ def _send_batches(queryset, *, template: str, prefix: str) -> int:
             return sent
 
 
-def _active_clinics():
-    return Clinic.objects.filter(is_active=True).order_by("pk")
-
-
 # --- Sweeps ---------------------------------------------------------------------------------
-def reminders_48h_send(*, now: datetime | None = None) -> int:
-    """Remind appointments starting 24 to 48 hours from now (runs at 08:00 and 18:00, so
-    every appointment booked ahead falls in one run's window). Returns how many were
-    queued; a repeat queues none."""
+def reminders_48h_send(
+    *, now: datetime | None = None, local_hours: Collection[int] | None = None
+) -> int:
+    """Remind appointments starting 24 to 48 hours from now (runs at 08:00 and 18:00 of
+    each clinic's time, ``local_hours``, so every appointment booked ahead falls in one
+    run's window; without them every clinic now). Returns how many were queued; a repeat
+    queues none."""
     now = now or timezone.now()
     total = 0
-    for clinic in _active_clinics():
+    for clinic in clinics_at_local_hours(hours=local_hours, now=now):
         due = _appointments(clinic).filter(
             status__in=PENDING,
             start__gte=now + timedelta(hours=24),
@@ -150,14 +151,17 @@ def reminders_48h_send(*, now: datetime | None = None) -> int:
     return total
 
 
-def reminders_eve_send(*, now: datetime | None = None) -> int:
-    """The eve reminder (18:00): tomorrow's appointments, in each clinic's own calendar,
-    that the patient has not confirmed yet."""
+def reminders_eve_send(
+    *, now: datetime | None = None, local_hours: Collection[int] | None = None
+) -> int:
+    """The eve reminder (18:00 of each clinic's time, ``local_hours``; without them every
+    clinic now): tomorrow's appointments, in each clinic's own calendar, that the patient
+    has not confirmed yet."""
     from .services import local_day_bounds
 
     now = now or timezone.now()
     total = 0
-    for clinic in _active_clinics():
+    for clinic in clinics_at_local_hours(hours=local_hours, now=now):
         tomorrow = _local(clinic, now).date() + timedelta(days=1)
         start, end = local_day_bounds(clinic, tomorrow)
         due = _appointments(clinic).filter(
@@ -174,7 +178,7 @@ def no_shows_detect(*, now: datetime | None = None) -> int:
     sends the follow-up."""
     now = now or timezone.now()
     marked = 0
-    for clinic in _active_clinics():
+    for clinic in clinics_at_local_hours(hours=None):
         grace = timedelta(minutes=conf.clinic_option(clinic, "no_show_grace_minutes"))
         due = list(
             Appointment.objects.for_clinic(clinic)

@@ -11,19 +11,21 @@ def waitlist_offers_expire_task() -> None:
 
 
 @shared_task(name="scheduling.reminders_48h")
-def reminders_48h_task() -> int:
-    """08:00 and 18:00: remind appointments 24–48 h ahead (``lembrete_consulta``)."""
+def reminders_48h_task(local_hours: list[int] | None = None) -> int:
+    """08:00 and 18:00 of each clinic (``local_hours``, from the schedule): remind
+    appointments 24–48 h ahead (``lembrete_consulta``)."""
     from .reminders import reminders_48h_send
 
-    return reminders_48h_send()
+    return reminders_48h_send(local_hours=local_hours)
 
 
 @shared_task(name="scheduling.reminders_eve")
-def reminders_eve_task() -> int:
-    """18:00: remind tomorrow's unconfirmed appointments (``lembrete_vespera``)."""
+def reminders_eve_task(local_hours: list[int] | None = None) -> int:
+    """18:00 of each clinic (``local_hours``): remind tomorrow's unconfirmed appointments
+    (``lembrete_vespera``)."""
     from .reminders import reminders_eve_send
 
-    return reminders_eve_send()
+    return reminders_eve_send(local_hours=local_hours)
 
 
 @shared_task(name="scheduling.no_shows_detect")

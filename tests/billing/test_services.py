@@ -3,8 +3,9 @@ notifications converge, packages debited once per appointment, one NFS-e per pay
 and dunning that stops when the money arrives."""
 
 import json
-from datetime import timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
+from zoneinfo import ZoneInfo
 
 import pytest
 import time_machine
@@ -15,6 +16,7 @@ from billing.choices import InvoiceStatus, PackageStatus, PaymentStatus, Transac
 from billing.exceptions import InvalidPaymentTransition, PackageUnavailable, RefundTooLarge
 from billing.models import FinancialTransaction, Invoice, Package, PackageSessionUse, Payment
 from billing.money import brl, money
+from billing.tasks import dunning_task
 from clinic import services as clinic_services
 from clinic.choices import ConsentPurpose, ConsentStatus, ContactChannel
 from clinic.models import OutboundMessage
@@ -446,6 +448,21 @@ def test_dunning_reminds_at_d1_d3_d7_then_hands_to_a_person(desk):
     assert keys == {f"dunning:{payment.pk}:1", f"dunning:{payment.pk}:2", f"dunning:{payment.pk}:3"}
     assert "R$ 150,90" in OutboundMessage.objects.first().body
     assert Event.objects.filter(event_type="payment.overdue").count() == 1
+
+
+def test_dunning_runs_at_nine_in_each_clinics_own_time(desk):
+    manaus = desk["clinic"]
+    manaus.time_zone = "America/Manaus"
+    manaus.save(update_fields=["time_zone"])
+    payment = charge(desk, due_date=date(2026, 11, 22))
+    nine_in_sao_paulo = datetime(2026, 11, 23, 9, 0, tzinfo=ZoneInfo("America/Sao_Paulo"))
+
+    with time_machine.travel(nine_in_sao_paulo, tick=False):
+        assert dunning_task(local_hours=[9]) == 0  # 08:00 in Manaus
+    with time_machine.travel(nine_in_sao_paulo + timedelta(hours=1), tick=False):
+        assert dunning_task(local_hours=[9]) == 1
+    payment.refresh_from_db()
+    assert payment.dunning_step == 1
 
 
 def test_a_payment_received_stops_the_dunning_at_once(desk):

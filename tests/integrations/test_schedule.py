@@ -1,6 +1,8 @@
 """Periodic jobs are defined in code, synced into django-celery-beat, and a pause made in
 the admin survives a restart of beat."""
 
+import json
+
 import pytest
 from django_celery_beat.models import PeriodicTask
 from django_celery_beat.schedulers import DatabaseScheduler
@@ -38,12 +40,18 @@ def test_every_scheduled_task_exists():
         assert entry["task"] in app.tasks, entry["task"]
 
 
-def test_the_messaging_jobs_run_at_the_times_of_the_design():
+def test_the_daily_jobs_run_hourly_for_the_clinics_where_it_is_their_time():
     start_beat()
     jobs = {task.name: task for task in PeriodicTask.objects.select_related("crontab")}
-    reminders = jobs["reminders-48h"].crontab
-    assert (reminders.minute, reminders.hour) == ("0", "8,18")
-    assert (jobs["reminders-eve"].crontab.minute, jobs["reminders-eve"].crontab.hour) == ("0", "18")
+    for name, hours in (
+        ("reminders-48h", [8, 18]),
+        ("reminders-eve", [18]),
+        ("birthdays", [8]),
+        ("packages-expiry", [9]),
+        ("dunning", [9]),
+    ):
+        crontab = jobs[name].crontab
+        assert (crontab.minute, crontab.hour) == ("0", "*"), name
+        assert json.loads(jobs[name].kwargs) == {"local_hours": hours}, name
     assert jobs["no-shows-detect"].crontab.minute == "*/30"
-    assert (jobs["birthdays"].crontab.minute, jobs["birthdays"].crontab.hour) == ("0", "8")
     assert jobs["messages-retry"].task == "clinic.messages_retry"

@@ -14,9 +14,11 @@ from clinic import services as clinic_services
 from clinic.choices import ConsentPurpose, ConsentStatus, ContactChannel
 from clinic.messaging import birthdays_greet
 from clinic.models import OutboundMessage
+from clinic.tasks import birthdays_greet_task
 from integrations.models import ConsoleRecord
 from scheduling import reminders
 from scheduling.choices import AppointmentStatus
+from scheduling.tasks import reminders_eve_task
 from tests.clinic.factories import ClinicFactory, PatientFactory, ProfessionalFactory
 from tests.scheduling.factories import AppointmentFactory, ServiceFactory
 
@@ -142,6 +144,38 @@ def test_the_eve_reminder_uses_each_clinics_own_calendar(django_capture_on_commi
     assert sent("lembrete_vespera").get().patient == booked.patient
 
 
+@pytest.mark.django_db
+def test_each_clinic_gets_its_eve_reminders_at_its_own_six_pm(
+    desk, django_capture_on_commit_callbacks
+):
+    # The job runs every hour; at 18:00 in São Paulo it serves São Paulo's clinics, an hour
+    # later (18:00 in Manaus) Manaus's.
+    in_sao_paulo = appointment(desk, datetime(2026, 11, 24, 9, 0, tzinfo=SAO_PAULO))
+    manaus = ClinicFactory(time_zone="America/Manaus")
+    professional = ProfessionalFactory(clinic=manaus)
+    in_manaus = AppointmentFactory(
+        clinic=manaus,
+        service=ServiceFactory(clinic=manaus, professionals=[professional]),
+        professional=professional,
+        patient=consented_patient(manaus),
+        start=datetime(2026, 11, 24, 9, 0, tzinfo=ZoneInfo("America/Manaus")),
+    )
+
+    def hourly_run(at) -> set:
+        with (
+            time_machine.travel(at, tick=False),
+            django_capture_on_commit_callbacks(execute=True),
+        ):
+            before = set(sent("lembrete_vespera").values_list("patient", flat=True))
+            reminders_eve_task(local_hours=[18])
+            return set(sent("lembrete_vespera").values_list("patient", flat=True)) - before
+
+    assert hourly_run(EVENING - timedelta(hours=1)) == set()
+    assert hourly_run(EVENING) == {in_sao_paulo.patient_id}
+    assert hourly_run(EVENING + timedelta(hours=1)) == {in_manaus.patient_id}
+    assert hourly_run(EVENING + timedelta(hours=2)) == set()
+
+
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 def test_two_overlapping_reminder_runs_send_each_reminder_once(desk):
@@ -232,18 +266,24 @@ def test_a_booking_sends_its_confirmation_once(desk, django_capture_on_commit_ca
 
 
 # --- Birthdays ------------------------------------------------------------------------------
+def opted_in_patient(clinic, **fields):
+    """A patient who also opted in to marketing on WhatsApp (birthday greetings)."""
+    patient = consented_patient(clinic, **fields)
+    clinic_services.consent_record(
+        patient=patient,
+        channel=ContactChannel.WHATSAPP,
+        purpose=ConsentPurpose.MARKETING,
+        status=ConsentStatus.GRANTED,
+    )
+    return patient
+
+
 @pytest.mark.django_db
 def test_birthdays_greet_only_patients_who_opted_in_once_a_year(
     desk, django_capture_on_commit_callbacks
 ):
     clinic = desk["clinic"]
-    opted_in = consented_patient(clinic, birth_date=date(1990, 11, 23))
-    clinic_services.consent_record(
-        patient=opted_in,
-        channel=ContactChannel.WHATSAPP,
-        purpose=ConsentPurpose.MARKETING,
-        status=ConsentStatus.GRANTED,
-    )
+    opted_in = opted_in_patient(clinic, birth_date=date(1990, 11, 23))
     consented_patient(clinic, birth_date=date(1985, 11, 23))  # service messages only
     consented_patient(clinic, birth_date=date(1985, 11, 24))
 
@@ -259,3 +299,20 @@ def test_birthdays_greet_only_patients_who_opted_in_once_a_year(
     assert greeting.patient == opted_in
     assert greeting.status == "sent"
     assert greeting.purpose == ConsentPurpose.MARKETING
+
+
+@pytest.mark.django_db
+def test_birthdays_are_greeted_at_eight_in_each_clinics_own_morning(
+    django_capture_on_commit_callbacks,
+):
+    manaus = ClinicFactory(time_zone="America/Manaus")
+    patient = opted_in_patient(manaus, birth_date=date(1990, 11, 23))
+    eight_in_sao_paulo = datetime(2026, 11, 23, 8, 0, tzinfo=SAO_PAULO)
+
+    for at, greeted in ((eight_in_sao_paulo, 0), (eight_in_sao_paulo + timedelta(hours=1), 1)):
+        with (
+            time_machine.travel(at, tick=False),
+            django_capture_on_commit_callbacks(execute=True),
+        ):
+            assert birthdays_greet_task(local_hours=[8]) == greeted
+    assert sent("aniversario").get().patient == patient
