@@ -13,7 +13,8 @@
 - **Throttling**: per key (cache-backed; Redis in production), a sliding window over two
   counters (constant cost per request), with ``RateLimit-*`` and ``Retry-After`` headers.
 - **Log**: one ``ApiRequestLog`` per request (key, method, path, status, latency; no bodies).
-  With Redis the rows are buffered there and written in bulk (:func:`api_request_log_flush`).
+  With Redis the rows are buffered there and a worker writes them in bulk
+  (:func:`api_request_log_flush`).
 - **Key cache**: a verified key (with its clinic) is cached for a few seconds by the hash of
   the secret; revoking, saving or deleting a key, or saving its clinic, drops it at once.
 - **Pagination**: cursors.
@@ -475,10 +476,14 @@ def problem(status_code: int, detail: str, *, code: str = "error", **extra) -> R
 
 
 # --- Request log ----------------------------------------------------------------------------
-#: With Redis, log rows wait in a Redis list and are written in bulk: by the request that
-#: finds this many waiting, and every minute by ``clinic.api_request_log_flush`` (beat).
+#: With Redis, log rows wait in a Redis list and a worker writes them in bulk: a flush task
+#: is sent each time this many more are waiting, and beat flushes every minute
+#: (``clinic.api_request_log_flush``). Requests do not write them themselves …
 LOG_FLUSH_AT = 200
-#: Rows per INSERT when flushing; a request that triggers a flush writes one batch at most.
+#: … unless this many are waiting (no worker is flushing: Celery down): then the request
+#: that finds them writes one batch, so that the buffer cannot grow without bound.
+LOG_FLUSH_INLINE_AT = 20_000
+#: Rows per INSERT when flushing; a request that flushes writes one batch at most.
 LOG_BATCH = 1000
 LOG_BUFFER = "cuidar:api-request-log"
 _LOG_FLUSH_LOCK = "cuidar:api-request-log:flushing"
@@ -495,8 +500,8 @@ def api_request_log_record(
     *, clinic_id: int | None, api_key_id: int | None, method: str, path: str, status: int,
     latency_ms: int,
 ) -> None:  # fmt: skip
-    """Log one API request: into the Redis buffer when there is one (flushing it when it
-    is full), else straight into ``ApiRequestLog``. Redis down: written straight away."""
+    """Log one API request: into the Redis buffer when there is one (a worker writes it),
+    else straight into ``ApiRequestLog``. Redis down: written straight away."""
     now = timezone.now()
     row = [clinic_id, api_key_id, method[:10], path[:255], status, max(0, latency_ms)]
     buffer = _log_buffer()
@@ -509,13 +514,25 @@ def api_request_log_record(
         except redis.RedisError:
             logger.warning("API request log buffer unavailable: writing directly", exc_info=True)
         else:
-            if waiting >= LOG_FLUSH_AT:
+            if waiting >= LOG_FLUSH_INLINE_AT:
                 try:
                     api_request_log_flush(batches=1)
                 except (DatabaseError, redis.RedisError):  # the rows stay buffered
                     logger.warning("API request log not flushed", exc_info=True)
+            elif waiting % LOG_FLUSH_AT == 0:
+                _log_flush_soon()
             return
     ApiRequestLog.objects.create(**dict(zip(_LOG_COLUMNS, [*row, now], strict=True)))
+
+
+def _log_flush_soon() -> None:
+    """Ask a worker to write the buffer (a 200-row INSERT has no place in a request)."""
+    from .tasks import api_request_log_flush_task
+
+    try:
+        api_request_log_flush_task.delay()
+    except Exception:  # the broker (or an eager flush) failed: beat's minute job flushes
+        logger.warning("API request log flush not queued", exc_info=True)
 
 
 def api_request_log_flush(*, batches: int | None = None) -> int:

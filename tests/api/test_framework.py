@@ -221,7 +221,7 @@ def test_with_redis_requests_wait_in_the_buffer_and_none_is_lost(partner, buffer
     assert not ApiRequestLog.objects.filter(api_key=key).exists()
     assert buffer.llen(LOG_BUFFER) == LOG_FLUSH_AT - 1
 
-    client.get(SERVICES)  # the buffer is full: this request writes it
+    client.get(SERVICES)  # enough are waiting: a worker writes them (inline in tests)
     assert ApiRequestLog.objects.filter(api_key=key).count() == LOG_FLUSH_AT
     assert buffer.llen(LOG_BUFFER) == 0
 
@@ -260,14 +260,46 @@ def test_rows_stay_buffered_when_the_database_refuses_them(partner, buffer, monk
     assert ApiRequestLog.objects.filter(api_key=key).count() == 1
 
 
-def test_a_full_buffer_that_cannot_be_written_does_not_break_the_answer(
+def test_requests_leave_the_writing_to_a_worker_asked_every_log_flush_at_rows(
     partner, buffer, monkeypatch
+):
+    key, client = partner
+    monkeypatch.setattr(api_framework, "LOG_FLUSH_AT", 3)
+    asked = []
+    monkeypatch.setattr(
+        api_request_log_flush_task, "delay", lambda: asked.append(buffer.llen(LOG_BUFFER))
+    )
+    for _ in range(7):
+        client.get(SERVICES)
+    assert asked == [3, 6]  # once per 3 more rows waiting
+    assert not ApiRequestLog.objects.filter(api_key=key).exists()  # no request wrote them
+
+
+def test_with_no_worker_flushing_a_request_writes_a_batch_past_the_high_water_mark(
+    partner, buffer, monkeypatch
+):
+    key, client = partner
+    monkeypatch.setattr(api_framework, "LOG_FLUSH_INLINE_AT", 4)
+    monkeypatch.setattr(api_request_log_flush_task, "delay", lambda: None)  # a lost task
+    for _ in range(3):
+        client.get(SERVICES)
+    assert not ApiRequestLog.objects.filter(api_key=key).exists()
+    client.get(SERVICES)
+    assert ApiRequestLog.objects.filter(api_key=key).count() == 4
+
+
+@pytest.mark.parametrize("where", ["inline", "queued"])
+def test_a_full_buffer_that_cannot_be_written_does_not_break_the_answer(
+    where, partner, buffer, monkeypatch
 ):
     _key, client = partner
     monkeypatch.setattr(
         api_framework, "_log_insert", lambda raw: (_ for _ in ()).throw(DatabaseError("x"))
     )
-    monkeypatch.setattr(api_framework, "LOG_FLUSH_AT", 1)
+    # Inline: past the high-water mark; queued: the eager flush task raises in the request.
+    monkeypatch.setattr(
+        api_framework, "LOG_FLUSH_INLINE_AT" if where == "inline" else "LOG_FLUSH_AT", 1
+    )
     assert client.get(SERVICES).status_code == 200
     assert buffer.llen(LOG_BUFFER) == 1
 
