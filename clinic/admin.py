@@ -16,8 +16,8 @@ from . import (
 )
 from .admin_base import ClinicScopedAdmin, ClinicScopedInline
 from .admin_messaging import PatientMessagesMixin
-from .audit import audit_staff
-from .models import AuditEntry, Clinic, Consent, Membership, Patient, Professional, Room
+from .audit import audit_staff_view
+from .models import Clinic, Consent, Membership, Patient, Professional, Room
 from .tenancy import clinics_for_user, current_clinic
 
 User = get_user_model()
@@ -117,13 +117,7 @@ class PatientAdmin(PatientMessagesMixin, ClinicScopedAdmin):
         response = super().change_view(request, object_id, form_url, extra_context)
         patient = getattr(response, "context_data", {}).get("original")
         if request.method == "GET" and response.status_code == 200 and patient is not None:
-            audit_staff(
-                request=request,
-                clinic=patient.clinic_id,
-                action=AuditEntry.Action.VIEW,
-                patient=patient,
-                obj=patient,
-            )
+            audit_staff_view(request=request, obj=patient)
         return response
 
     def get_search_results(self, request, queryset, search_term):

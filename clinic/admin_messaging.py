@@ -19,6 +19,7 @@ from django.views.decorators.http import require_POST
 
 from . import message_templates
 from .admin_base import ClinicScopedAdmin
+from .audit import audit_staff_view
 from .choices import ContactChannel, MessageStatus
 from .messaging import MESSAGE_CHANNELS, message_reply, received_mark_answered
 from .models import MessageTemplate, OutboundMessage, Patient, ReceivedMessage
@@ -369,6 +370,7 @@ def patient_messages_view(model_admin, request, pk):
         key=lambda e: e["at"],
         reverse=True,
     )[:TIMELINE_LIMIT]
+    audit_staff_view(request=request, obj=patient, page="messages")
     context = {
         **model_admin.admin_site.each_context(request),
         "title": gettext("Messages: %(patient)s") % {"patient": patient.display_name},

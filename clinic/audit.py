@@ -1,16 +1,22 @@
 """The audit trail: ``audit_record`` writes one append-only ``AuditEntry``.
 
-Recorded today: staff opening a patient's record in the admin (it shows clinical fields),
-a partner key reading a patient through the API, a patient signing in to the portal and
-downloading their data, and a patient's anonymisation. Add a call wherever personal or
-clinical data is read or changed outside the services that already publish events.
+Recorded today: staff opening a patient's record (it shows clinical fields), an
+appointment (its notes) or a patient's messages in the admin, and downloading a report
+that lists patients; a partner key reading a patient through the API; a patient signing in
+to the portal and downloading their data; a patient's anonymisation. Add a call wherever
+personal or clinical data is read or changed outside the services that already publish
+events. Patients see the entries about them on the portal's privacy page
+(:func:`audit_entries_about`).
 
 An entry is written in the caller's transaction: an action that rolls back leaves none.
 """
 
 from __future__ import annotations
 
+import re
+
 from django.http import HttpRequest
+from django.utils.translation import gettext as _
 
 from .models import AuditEntry, Clinic, Patient
 
@@ -69,6 +75,19 @@ def audit_staff(*, request: HttpRequest, clinic, action: str, **kwargs) -> Audit
     )
 
 
+def audit_staff_view(*, request: HttpRequest, obj, patient=None, **details) -> AuditEntry:
+    """Staff opened a page that shows a patient's data: ``obj`` (the patient's record by
+    default, else e.g. an appointment of ``patient``); ``details`` say which page."""
+    return audit_staff(
+        request=request,
+        clinic=obj.clinic_id,
+        action=AuditEntry.Action.VIEW,
+        patient=obj if patient is None else patient,
+        obj=obj,
+        details=details,
+    )
+
+
 def audit_patient(*, request: HttpRequest, patient: Patient, action: str, **kwargs):
     return audit_record(
         clinic=patient.clinic_id,
@@ -98,3 +117,40 @@ def audit_api_read(*, request, clinic, patient: Patient) -> AuditEntry:
         request=request,
         **actor,
     )
+
+
+def audit_entries_about(*, patient: Patient, limit: int = 30) -> list[AuditEntry]:
+    """The latest entries about one patient, in their clinic: "who saw my data"."""
+    return list(
+        AuditEntry.objects.for_clinic(patient.clinic_id).filter(patient_id=patient.pk)[:limit]
+    )
+
+
+#: An API key's label is "<name> (cdr_<prefix>_…)": patients see the name only.
+_KEY_SUFFIX = re.compile(r" \(cdr_[0-9a-f]+_…\)$")
+
+
+def audit_entry_for_patient(entry: AuditEntry) -> dict:
+    """One entry as the patient reads it: who (the clinic's team, a partner system by
+    name, the patient, the system — never a staff member's name) and what."""
+    who = {
+        A.STAFF: _("The clinic's team"),
+        A.PATIENT: _("You"),
+        A.SYSTEM: _("The system"),
+    }.get(entry.actor_kind)
+    if entry.actor_kind == A.API_KEY:
+        who = _("Partner system: %(name)s") % {"name": _KEY_SUFFIX.sub("", entry.actor_label)}
+    action, what = entry.action, entry.object_type
+    if action == AuditEntry.Action.VIEW and entry.details.get("page") == "messages":
+        summary = _("viewed your messages")
+    elif action == AuditEntry.Action.VIEW and what == "scheduling.appointment":
+        summary = _("viewed an appointment of yours, with its notes")
+    elif action == AuditEntry.Action.VIEW:
+        summary = _("viewed your record")
+    elif action == AuditEntry.Action.EXPORT:
+        summary = _("downloaded your data")
+    elif action == AuditEntry.Action.SIGN_IN:
+        summary = _("signed in to this portal")
+    else:
+        summary = entry.get_action_display()
+    return {"at": entry.at, "who": who, "what": summary, "ip": entry.ip}

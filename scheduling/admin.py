@@ -24,6 +24,7 @@ from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from clinic.admin_base import ClinicScopedAdmin, scope_queryset
+from clinic.audit import audit_staff_view
 from clinic.models import Patient
 from clinic.selectors import patient_search
 from clinic.tenancy import current_clinic
@@ -422,7 +423,7 @@ class AppointmentAdmin(ClinicScopedAdmin):
         return super().add_view(request, form_url, extra_context)
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
-        obj = self.get_object(request, unquote(object_id))
+        obj = self.get_object(request, unquote(object_id))  # another clinic's: 404
         zone = agenda.clinic_zone(obj.clinic)
         extra = {"subtitle": agenda.local_label(obj, zone), **(extra_context or {})}
         if self.has_change_permission(request, obj):
@@ -431,7 +432,13 @@ class AppointmentAdmin(ClinicScopedAdmin):
                 can_reschedule=agenda.can_reschedule(obj),
             )
         extra["agenda_url"] = agenda.day_url(self, obj.start.astimezone(zone).date())
-        return agenda.render_in_zone(zone, super().change_view, request, object_id, form_url, extra)
+        response = agenda.render_in_zone(
+            zone, super().change_view, request, object_id, form_url, extra
+        )
+        if request.method == "GET" and response.status_code == 200:
+            # The page shows the appointment's notes and internal notes.
+            audit_staff_view(request=request, obj=obj, patient=obj.patient_id)
+        return response
 
     def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
         if object_id is None:

@@ -18,6 +18,8 @@ from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from clinic.admin_base import ClinicScopedAdmin
+from clinic.audit import audit_staff
+from clinic.models import AuditEntry
 from clinic.tenancy import current_clinic
 
 from .. import reports, selectors, services
@@ -326,6 +328,13 @@ class FinancialTransactionAdmin(ClinicScopedAdmin):
                 content_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
             )
         response["Content-Disposition"] = f'attachment; filename="{filename}.{fmt}"'
+        # A report lists patients (receivables) or the clinic's money: downloads are traced.
+        audit_staff(
+            request=request,
+            clinic=clinic,
+            action=AuditEntry.Action.EXPORT,
+            details={"report": name, "format": fmt, "file": f"{filename}.{fmt}"},
+        )
         return response
 
     def reconciliation_view(self, request):

@@ -25,7 +25,7 @@ from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_http_methods
 
 from .. import privacy, services
-from ..audit import audit_patient
+from ..audit import audit_entries_about, audit_entry_for_patient, audit_patient
 from ..choices import ConsentPurpose, ContactChannel
 from ..models import AuditEntry, Consent, PortalSession, PrivacyRequest
 from . import sessions
@@ -35,6 +35,8 @@ from .sessions import Portal, portal_view
 CONSENT_HISTORY_PAGE = 50
 SESSIONS_SHOWN = 20
 REQUESTS_SHOWN = 20
+#: The latest accesses to the patient's data shown on the privacy page.
+ACCESSES_SHOWN = 30
 
 #: What each purpose means, in plain words (shown beside the choices).
 PURPOSE_HELP = {
@@ -260,6 +262,10 @@ def privacy_page(request: HttpRequest) -> HttpResponse:
         "error": error,
         "requests": requests,
         "open_deletion": open_deletion,
+        "accesses": [
+            audit_entry_for_patient(entry)
+            for entry in audit_entries_about(patient=patient, limit=ACCESSES_SHOWN)
+        ],
     }
     return render(request, "portal/clinic/privacy.html", context, status=status)
 

@@ -1,10 +1,12 @@
 """The audit trail: who read or changed whose data, when and from where — staff opening a
-record, a partner key reading a patient, a patient signing in and downloading their data,
-an anonymisation. Append-only, and each clinic sees only its own."""
+record, an appointment or a patient's messages, or downloading a report; a partner key
+reading a patient; a patient signing in and downloading their data; an anonymisation.
+Append-only, each clinic sees only its own, and patients see who accessed theirs."""
 
 import pytest
 from django.core.exceptions import ValidationError
 from django.db import DatabaseError, connection, transaction
+from django.test import Client
 from django.urls import reverse
 
 from clinic import privacy
@@ -12,6 +14,8 @@ from clinic.audit import audit_record
 from clinic.models import AuditEntry
 from clinic.portal import sessions
 from tests.api.helpers import key_client
+from tests.clinic.factories import PatientFactory
+from tests.scheduling.factories import AppointmentFactory
 
 pytestmark = pytest.mark.django_db
 A = AuditEntry.Actor
@@ -116,3 +120,78 @@ def test_a_manager_sees_only_the_clinic_s_trail_and_cannot_edit_it(
 def test_receptionists_do_not_see_the_trail(client_for, receptionist_a):
     response = client_for(receptionist_a).get(reverse("admin:clinic_auditentry_changelist"))
     assert response.status_code == 403
+
+
+# --- The admin's other pages that show clinical or personal data ----------------------------
+def test_staff_opening_an_appointment_with_its_notes_is_recorded(
+    client_for, receptionist_a, patient_a
+):
+    booked = AppointmentFactory(clinic=patient_a.clinic, patient=patient_a)
+    staff = client_for(receptionist_a)
+    url = reverse("admin:scheduling_appointment_change", args=[booked.pk])
+    assert staff.get(url).status_code == 200
+    [entry] = entries(action="view")
+    assert (entry.actor_kind, entry.actor_id, entry.patient_id) == (
+        A.STAFF,
+        receptionist_a.pk,
+        patient_a.pk,
+    )
+    assert (entry.object_type, entry.object_id) == ("scheduling.appointment", str(booked.pk))
+
+
+def test_another_clinics_appointment_is_not_found_in_the_admin_and_nothing_is_recorded(
+    client_for, receptionist_a, patient_b
+):
+    theirs = AppointmentFactory(clinic=patient_b.clinic, patient=patient_b)
+    url = reverse("admin:scheduling_appointment_change", args=[theirs.pk])
+    response = client_for(receptionist_a).get(url)
+    assert response.status_code == 404
+    assert entries() == []
+
+
+def test_staff_opening_a_patients_messages_is_recorded(client_for, receptionist_a, patient_a):
+    staff = client_for(receptionist_a)
+    assert (
+        staff.get(reverse("admin:clinic_patient_messages", args=[patient_a.pk])).status_code == 200
+    )
+    [entry] = entries(action="view")
+    assert (entry.patient_id, entry.details) == (patient_a.pk, {"page": "messages"})
+
+
+def test_staff_downloading_a_report_is_recorded(client_for, manager_a, clinic_a):
+    staff = client_for(manager_a)
+    response = staff.get(reverse("admin:billing_reports_export", args=["receivables", "csv"]))
+    assert response.status_code == 200
+    [entry] = entries(action="export")
+    assert (entry.actor_id, entry.clinic_id, entry.patient_id) == (manager_a.pk, clinic_a.pk, None)
+    assert entry.details["report"] == "receivables"
+    assert entry.details["format"] == "csv"
+
+
+# --- What the patient sees ------------------------------------------------------------------
+def test_the_patient_sees_who_accessed_their_data_without_staff_names(
+    client_for, receptionist_a, patient_a, clinic_a, clinic_b
+):
+    client_for(receptionist_a).get(reverse("admin:clinic_patient_change", args=[patient_a.pk]))
+    key_client(clinic_a, "patients:read", name="Laboratório X").get(
+        f"/api/v1/patients/{patient_a.pk}/"
+    )
+    someone_else = PatientFactory(clinic=clinic_a)
+    audit_record(clinic=clinic_a, action="view", actor_kind=A.SYSTEM, patient=someone_else)
+    audit_record(clinic=clinic_b, action="view", actor_kind=A.SYSTEM, patient=patient_a.pk)
+    token, _session = sessions.session_start(patient=patient_a)
+    portal = Client()
+    portal.cookies[sessions.COOKIE_NAME] = token
+
+    page = portal.get(reverse("portal:privacy"))
+
+    accesses = page.context["accesses"]
+    # Newest first: her own sign-in is not recorded here (session_start is not sign_in).
+    assert [(a["who"], a["what"]) for a in accesses] == [
+        ("Sistema parceiro: Laboratório X", "consultou seu cadastro"),
+        ("Equipe da clínica", "consultou seu cadastro"),
+    ]
+    html = page.content.decode()
+    assert "Quem acessou seus dados" in html
+    assert receptionist_a.username not in html
+    assert "cdr_" not in html
