@@ -598,6 +598,26 @@ def _log_insert(raw: list[bytes]) -> None:
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
 
+#: Days the request log is kept (``CUIDAR_RETENTION_API_REQUEST_LOG``), like the
+#: integrations' call logs (integrations/housekeeping.py): enough to answer a partner's
+#: "what did we send last month?".
+API_REQUEST_LOG_RETENTION_DAYS = 90
+#: Rows deleted per statement: a busy partner leaves millions, and one DELETE of them all
+#: would hold its locks and its WAL for minutes.
+LOG_PURGE_BATCH = 10_000
+
+
+def api_request_log_purge(*, now=None) -> int:
+    """Delete request-log rows past their retention, a batch at a time (weekly job);
+    returns how many. Idempotent."""
+    now = now or timezone.now()
+    days = getattr(settings, "CUIDAR_RETENTION_API_REQUEST_LOG", API_REQUEST_LOG_RETENTION_DAYS)
+    old = ApiRequestLog.objects.filter(created_at__lt=now - timedelta(days=days))
+    deleted = 0
+    while batch := list(old.order_by().values_list("pk", flat=True)[:LOG_PURGE_BATCH]):
+        deleted += ApiRequestLog.objects.filter(pk__in=batch).delete()[0]
+    return deleted
+
 
 # --- Pagination -----------------------------------------------------------------------------
 class Cursor(CursorPagination):
@@ -768,6 +788,7 @@ __all__ = [
     "api_key_create",
     "api_key_revoke",
     "api_request_log_flush",
+    "api_request_log_purge",
     "api_request_log_record",
     "problem",
     "problem_exception_handler",

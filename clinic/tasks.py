@@ -38,6 +38,14 @@ def api_request_log_flush_task() -> int:
     return api_request_log_flush()
 
 
+@shared_task(name="clinic.api_request_log_purge")
+def api_request_log_purge_task() -> int:
+    """Sundays 03:30: the partner API's request log past its retention (90 days) goes."""
+    from .api_framework import api_request_log_purge
+
+    return api_request_log_purge()
+
+
 @shared_task(name="clinic.portal_challenges_purge")
 def portal_challenges_purge_task() -> int:
     """Daily 04:00: portal sign-in challenges older than a day are deleted."""

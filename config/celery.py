@@ -33,6 +33,7 @@ app.conf.task_routes = {
     "clinic.message_deliver": {"queue": "notifications"},
     "clinic.messages_retry": {"queue": "notifications"},
     "clinic.birthdays_greet": {"queue": "integrations-low"},
+    "clinic.api_request_log_purge": {"queue": "integrations-low"},
     "scheduling.reminders_48h": {"queue": "notifications"},
     "scheduling.reminders_eve": {"queue": "notifications"},
     "scheduling.no_shows_detect": {"queue": "default"},
@@ -100,6 +101,11 @@ app.conf.beat_schedule = {
     "portal-challenges-purge": {
         "task": "clinic.portal_challenges_purge",
         "schedule": crontab(minute=0, hour=4),
+    },
+    # Sundays 03:30: the partner API's request log older than 90 days goes
+    "api-request-log-purge": {
+        "task": "clinic.api_request_log_purge",
+        "schedule": crontab(minute=30, hour=3, day_of_week="sunday"),
     },
     # Sundays 03:00: retention of call logs, processed webhooks and delivered events
     "integrations-cleanup": {

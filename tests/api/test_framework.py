@@ -25,7 +25,7 @@ from clinic.api_framework import (
     api_request_log_flush,
 )
 from clinic.models import ApiKey, ApiRequestLog
-from clinic.tasks import api_request_log_flush_task
+from clinic.tasks import api_request_log_flush_task, api_request_log_purge_task
 from integrations import shared_redis
 from scheduling.api import LIST_COLUMNS, AppointmentSerializer
 from scheduling.choices import AppointmentStatus
@@ -481,3 +481,18 @@ def test_when_redis_is_down_the_api_still_answers_and_logs(partner, monkeypatch)
     assert ApiRequestLog.objects.filter(api_key=key).count() == 2
     api_key_revoke(key=key)
     assert client.get(SERVICES).status_code == 401  # read from the database
+
+
+def test_the_request_log_is_kept_ninety_days_then_purged_in_batches(partner, monkeypatch):
+    key, _client = partner
+    now = timezone.now()
+    for days in (91, 95, 120, 89, 1):
+        ApiRequestLog.objects.create(
+            clinic_id=key.clinic_id, api_key=key, method="GET", path="/x", status=200,
+            latency_ms=1, created_at=now - timedelta(days=days),
+        )  # fmt: skip
+    monkeypatch.setattr(api_framework, "LOG_PURGE_BATCH", 2)  # three batches
+    assert api_request_log_purge_task() == 3
+    kept = sorted((now - log.created_at).days for log in ApiRequestLog.objects.all())
+    assert kept == [1, 89]
+    assert api_request_log_purge_task() == 0
