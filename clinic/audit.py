@@ -18,7 +18,7 @@ import re
 from django.http import HttpRequest
 from django.utils.translation import gettext as _
 
-from .models import AuditEntry, Clinic, Patient
+from .models import API_KEY_PREFIX, AuditEntry, Clinic, Patient
 
 A = AuditEntry.Actor
 
@@ -126,8 +126,8 @@ def audit_entries_about(*, patient: Patient, limit: int = 30) -> list[AuditEntry
     )
 
 
-#: An API key's label is "<name> (cdr_<prefix>_…)": patients see the name only.
-_KEY_SUFFIX = re.compile(r" \(cdr_[0-9a-f]+_…\)$")
+#: An API key's label is its ``str()``, "<name> (cdr_<prefix>_…)": patients see the name.
+_KEY_SUFFIX = re.compile(rf" \({API_KEY_PREFIX}_[0-9a-f]+_…\)$")
 
 
 def audit_entry_for_patient(entry: AuditEntry) -> dict:
@@ -153,4 +153,4 @@ def audit_entry_for_patient(entry: AuditEntry) -> dict:
         summary = _("signed in to this portal")
     else:
         summary = entry.get_action_display()
-    return {"at": entry.at, "who": who, "what": summary, "ip": entry.ip}
+    return {"at": entry.at, "who": who, "what": summary}
