@@ -11,7 +11,7 @@ PORT ?= 8000
 HOST ?= 127.0.0.1
 LOCALE_DIRS := $(wildcard */locale)
 
-.PHONY: help run test lint fmt bench messages makemessages install install-dev migrate clean
+.PHONY: help run serve test lint fmt bench messages makemessages install install-dev migrate clean
 
 help: ## List the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -50,11 +50,14 @@ run: migrate ## Run the demo: web + Celery worker + beat on the embedded default
 	@echo "  Health: http://$(HOST):$(PORT)/health/"
 	@echo "  Demo sign-ins: admin, recepcao, gerente, profissional — password: $${DEMO_PASSWORD:-cuidar-demo}"
 	@echo
-	@trap 'kill 0' INT TERM EXIT; \
-	$(BIN)/celery -A config worker --beat --loglevel=INFO --concurrency=2 \
-	  --schedule=var/celerybeat-schedule & \
-	$(BIN)/python manage.py runserver $(HOST):$(PORT) & \
-	wait
+	@$(SERVE)
+
+# honcho runs the Procfile: Ctrl-C stops web, worker and beat once each (see Procfile).
+SERVE = PATH="$(abspath $(BIN)):$$PATH" PYTHONUNBUFFERED=1 HOST=$(HOST) \
+  exec $(BIN)/honcho $$([ -t 1 ] || echo --no-colour) start --port $(PORT)
+
+serve: ## Only start web + worker + beat (no install, migrate or demo data; Ctrl-C stops all)
+	@$(SERVE)
 
 test: install-dev messages ## Lint and run the whole test suite (PostgreSQL when DATABASE_URL points at one)
 	$(BIN)/ruff check .
