@@ -376,11 +376,30 @@ CUIDAR_PORTAL_IDLE_MINUTES = env.int("CUIDAR_PORTAL_IDLE_MINUTES", default=30)
 # Password of the demo users created by `manage.py seed_demo` (refused when DEBUG is off).
 DEMO_PASSWORD = env_secret("DEMO_PASSWORD", default="cuidar-demo")
 
+
+def _client_error_without_traceback(record) -> bool:
+    """A refused request (4xx) is the client's doing: one line, no traceback. Django logs a
+    PermissionDenied (403) with the exception's traceback; a 5xx keeps it."""
+    if getattr(record, "status_code", 500) < 500:
+        record.exc_info = None
+        record.exc_text = None
+    return True
+
+
+# Every record is written once, by the root handler. Django's own configuration gives the
+# "django" logger a console handler of its own (with DEBUG on) that also propagates to the
+# root: each warning, and a 403's traceback, was printed twice. The console providers log
+# what they would have sent at INFO (integrations.console), so it shows under `make run`.
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "filters": {"client_error_without_traceback": {"()": lambda: _client_error_without_traceback}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    "loggers": {
+        "django": {"handlers": [], "level": "INFO", "propagate": True},
+        "django.request": {"filters": ["client_error_without_traceback"]},
+        "django.db.backends": {"level": "WARNING"},
+    },
 }
