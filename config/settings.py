@@ -74,6 +74,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "django_filters",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI's files, served as our static files (offline)
     "django_celery_beat",
     # Cuidar, in layer order (lower first): see DESIGN.md "Layers".
     "integrations",
@@ -302,6 +303,11 @@ SPECTACULAR_SETTINGS = {
     "TITLE": "Cuidar API",
     "DESCRIPTION": "Partner API of Cuidar, the open-source clinic ERP.",
     "VERSION": "1.0.0",
+    # Swagger UI (/api/docs/) and ReDoc from drf-spectacular-sidecar's static files, like
+    # every other asset: the docs work offline and their version is pinned in pyproject.toml.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
 }
 
 # --- E-mail ---------------------------------------------------------------------------------
