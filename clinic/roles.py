@@ -130,6 +130,10 @@ _RECEPTIONIST = (
         "clinic.view_room",
         # Patients' LGPD requests: reception sees them; managers handle them.
         "clinic.view_privacyrequest",
+        # What the console (sandbox) providers recorded, read-only and of their clinic:
+        # the demo's portal sign-in code is there. Nothing new: the same texts are in the
+        # messages sent, which reception already reads.
+        "integrations.view_consolerecord",
     }
 )
 _PROFESSIONAL = {

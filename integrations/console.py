@@ -14,12 +14,14 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 import secrets
 import uuid
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from django.conf import settings
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -48,6 +50,8 @@ from .base import (
 )
 from .choices import ProviderKind
 from .models import ConsoleRecord
+
+logger = logging.getLogger(__name__)
 
 NAME = "console"
 #: Reserved top-level domain (RFC 2606): links look real and can never reach anyone.
@@ -124,6 +128,7 @@ class ConsoleMessaging(ConsoleMixin, MessagingProvider):
             )
         response = {"provider_message_id": _new_id(), "status": "sent"}
         self._record("send", recipient=message.to, payload=message, response=response)
+        _log_message(self.kind, message)
         return MessageResult(
             provider_message_id=response["provider_message_id"], status="sent", raw=response
         )
@@ -159,6 +164,19 @@ class ConsoleMessaging(ConsoleMixin, MessagingProvider):
         else:
             raise WebhookMalformed('expected {"id","from","to","text"} or {"id","status"}')
         return WebhookEvent(dedupe_key=event_id, items=[item])
+
+
+def _log_message(kind: str, message: MessageRequest) -> None:
+    """What would have been sent, in the log of `make run` too: the portal's sign-in code
+    is read there without opening the admin. The text only with DEBUG on (a development
+    machine); a production log gets the line without the patient's message."""
+    if settings.DEBUG:
+        text = " ⏎ ".join(
+            line for line in (message.subject, *message.text.splitlines()) if line.strip()
+        )
+    else:
+        text = "(text not logged with DEBUG off)"
+    logger.info("console %s → %s: %s", kind, message.to, text)
 
 
 def _json_object(request: WebhookRequest) -> dict:
