@@ -46,7 +46,8 @@ run: migrate ## Run the demo: web + Celery worker + beat on the embedded default
 	$(BIN)/python manage.py seed_demo
 	@echo
 	@echo "  Cuidar is starting at http://$(HOST):$(PORT)/admin/"
-	@echo "  Patient portal: http://$(HOST):$(PORT)/portal/ (CPF 529.982.247-25; the code is in admin › Console records)"
+	@echo "  Patient portal: http://$(HOST):$(PORT)/portal/ (CPF 529.982.247-25). Its sign-in code shows in this"
+	@echo "    log (\"console whatsapp → …\") and in the admin: Integrações › Registros do console"
 	@echo "  Health: http://$(HOST):$(PORT)/health/"
 	@echo "  Demo sign-ins: admin, recepcao, gerente, profissional — password: $${DEMO_PASSWORD:-cuidar-demo}"
 	@echo
@@ -54,7 +55,7 @@ run: migrate ## Run the demo: web + Celery worker + beat on the embedded default
 
 # honcho runs the Procfile: Ctrl-C stops web, worker and beat once each (see Procfile).
 SERVE = PATH="$(abspath $(BIN)):$$PATH" PYTHONUNBUFFERED=1 HOST=$(HOST) \
-  exec $(BIN)/honcho $$([ -t 1 ] || echo --no-colour) start --port $(PORT)
+  $(BIN)/honcho $$([ -t 1 ] || echo --no-colour) start --port $(PORT) || [ $$? = 130 ]
 
 serve: ## Only start web + worker + beat (no install, migrate or demo data; Ctrl-C stops all)
 	@$(SERVE)

@@ -164,8 +164,9 @@ class Command(BaseCommand):
             f"with the password {password!r}."
         )
         self.stdout.write(
-            "Patient portal at /portal/: CPF 529.982.247-25; the code is in the console "
-            "provider's records (admin › Integrations › Console records)."
+            "Patient portal at /portal/: CPF 529.982.247-25; its sign-in code shows in the "
+            'worker\'s log ("console whatsapp → …") and in the admin: '
+            "Integrações › Registros do console (/admin/integrations/consolerecord/)."
         )
         self.stdout.write(f"Partner API key of Clínica Demo, every scope (docs/api.md): {api_key}")
 
