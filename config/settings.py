@@ -251,12 +251,10 @@ CUIDAR_QUEUES = (
     "integrations-low",  # < 5 min: campaigns, syncs
     "integrations-retry",  # < 10 min
 )
+# The filesystem transport has no host, but kombu warns "No hostname was supplied" on every
+# connection whose URL names none: the default names the one it would assume.
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="filesystem://localhost/")
 if CELERY_BROKER_URL.startswith("filesystem://"):
-    # The filesystem transport has no host, but kombu warns "No hostname was supplied" on
-    # every connection whose URL names none: name the one it would assume.
-    if CELERY_BROKER_URL.rstrip("/") == "filesystem:":
-        CELERY_BROKER_URL = "filesystem://localhost/"
     CELERY_DATA_DIR = VAR_DIR / "celery"
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(CELERY_DATA_DIR / "queue"),

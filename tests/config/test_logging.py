@@ -58,3 +58,36 @@ def test_a_server_error_keeps_its_traceback(rf, caplog):
     (record,) = [r for r in caplog.records if r.name == "django.request"]
     assert record.exc_info is not None
     assert "Traceback" in caplog.text
+
+
+def test_the_embedded_broker_connects_without_a_hostname_warning(tmp_path):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in {"CELERY_BROKER_URL", "DATABASE_URL", "REDIS_URL"}
+    }
+    env["CUIDAR_VAR_DIR"] = str(tmp_path)
+    script = (
+        "import django; django.setup()\n"
+        "from config.celery import app\n"
+        "with app.connection_for_write() as conn:\n"
+        "    conn.ensure_connection(max_retries=1)\n"
+        "    print(conn.as_uri())\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=Path(__file__).resolve().parents[2],
+        env={**env, "DJANGO_SETTINGS_MODULE": "config.settings"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("filesystem://")
+    assert "No hostname was supplied" not in result.stderr + result.stdout
