@@ -19,9 +19,8 @@ view goes through.
   (``COOKIE_NAME``, path ``/portal/``), separate from staff sessions. They end after
   ``settings.CUIDAR_PORTAL_IDLE_MINUTES`` of inactivity, after ``MAX_SESSION_AGE`` in all,
   on sign-out, or when the patient signs out of every device.
-- **Headers.** Portal responses are ``no-store`` and carry a Content-Security-Policy that
-  allows only this origin (no CDN, no inline script or style) and ``data:`` images (QR
-  codes).
+- **Headers.** Portal responses are ``no-store`` and refuse framing; their
+  Content-Security-Policy is every public page's (``config.security_headers``).
 """
 
 from __future__ import annotations
@@ -75,20 +74,6 @@ CHECKS_PER_IP = 30
 #: Wrong codes per person (all their records, identifiers and codes) per window: beyond it
 #: even the right code is refused until the window passes.
 GUESSES_PER_PERSON = 10
-
-CSP = "; ".join(
-    (
-        "default-src 'self'",
-        "img-src 'self' data:",
-        "style-src 'self'",
-        "script-src 'self'",
-        "form-action 'self'",
-        "frame-ancestors 'none'",
-        "base-uri 'none'",
-        "object-src 'none'",
-    )
-)
-
 
 class SignInError(Exception):
     """Something the patient must be told, in plain words; ``status`` is the HTTP status."""
@@ -503,7 +488,6 @@ class Portal:
 
 
 def _secure(response: HttpResponse) -> HttpResponse:
-    response.headers.setdefault("Content-Security-Policy", CSP)
     response.headers["Cache-Control"] = "no-store"
     response.headers.setdefault("X-Frame-Options", "DENY")
     response.headers.setdefault("Referrer-Policy", "same-origin")
