@@ -539,3 +539,17 @@ def test_the_code_is_sent_once_when_its_task_runs_twice(maria, django_capture_on
     assert sessions.challenge_code_send(challenge_id=str(challenge.pk)) is False
     assert OutboundMessage.objects.filter(template="codigo_acesso").count() == 1
     assert client.post(response.url, {"code": last_code(maria)}).status_code == 302
+
+
+def test_the_code_still_goes_out_when_the_broker_is_down(
+    client, maria, monkeypatch, django_capture_on_commit_callbacks
+):
+    from clinic.tasks import portal_code_send_task
+
+    def broker_down(*args, **kwargs):
+        raise ConnectionError("broker down")
+
+    monkeypatch.setattr(portal_code_send_task, "apply_async", broker_down)
+    response = request_code(client, CPF, django_capture_on_commit_callbacks)
+    assert response.status_code == 302
+    assert client.post(response.url, {"code": last_code(maria)}).status_code == 302
