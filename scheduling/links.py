@@ -16,7 +16,9 @@ No sign-in: the token in the URL is the only key.
   professional, the service and the clinic — never a full name, a CPF or a note. A bad
   link and an unknown appointment look the same (404); an expired one (410) names only the
   clinic, so the patient knows whom to call.
-- Responses are ``no-store``, ``noindex`` and ``no-referrer``: the URL is a secret.
+- Responses are ``no-store``, ``noindex`` and ``no-referrer``: the URL is a secret. Like
+  every public page they carry the portal's Content-Security-Policy
+  (``config.security_headers``), so the pages' stylesheet is a static file, never inline.
 """
 
 from __future__ import annotations

@@ -5,30 +5,35 @@ view goes through.
   (in any active clinic) may be opened by the code. The 6-digit code goes out through
   ``message_send(template="codigo_acesso")`` on the patient's preferred consented channel.
   Only an HMAC of it is kept; it expires in ``CODE_TTL``, and ``MAX_ATTEMPTS`` wrong tries
-  lock it. An identifier nobody has gets a challenge too, with no code that can match, so
-  the pages answer the same whether or not the CPF is known.
+  lock it. The request only records the challenge and queues ``portal_code_send_task``,
+  the same work for a known identifier and an unknown one, so neither the page nor its
+  timing tells whether the CPF is known; the worker draws and sends the code. A challenge
+  whose code was not sent (nobody matched, no usable channel, throttled, message failed)
+  has no code that can match.
 - **Throttles** (cache counters; Redis in production): code requests per IP and per
-  identifier answer 429 with a plain message; codes per patient record beyond the limit are
-  silently not sent (the page must not tell that the record exists); code checks per IP.
+  identifier (a phone's forms are one identifier) answer 429 with a plain message; codes
+  per person beyond the limit are silently not made (the page must not tell that the
+  record exists); code checks per IP; wrong codes per person, across all their
+  identifiers (``GUESSES_PER_PERSON``).
 - **Sessions** are ``PortalSession`` rows with a random token in their own cookie
   (``COOKIE_NAME``, path ``/portal/``), separate from staff sessions. They end after
   ``settings.CUIDAR_PORTAL_IDLE_MINUTES`` of inactivity, after ``MAX_SESSION_AGE`` in all,
   on sign-out, or when the patient signs out of every device.
-- **Headers.** Portal responses are ``no-store`` and carry a Content-Security-Policy that
-  allows only this origin (no CDN, no inline script or style) and ``data:`` images (QR
-  codes).
+- **Headers.** Portal responses are ``no-store`` and refuse framing; their
+  Content-Security-Policy is every public page's (``config.security_headers``).
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import logging
 import re
 import secrets
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
-from functools import wraps
+from functools import partial, wraps
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
@@ -48,8 +53,10 @@ from django.utils.translation import ngettext
 
 from .. import messaging, validators
 from ..audit import request_origin
-from ..choices import ConsentPurpose
-from ..models import Clinic, Patient, PortalChallenge, PortalSession
+from ..choices import ConsentPurpose, MessageStatus
+from ..models import Clinic, OutboundMessage, Patient, PortalChallenge, PortalSession
+
+logger = logging.getLogger(__name__)
 
 COOKIE_NAME = "cuidar_portal"
 COOKIE_PATH = "/portal/"
@@ -67,19 +74,9 @@ CODES_PER_IP = 10
 CODES_PER_IDENTIFIER = 3
 CODES_PER_PATIENT = 3
 CHECKS_PER_IP = 30
-
-CSP = "; ".join(
-    (
-        "default-src 'self'",
-        "img-src 'self' data:",
-        "style-src 'self'",
-        "script-src 'self'",
-        "form-action 'self'",
-        "frame-ancestors 'none'",
-        "base-uri 'none'",
-        "object-src 'none'",
-    )
-)
+#: Wrong codes per person (all their records, identifiers and codes) per window: beyond it
+#: even the right code is refused until the window passes.
+GUESSES_PER_PERSON = 10
 
 
 class SignInError(Exception):
@@ -121,8 +118,8 @@ def _hash(value: str) -> str:
     return hashlib.sha256(value.encode()).hexdigest()
 
 
-def patients_matching(identifier: str) -> list[Patient]:
-    """Patient records in active clinics that ``identifier`` (normalised) opens."""
+def patients_matching(identifier: str) -> list[int]:
+    """Ids of the patient records in active clinics that ``identifier`` (normalised) opens."""
     if "@" in identifier:
         condition = Q(email__iexact=identifier)
     elif identifier.startswith("+"):
@@ -131,8 +128,8 @@ def patients_matching(identifier: str) -> list[Patient]:
         condition = Q(cpf=identifier)
     return list(
         Patient.objects.filter(condition, clinic__is_active=True)
-        .select_related("clinic")
-        .order_by("-updated_at", "pk")[:20]
+        .order_by("-updated_at", "pk")
+        .values_list("pk", flat=True)[:20]
     )
 
 
@@ -160,57 +157,160 @@ def _code_hash(challenge_id: uuid.UUID, code: str) -> str:
     ).hexdigest()
 
 
+def _no_code() -> str:
+    """A code hash no code can produce: a challenge's until its code is sent, for good when
+    nobody matched or the message was held back."""
+    return secrets.token_hex(32)
+
+
+def _identifier_key(normalized: str) -> str:
+    """The identifier's throttle key: a phone in any of its forms (with or without the 9th
+    digit) is one identifier, so its forms share one limit."""
+    if normalized.startswith("+"):
+        normalized = min(messaging.phone_variants(normalized))
+    return _hash(normalized)
+
+
 def challenge_start(*, identifier: str, ip: str | None) -> PortalChallenge:
-    """Create a sign-in challenge for ``identifier`` (as typed) and send its code to the
-    most recently updated matching patient record. Raises ``SignInError`` for input that is
-    no identifier and ``Throttled`` past the limits; otherwise always returns a challenge."""
+    """Create a sign-in challenge for ``identifier`` (as typed) and queue its code. Raises
+    ``SignInError`` for input that is no identifier and ``Throttled`` past the limits;
+    otherwise always returns a challenge.
+
+    A registered identifier and an unknown one cost the same here — one lookup, one row, one
+    queued task — so the answer's timing tells nothing (issue 16: only a match used to pick
+    a channel and record the message in the request). The worker's
+    ``challenge_code_send`` picks the channel and sends the code; until it does, and for
+    good if it does not, no code opens the challenge."""
     normalized = identifier_normalize(identifier)
-    identifier_hash = _hash(normalized)
     if ip and not _hit(f"ip:{ip}", CODES_PER_IP):
         raise _too_many()
-    if not _hit(f"id:{identifier_hash}", CODES_PER_IDENTIFIER):
+    if not _hit(f"id:{_identifier_key(normalized)}", CODES_PER_IDENTIFIER):
         raise _too_many()
-    patients = patients_matching(normalized)
-    code = f"{secrets.randbelow(10**CODE_DIGITS):0{CODE_DIGITS}d}"
-    challenge_id = uuid.uuid4()
+    patient_ids = patients_matching(normalized)
     with transaction.atomic():
         challenge = PortalChallenge.objects.create(
-            id=challenge_id,
-            identifier_hash=identifier_hash,
-            patient_ids=[p.pk for p in patients],
-            # Nobody matched: a hash no code can produce.
-            code_hash=_code_hash(challenge_id, code) if patients else secrets.token_hex(32),
+            id=uuid.uuid4(),
+            identifier_hash=_hash(normalized),
+            patient_ids=patient_ids,
+            code_hash=_no_code(),
             expires_at=timezone.now() + CODE_TTL,
             ip=ip,
         )
-        recipient = _recipient(patients)
-        if recipient is not None and _hit(f"patient:{recipient.pk}", CODES_PER_PATIENT):
-            messaging.message_send(
-                clinic=recipient.clinic,
-                patient=recipient,
-                template="codigo_acesso",
-                context={"code": code, "minutes": int(CODE_TTL.total_seconds() // 60)},
-                idempotency_key=f"portal-code:{challenge.pk}",
-            )
+        transaction.on_commit(partial(_code_send_enqueue, str(challenge.pk)), robust=True)
     return challenge
 
 
+def _code_send_enqueue(challenge_id: str) -> None:
+    from ..tasks import portal_code_send_task
+
+    try:
+        # The queue of patient-facing messages: a code is awaited by someone at the screen.
+        portal_code_send_task.apply_async(args=[challenge_id], queue=messaging.DELIVER_QUEUE)
+    except Exception:  # the broker is down: the patient still gets their code
+        # Sent from the request, whose timing then differs for a known identifier: a
+        # degraded mode, logged, rather than a sign-in nobody can complete.
+        logger.warning("portal code task not queued; code sent from the request", exc_info=True)
+        challenge_code_send(challenge_id=challenge_id)
+
+
+def challenge_code_send(*, challenge_id: str, now=None) -> bool:
+    """The worker's half of ``challenge_start``: choose the record and channel, draw the code
+    and send it. Returns whether a code was sent.
+
+    A code exists only when its message goes out: nobody matched, no record has a usable
+    channel, or the person has had ``CODES_PER_PATIENT`` codes in the window (counted on
+    every record the identifier opens, whichever identifier asked) → the challenge keeps a
+    hash no code matches. Safe twice: a challenge whose message exists is left alone."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        challenge = (
+            PortalChallenge.objects.select_for_update()
+            .filter(pk=challenge_id, used_at__isnull=True, expires_at__gt=now)
+            .first()
+        )
+        if challenge is None or not challenge.patient_ids:
+            return False
+        key = f"portal-code:{challenge.pk}"
+        if OutboundMessage.objects.filter(idempotency_key=key).exists():
+            return False
+        patients = list(
+            Patient.objects.filter(pk__in=challenge.patient_ids, clinic__is_active=True)
+            .select_related("clinic")
+            .order_by("-updated_at", "pk")
+        )
+        recipient = _recipient(patients)
+        if recipient is None:
+            return False
+        allowed = [
+            _hit(f"patient:{patient.pk}", CODES_PER_PATIENT) for patient in patients
+        ]  # every record counts this code, so another identifier finds the limit reached
+        if not all(allowed):
+            return False
+        code = f"{secrets.randbelow(10**CODE_DIGITS):0{CODE_DIGITS}d}"
+        challenge.code_hash = _code_hash(challenge.pk, code)
+        challenge.save(update_fields=["code_hash"])
+        messaging.message_send(
+            clinic=recipient.clinic,
+            patient=recipient,
+            template="codigo_acesso",
+            context={"code": code, "minutes": int(CODE_TTL.total_seconds() // 60)},
+            idempotency_key=key,
+        )
+    return True
+
+
 def _recipient(patients: list[Patient]) -> Patient | None:
-    """The record whose channels carry the code: the first one with a usable channel."""
+    """The record whose channels carry the code: the first one with a usable channel (none:
+    no code is made, since nobody could receive it)."""
     for patient in patients:
         if messaging.channel_plan(patient=patient, purpose=ConsentPurpose.UTILITY).usable:
             return patient
-    return patients[0] if patients else None
+    return None
+
+
+def _guess_keys(challenge: PortalChallenge) -> list[str]:
+    """The person's wrong-code counters: one per record the challenge opens, so the CPF, the
+    e-mail and every form of the phone draw on the same allowance. A challenge that opens
+    nothing counts on its identifier, so an unknown CPF is locked like a known one."""
+    ids = [f"patient:{pk}" for pk in challenge.patient_ids] or [f"id:{challenge.identifier_hash}"]
+    return [f"portal-throttle:guess:{key}" for key in ids]
+
+
+def _person_locked(keys: list[str]) -> bool:
+    return any(count >= GUESSES_PER_PERSON for count in cache.get_many(keys).values())
+
+
+def _count_wrong_guess(keys: list[str]) -> None:
+    for key in keys:
+        cache.add(key, 0, timeout=THROTTLE_WINDOW)
+        try:
+            cache.incr(key)
+        except ValueError:  # expired between add and incr
+            cache.set(key, 1, timeout=THROTTLE_WINDOW)
+
+
+def _code_delivered(challenge: PortalChallenge) -> bool:
+    """False when the code's message was held back or failed for good: such a code opens
+    nothing (nobody received it, so only a guess could find it)."""
+    return not OutboundMessage.objects.filter(
+        idempotency_key=f"portal-code:{challenge.pk}",
+        status__in=[MessageStatus.FAILED, MessageStatus.NOT_SENT],
+    ).exists()
 
 
 def challenge_verify(*, challenge_id: str, code: str, ip: str | None) -> list[Patient]:
     """Check ``code``; on success the challenge is used up and the records it opens are
-    returned (several when the person is a patient of several clinics)."""
+    returned (several when the person is a patient of several clinics).
+
+    Wrong codes are counted on the code (``MAX_ATTEMPTS``) and on the person across all
+    their identifiers and codes (``GUESSES_PER_PERSON`` per window). Once the person's
+    allowance is spent even the right code is refused until the window passes; a wrong code
+    then gets the usual answer, so the lock links no identifier to another."""
     if ip and not _hit(f"check-ip:{ip}", CHECKS_PER_IP):
         raise _too_many()
     try:
         challenge = PortalChallenge.objects.get(pk=challenge_id)
-    except (PortalChallenge.DoesNotExist, ValueError, TypeError):
+    except (PortalChallenge.DoesNotExist, ValueError, TypeError, ValidationError):
         raise SignInError(_("This sign-in has expired. Please ask for a new code.")) from None
     now = timezone.now()
     if challenge.used_at is not None:
@@ -224,7 +324,18 @@ def challenge_verify(*, challenge_id: str, code: str, ip: str | None) -> list[Pa
     digits = re.sub(r"\D", "", code or "")
     if len(digits) != CODE_DIGITS:
         raise SignInError(_("The code has 6 digits."))
-    if not constant_time_compare(_code_hash(challenge.pk, digits), challenge.code_hash):
+    guess_keys = _guess_keys(challenge)
+    person_locked = _person_locked(guess_keys)
+    right = constant_time_compare(_code_hash(challenge.pk, digits), challenge.code_hash)
+    if right and person_locked:
+        raise Throttled(
+            _(
+                "Too many wrong codes were tried for your records. For your safety, please "
+                "wait 15 minutes and ask for a new code."
+            )
+        )
+    if not right or not _code_delivered(challenge):
+        _count_wrong_guess(guess_keys)
         PortalChallenge.objects.filter(pk=challenge.pk).update(
             failed_attempts=F("failed_attempts") + 1
         )
@@ -387,7 +498,6 @@ class Portal:
 
 
 def _secure(response: HttpResponse) -> HttpResponse:
-    response.headers.setdefault("Content-Security-Policy", CSP)
     response.headers["Cache-Control"] = "no-store"
     response.headers.setdefault("X-Frame-Options", "DENY")
     response.headers.setdefault("Referrer-Policy", "same-origin")

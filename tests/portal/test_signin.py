@@ -441,3 +441,115 @@ def test_next_keeps_its_whole_query_string(client, maria, django_capture_on_comm
         response = client.post("/portal/entrar/", {"identifier": CPF, "next": wanted})
     response = client.post(response.url, {"code": last_code(maria)})
     assert response.url == wanted
+
+
+# --- Guesses per person, and no code without its message (issue 16) ------------------------
+def test_wrong_codes_count_per_person_across_their_identifiers(
+    maria, django_capture_on_commit_callbacks
+):
+    """An attacker with the CPF, the e-mail and the phone used to get 5 guesses per code
+    and 3 codes per identifier; the person's allowance is now shared by all of them."""
+    maria.email = "maria@example.com"
+    maria.save()
+    wrong_guesses = 0
+    for n, identifier in enumerate((CPF, "maria@example.com")):
+        attacker = Client(REMOTE_ADDR=f"10.0.1.{n}")
+        response = request_code(attacker, identifier, django_capture_on_commit_callbacks)
+        for _ in range(sessions.MAX_ATTEMPTS):
+            code = last_code(maria)
+            wrong = f"{(int(code) + 1) % 1_000_000:06d}"
+            assert attacker.post(response.url, {"code": wrong}).status_code == 400
+            wrong_guesses += 1
+    assert wrong_guesses == 10  # GUESSES_PER_PERSON: 2 codes × 5 tries
+
+    maria_herself = Client(REMOTE_ADDR="10.0.2.1")
+    response = request_code(maria_herself, maria.phone, django_capture_on_commit_callbacks)
+    response = maria_herself.post(response.url, {"code": last_code(maria)})
+    assert response.status_code == 429
+    assert "Too many wrong codes were tried for your records" in response.content.decode()
+    assert not PortalSession.objects.exists()
+
+
+def test_a_wrong_code_after_the_person_s_lock_gets_the_usual_answer(
+    maria, django_capture_on_commit_callbacks
+):
+    """The lock shows only to the holder of the right code: a wrong guess cannot tell that
+    two identifiers belong to one registered person."""
+    for key in sessions._guess_keys(PortalChallenge(patient_ids=[maria.pk], identifier_hash="x")):
+        cache.set(key, sessions.GUESSES_PER_PERSON, timeout=60)
+    client = Client()
+    response = request_code(client, CPF, django_capture_on_commit_callbacks)
+    wrong = f"{(int(last_code(maria)) + 1) % 1_000_000:06d}"
+    response = client.post(response.url, {"code": wrong})
+    assert response.status_code == 400
+    assert "You have 4 attempts left" in response.content.decode()
+
+
+@pytest.fixture
+def predictable_codes(monkeypatch):
+    """Every code drawn is 123456, so a test can try the code of a message never sent."""
+    monkeypatch.setattr(sessions.secrets, "randbelow", lambda _n: 123456)
+    return "123456"
+
+
+def test_a_code_held_back_by_the_person_s_limit_opens_nothing(
+    maria, predictable_codes, django_capture_on_commit_callbacks
+):
+    maria.email = "maria@example.com"
+    maria.save()
+    for n, identifier in enumerate((CPF, "maria@example.com", maria.phone)):
+        request_code(
+            Client(REMOTE_ADDR=f"10.0.3.{n}"), identifier, django_capture_on_commit_callbacks
+        )
+    assert OutboundMessage.objects.filter(template="codigo_acesso").count() == 3
+    attacker = Client(REMOTE_ADDR="10.0.3.9")
+    response = request_code(attacker, "52998224725", django_capture_on_commit_callbacks)
+    assert response.status_code == 302  # the page never tells
+    assert OutboundMessage.objects.filter(template="codigo_acesso").count() == 3  # held back
+    response = attacker.post(response.url, {"code": predictable_codes})
+    assert response.status_code == 400
+    assert not PortalSession.objects.exists()
+
+
+def test_no_code_is_made_for_a_patient_no_channel_can_reach(
+    client, patient_a, predictable_codes, django_capture_on_commit_callbacks
+):
+    response = request_code(client, CPF, django_capture_on_commit_callbacks)  # no consent
+    assert not OutboundMessage.objects.filter(template="codigo_acesso", status="queued").exists()
+    response = client.post(response.url, {"code": predictable_codes})
+    assert response.status_code == 400
+    assert not PortalSession.objects.exists()
+
+
+def test_a_code_whose_message_failed_opens_nothing(
+    client, maria, predictable_codes, django_capture_on_commit_callbacks
+):
+    response = request_code(client, CPF, django_capture_on_commit_callbacks)
+    OutboundMessage.objects.filter(template="codigo_acesso").update(status="failed")
+    response = client.post(response.url, {"code": predictable_codes})
+    assert response.status_code == 400
+    assert "Wrong code" in response.content.decode()
+    assert not PortalSession.objects.exists()
+
+
+def test_the_code_is_sent_once_when_its_task_runs_twice(maria, django_capture_on_commit_callbacks):
+    client = Client()
+    response = request_code(client, CPF, django_capture_on_commit_callbacks)
+    challenge = PortalChallenge.objects.get()
+    assert sessions.challenge_code_send(challenge_id=str(challenge.pk)) is False
+    assert OutboundMessage.objects.filter(template="codigo_acesso").count() == 1
+    assert client.post(response.url, {"code": last_code(maria)}).status_code == 302
+
+
+def test_the_code_still_goes_out_when_the_broker_is_down(
+    client, maria, monkeypatch, django_capture_on_commit_callbacks
+):
+    from clinic.tasks import portal_code_send_task
+
+    def broker_down(*args, **kwargs):
+        raise ConnectionError("broker down")
+
+    monkeypatch.setattr(portal_code_send_task, "apply_async", broker_down)
+    response = request_code(client, CPF, django_capture_on_commit_callbacks)
+    assert response.status_code == 302
+    assert client.post(response.url, {"code": last_code(maria)}).status_code == 302

@@ -4,6 +4,7 @@ are 404, expired ones 410; pages show the clinic and nothing of anybody else."""
 
 import re
 from datetime import UTC, datetime, time, timedelta
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
@@ -11,6 +12,7 @@ from django.core import signing
 from django.test import Client
 from django.urls import reverse
 
+from config.security_headers import CSP
 from integrations.models import Event
 from scheduling import links, services
 from scheduling.choices import AppointmentStatus, Channel, OfferStatus, Weekday
@@ -205,6 +207,33 @@ def test_pages_stay_out_of_caches_search_engines_and_referrers(client, appointme
         assert "no-store" in response["Cache-Control"]
         assert "noindex" in response["X-Robots-Tag"]
         assert response["Referrer-Policy"] == "no-referrer"
+
+
+def test_every_link_page_carries_the_portal_s_content_security_policy(client, appointment):
+    """Issue 16: the pages opened from messages had no CSP while the portal had one."""
+    pages = [
+        *(client.get(path(action, appointment)) for action in links.LINK_ACTIONS),
+        client.post(path("confirm", appointment)),  # the confirmed page
+        client.get("/agenda/l/confirm/not-a-token/"),  # invalid
+        client.get(reverse("scheduling:offer_claim", args=["nope"])),
+    ]
+    for response in pages:
+        assert response["Content-Security-Policy"] == CSP
+        assert "unsafe-inline" not in response["Content-Security-Policy"]
+
+
+def test_link_pages_have_no_inline_style_or_script_the_policy_would_block(client, appointment):
+    for action in links.LINK_ACTIONS:
+        page = text(client.get(path(action, appointment)))
+        assert "<style" not in page and "style=" not in page and "<script" not in page
+        assert '<link rel="stylesheet" href="/static/scheduling/links.css">' in page
+
+
+def test_the_link_pages_stylesheet_is_served_from_this_origin():
+    from django.contrib.staticfiles import finders
+
+    stylesheet = finders.find("scheduling/links.css")
+    assert stylesheet and ".button" in Path(stylesheet).read_text()
 
 
 # --- Bad and expired links ------------------------------------------------------------------
@@ -467,6 +496,7 @@ def test_an_offer_page_shows_the_time_and_until_when_it_is_held(
     assert "11 a.m." in page
     assert "9:30 a.m." in page  # held for 30 minutes from 09:00
     assert WaitlistOffer.objects.get(pk=offer.pk).status == OfferStatus.OPEN
+    assert response["Content-Security-Policy"] == CSP
 
 
 def test_an_offer_is_claimed_once(client, offer, patient_a):
