@@ -3,7 +3,10 @@ their sessions, NFS-e, the ledger. Each runs in a transaction and publishes its 
 
 Payment status machine (``choices.PAYMENT_TRANSITIONS``): pending → paid | failed |
 cancelled; paid → refunded. Gateway notifications converge: a replayed or late event never
-pays twice, and never takes a paid payment back to pending, failed or overdue.
+pays twice, and never takes a paid payment back to pending, failed or overdue. The ledger
+books what arrived (``amount_received``), not what was charged: a gateway reporting less
+leaves the payment pending with the rest owed, and flags the divergence for the desk (more
+than charged is booked and flagged too).
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Collection
 from datetime import date, datetime, timedelta
+from decimal import Decimal
 
 from django.db import IntegrityError, transaction
 from django.db.models import F
@@ -36,6 +40,7 @@ from .choices import (
     Gateway,
     InvoiceStatus,
     PackageStatus,
+    PaymentDivergence,
     PaymentMethod,
     PaymentStatus,
     TransactionCategory,
@@ -99,10 +104,16 @@ def _move(payment: Payment, to: str, **fields) -> Payment:
     return payment
 
 
-def _income(payment: Payment, *, when: datetime) -> None:
-    """The ledger's income line of a received payment (once per payment)."""
-    if payment.transactions.filter(kind=TransactionKind.INCOME).exists():
-        return
+def _income(payment: Payment, *, received, when: datetime) -> Decimal:
+    """Book in the ledger what arrived beyond what was booked already: ``received`` is the
+    total this payment has received (as the gateway or the desk reports it), so a replayed
+    or stale notification books nothing. Sets ``payment.amount_received`` (the caller
+    saves it) and returns the amount booked now."""
+    received = money(received)
+    new = received - payment.amount_received
+    if new <= 0:
+        return Decimal("0")
+    payment.amount_received = received
     appointment = payment.appointment
     FinancialTransaction.objects.create(
         clinic_id=payment.clinic_id,
@@ -111,7 +122,7 @@ def _income(payment: Payment, *, when: datetime) -> None:
         if payment.patient_package_id
         else TransactionCategory.APPOINTMENTS,
         description=payment.description or str(payment.patient),
-        amount=payment.amount,
+        amount=new,
         competence_date=(appointment.start if appointment else when).date(),
         payment_date=timezone.localdate(when),
         payment=payment,
@@ -120,13 +131,44 @@ def _income(payment: Payment, *, when: datetime) -> None:
         # Money received at the desk is in hand: nothing to match against a settlement.
         reconciled=payment.gateway == Gateway.MANUAL,
     )
+    return new
 
 
-def _mark_paid(payment: Payment, *, paid_at: datetime | None = None) -> Payment:
+def _mark_paid(payment: Payment, *, paid_at: datetime | None = None, received=None) -> Payment:
+    """Pay a locked payment in full: ``received`` is what arrived in total (the charge
+    when not said; never less). More than charged is booked and flagged for the desk."""
     paid_at = paid_at or timezone.now()
-    _move(payment, P.PAID, paid_at=paid_at, last_error="")
-    _income(payment, when=paid_at)
-    publish("payment.received", clinic=payment.clinic_id, payload=_payload(payment))
+    received = max(money(received) if received is not None else payment.amount, payment.amount)
+    _income(payment, received=received, when=paid_at)
+    divergence = PaymentDivergence.OVERPAID if received > payment.amount else PaymentDivergence.NONE
+    _move(
+        payment,
+        P.PAID,
+        paid_at=paid_at,
+        last_error="",
+        amount_received=payment.amount_received,
+        divergence=divergence,
+    )
+    publish(
+        "payment.received",
+        clinic=payment.clinic_id,
+        payload=_payload(payment, amount_received=str(payment.amount_received)),
+    )
+    return payment
+
+
+def _receive_part(payment: Payment, *, received, when: datetime | None) -> Payment:
+    """The gateway reports less than the charge (R$ 1,00 of R$ 150,90): book what arrived,
+    keep the payment pending with the rest owed, and flag it for the desk."""
+    _income(payment, received=received, when=when or timezone.now())
+    payment.divergence = PaymentDivergence.UNDERPAID
+    payment.save(update_fields=["amount_received", "divergence", "updated_at"])
+    logger.warning(
+        "payment %s: the gateway reports R$ %s of R$ %s",
+        payment.pk,
+        payment.amount_received,
+        payment.amount,
+    )
     return payment
 
 
@@ -412,13 +454,34 @@ def payment_apply_update(*, clinic_id: int, update: PaymentUpdate) -> Payment | 
     if payment is None:
         logger.info("gateway update for an unknown payment: %s", update.gateway_payment_id)
         return None
+    return _apply_update(payment, update)
+
+
+def _apply_update(payment: Payment, update: PaymentUpdate) -> Payment:
+    """``payment_apply_update`` on the locked payment the update is about."""
     status = update.status
+    # What the gateway says arrived (the charge's amount when it does not say).
+    received = money(update.amount) if update.amount is not None else None
     if status == "paid":
         if payment.status in (P.PENDING, P.FAILED):
-            _mark_paid(payment, paid_at=update.paid_at)
+            if received is not None and received < payment.amount:
+                _receive_part(payment, received=received, when=update.paid_at)
+            else:
+                _mark_paid(payment, paid_at=update.paid_at, received=received)
+        elif (
+            payment.status == P.PAID
+            and received is not None
+            and _income(payment, received=received, when=update.paid_at or timezone.now())
+        ):
+            # More arrived after the payment was paid: booked, and flagged.
+            payment.divergence = PaymentDivergence.OVERPAID
+            payment.save(update_fields=["amount_received", "divergence", "updated_at"])
     elif status == "refunded":
         if payment.status == P.PENDING:
-            _mark_paid(payment, paid_at=update.paid_at)  # the "paid" event got lost
+            if received is not None and received < payment.amount:
+                _receive_part(payment, received=received, when=update.paid_at)
+                return payment  # a refund of a part: the desk sorts it out (flagged)
+            _mark_paid(payment, paid_at=update.paid_at, received=received)  # "paid" got lost
         if payment.status == P.PAID:
             refunded = money(
                 update.refunded_amount if update.refunded_amount is not None else payment.amount
@@ -595,8 +658,6 @@ def packages_expiry_run(
 
 # --- NFS-e ----------------------------------------------------------------------------------
 def _invoice_request(invoice: Invoice) -> InvoiceRequest:
-    from decimal import Decimal
-
     payment = invoice.payment
     patient = payment.patient
     clinic = payment.clinic
@@ -855,7 +916,8 @@ def dunning_run(*, now: datetime | None = None, local_hours: Collection[int] | N
                     patient=payment.patient,
                     template="cobranca",
                     context={
-                        "amount": brl(payment.amount),
+                        # What is still owed: a part may have arrived already.
+                        "amount": brl(payment.amount_owed),
                         "due_date": payment.due_date.strftime("%d/%m/%Y"),
                         "payment_link": payment.invoice_url or payment.boleto_url,
                     },
