@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Collection
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 
 from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -504,6 +505,90 @@ def _apply_update(payment: Payment, update: PaymentUpdate) -> Payment:
     elif status == "overdue" and payment.status == P.PENDING:
         pass  # our dunning job decides what overdue means; nothing to store
     return payment
+
+
+# --- Reconciliation with the gateways -------------------------------------------------------
+#: Charges asked about per run; each one is asked again at most this often.
+RECONCILE_BATCH = 100
+RECONCILE_EVERY = timedelta(hours=6)
+#: Charges overdue for longer than this are left to the desk (dunning hands them to a person).
+RECONCILE_WINDOW = timedelta(days=60)
+
+
+@dataclass(frozen=True)
+class ReconcileResult:
+    asked: int
+    changed: int
+    errors: int
+
+
+def payments_reconcile(
+    *, now: datetime | None = None, batch: int = RECONCILE_BATCH
+) -> ReconcileResult:
+    """Every hour: ask each charge's gateway about the charges still pending past their due
+    date, so that a notification that never came (or failed) leaves no money unseen and no
+    patient who paid is chased by dunning.
+
+    The least recently asked go first, at most ``batch`` a run, each at most every
+    ``RECONCILE_EVERY`` (claimed with one UPDATE before any call, so an overlapping run
+    skips them). Each charge is read from the account that created it — the clinic's own
+    — with no transaction open; what it says is applied to that clinic's payment in a short
+    one, as a notification would be (idempotent: asking twice changes nothing more)."""
+    from integrations.inbound import provider_for
+
+    now = now or timezone.now()
+    today = timezone.localdate(now)
+    candidates = list(
+        Payment.objects.filter(
+            status=P.PENDING,
+            due_date__lt=today,
+            due_date__gte=today - RECONCILE_WINDOW,
+            gateway_account__isnull=False,
+        )
+        .exclude(gateway_payment_id="")
+        .exclude(gateway=Gateway.MANUAL)
+        .filter(
+            Q(gateway_checked_at__isnull=True) | Q(gateway_checked_at__lt=now - RECONCILE_EVERY)
+        )
+        .select_related("gateway_account")
+        .order_by(F("gateway_checked_at").asc(nulls_first=True), "due_date", "pk")[:batch]
+    )
+    Payment.objects.filter(pk__in=[p.pk for p in candidates]).update(gateway_checked_at=now)
+    adapters: dict[int, object] = {}
+    changed = errors = 0
+    for payment in candidates:
+        account = payment.gateway_account
+        try:
+            if account.pk not in adapters:
+                adapters[account.pk] = provider_for(account)
+            update = adapters[account.pk].get_charge(payment.gateway_payment_id)
+        except Exception as exc:  # one gateway's trouble must not stop the others' charges
+            errors += 1
+            logger.warning(
+                "reconcile: payment %s at %s not read: %s", payment.pk, account.provider, exc
+            )
+            if isinstance(exc, ProviderError) and exc.permanent:
+                Payment.objects.filter(pk=payment.pk).update(last_error=str(exc)[:2000])
+            continue
+        if update.external_reference and update.external_reference != payment.reference:
+            errors += 1
+            logger.warning("reconcile: payment %s: the gateway names another one", payment.pk)
+            continue
+        with transaction.atomic():
+            locked = (
+                Payment.objects.for_clinic(payment.clinic_id).select_for_update().get(pk=payment.pk)
+            )
+            before = (locked.status, locked.amount_received)
+            _apply_update(locked, update)
+            changed += (locked.status, locked.amount_received) != before
+    if candidates:
+        logger.info(
+            "reconcile: %s charges asked, %s changed, %s not read",
+            len(candidates),
+            changed,
+            errors,
+        )
+    return ReconcileResult(asked=len(candidates), changed=changed, errors=errors)
 
 
 # --- Packages -------------------------------------------------------------------------------
