@@ -146,3 +146,13 @@ def test_the_desk_finds_divergent_payments_with_the_amount_still_owed(
     assert gettext("Paid less than charged") in html
     detail = client.get(reverse("admin:billing_payment_change", args=[short.pk])).content.decode()
     assert "R$ 1,00" in detail and "R$ 149,90" in detail
+
+
+def test_open_receivables_count_only_what_is_still_owed(patient):
+    from billing import reports
+
+    notify(charge(patient), "1.00")
+    charge(patient, amount="80.00")
+
+    summary = reports.receivables_summary(clinic=patient.clinic, today=timezone.localdate())
+    assert (summary.count, summary.total) == (2, Decimal("229.90"))
