@@ -169,3 +169,23 @@ def test_a_received_webhook_of_less_than_the_charge_leaves_the_rest_owed(
     assert payment.divergence == PaymentDivergence.UNDERPAID
     assert (payment.amount_received, payment.amount_owed) == (Decimal("1.00"), Decimal("149.90"))
     assert income(payment) == [Decimal("1.00")]
+
+
+def test_reconciliation_runs_a_constant_number_of_queries_per_charge(
+    account, django_assert_max_num_queries
+):
+    for i in range(5):
+        pending_charge(account, gateway_payment_id=f"pay_{i}", reference=f"ref-{i}")
+        responses.get(
+            f"{BASE}/payments/pay_{i}",
+            json={
+                **recorded("payment_received.json"),
+                "id": f"pay_{i}",
+                "externalReference": f"ref-{i}",
+            },
+        )
+
+    # Two to pick and claim the batch; per charge paid: its call's log, the lock, the
+    # income line, the payment, the event and its deliveries (measured: 10).
+    with django_assert_max_num_queries(2 + 10 * 5):
+        assert services.payments_reconcile().changed == 5
