@@ -31,6 +31,14 @@ class PaymentStatus(models.TextChoices):
     REFUNDED = "refunded", _("Refunded")
 
 
+class PaymentDivergence(models.TextChoices):
+    """What the gateway said arrived, against the charge: flagged for the desk."""
+
+    NONE = "", _("None")
+    UNDERPAID = "underpaid", _("Paid less than charged")
+    OVERPAID = "overpaid", _("Paid more than charged")
+
+
 P = PaymentStatus
 
 #: pending → paid | failed | cancelled; paid → refunded (partial refunds keep it paid until

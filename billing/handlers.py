@@ -2,7 +2,7 @@
 
 from integrations.base import InvoiceUpdate, PaymentUpdate
 from integrations.events import subscriber
-from integrations.inbound import inbound_handler, provider_for
+from integrations.inbound import inbound_handler
 
 from . import services
 from .choices import SessionUseReason
@@ -58,10 +58,11 @@ def issue_service_invoice(event, delivery):
 
 @inbound_handler(PaymentUpdate)
 def settle_payment(item: PaymentUpdate, *, webhook, index: int) -> None:
-    """A gateway's notification. Some only name the payment (Mercado Pago): the payment is
-    then fetched from the gateway before anything is believed."""
+    """A gateway's notification. One that only names the payment (Mercado Pago) arrives
+    here already read from the gateway: ``integrations.inbound`` looks it up before the
+    processing transaction, so no lock is held while the gateway answers."""
     if item.fetch_required:
-        item = provider_for(webhook.account).get_charge(item.gateway_payment_id)
+        raise ValueError(f"payment {item.gateway_payment_id} was not looked up at the gateway")
     services.payment_apply_update(clinic_id=webhook.clinic_id, update=item)
 
 

@@ -17,6 +17,7 @@ from .choices import (
     Gateway,
     InvoiceStatus,
     PackageStatus,
+    PaymentDivergence,
     PaymentMethod,
     PaymentStatus,
     SessionUseReason,
@@ -161,6 +162,17 @@ class Payment(ClinicOwned):
     description = models.CharField(_("description"), max_length=255, blank=True)
     amount = models.DecimalField(_("amount (R$)"), **MONEY, validators=POSITIVE)
     refunded_amount = models.DecimalField(_("refunded (R$)"), **MONEY, default=Decimal("0"))
+    #: What has arrived so far, as the gateway (or the desk) reported it: booked as income
+    #: as it arrives. Less than ``amount`` keeps the payment pending, with the rest owed.
+    amount_received = models.DecimalField(_("received (R$)"), **MONEY, default=Decimal("0"))
+    divergence = models.CharField(
+        _("amount divergence"),
+        max_length=10,
+        choices=PaymentDivergence.choices,
+        default=PaymentDivergence.NONE,
+        blank=True,
+        help_text=_("The gateway reported a different amount than the charge: check it."),
+    )
     method = models.CharField(_("method"), max_length=12, choices=PaymentMethod.choices)
     gateway = models.CharField(
         _("collected by"), max_length=12, choices=Gateway.choices, default=Gateway.MANUAL
@@ -201,6 +213,9 @@ class Payment(ClinicOwned):
     boleto_url = models.URLField(_("boleto"), max_length=500, blank=True)
     last_response = models.JSONField(default=dict, blank=True, editable=False)
     last_error = models.TextField(_("last gateway error"), blank=True)
+    #: When the reconciliation last asked the gateway about this charge (still pending past
+    #: its due date): the least recently asked go first.
+    gateway_checked_at = models.DateTimeField(_("last asked the gateway"), null=True, blank=True)
     dunning_step = models.PositiveSmallIntegerField(_("reminders sent"), default=0)
     dunning_flagged_at = models.DateTimeField(
         _("handed to a person"), null=True, blank=True, help_text=_("Reminders exhausted.")
@@ -229,6 +244,11 @@ class Payment(ClinicOwned):
             models.Index(fields=["clinic", "status", "due_date"], name="payment_due_idx"),
             models.Index(fields=["clinic", "paid_at"], name="payment_paid_idx"),
             models.Index(fields=["gateway", "gateway_payment_id"], name="payment_gateway_idx"),
+            models.Index(
+                fields=["clinic", "divergence"],
+                name="payment_divergence_idx",
+                condition=~Q(divergence=""),
+            ),
         ]
 
     def __str__(self) -> str:
@@ -237,6 +257,14 @@ class Payment(ClinicOwned):
     @property
     def net_amount(self) -> Decimal:
         return self.amount - self.refunded_amount
+
+    @property
+    def amount_owed(self) -> Decimal:
+        """What the patient still owes: nothing once paid (or cancelled), else the charge
+        less what has arrived."""
+        if self.status not in (PaymentStatus.PENDING, PaymentStatus.FAILED):
+            return Decimal("0")
+        return max(self.amount - self.amount_received, Decimal("0"))
 
 
 class PaymentRefund(ClinicOwned):

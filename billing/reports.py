@@ -19,7 +19,7 @@ from datetime import date, datetime, time, timedelta
 from decimal import Decimal, InvalidOperation
 from zoneinfo import ZoneInfo
 
-from django.db.models import Count, DecimalField, F, Q, Sum, Value
+from django.db.models import Count, DecimalField, ExpressionWrapper, F, Q, Sum, Value
 from django.db.models.functions import Coalesce, TruncDate
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -234,15 +234,17 @@ def receivables_open(*, clinic):
 
 def receivables_summary(*, clinic, today: date) -> ReceivablesSummary:
     overdue = Q(due_date__lt=today)
+    # What is still owed: a part may have arrived already (``Payment.amount_owed``).
+    owed = ExpressionWrapper(F("amount") - F("amount_received"), output_field=_MONEY_OUTPUT)
     data = (
         Payment.objects.for_clinic(clinic)
         .filter(status__in=OPEN)
         .aggregate(
             count=Count("pk"),
-            total=Coalesce(Sum("amount"), Value(ZERO), output_field=_MONEY_OUTPUT),
+            total=Coalesce(Sum(owed), Value(ZERO), output_field=_MONEY_OUTPUT),
             overdue_count=Count("pk", filter=overdue),
             overdue_total=Coalesce(
-                Sum("amount", filter=overdue), Value(ZERO), output_field=_MONEY_OUTPUT
+                Sum(owed, filter=overdue), Value(ZERO), output_field=_MONEY_OUTPUT
             ),
         )
     )
@@ -383,7 +385,7 @@ def receivables_table(
                 payment.patient.cpf_formatted,
                 payment.description,
                 str(statuses.get(payment.status, payment.status)),
-                payment.amount,
+                payment.amount_owed,
                 (today - payment.due_date).days if overdue else 0,
                 overdue,
             ]

@@ -161,7 +161,8 @@ def settlement_match(*, clinic, lines: list[SettlementLine]) -> list[SettlementM
             results.append(SettlementMatch(line, Outcome.UNKNOWN))
         elif payment.status not in RECEIVED:
             results.append(SettlementMatch(line, Outcome.NOT_PAID, payment))
-        elif money(line.amount) != payment.amount:
+        elif money(line.amount) != (payment.amount_received or payment.amount):
+            # What arrived is what the gateway settles (more than the charge, when overpaid).
             results.append(SettlementMatch(line, Outcome.MISMATCH, payment))
         elif payment.pk not in income:
             results.append(SettlementMatch(line, Outcome.NO_LEDGER, payment))

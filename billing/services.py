@@ -3,17 +3,22 @@ their sessions, NFS-e, the ledger. Each runs in a transaction and publishes its 
 
 Payment status machine (``choices.PAYMENT_TRANSITIONS``): pending → paid | failed |
 cancelled; paid → refunded. Gateway notifications converge: a replayed or late event never
-pays twice, and never takes a paid payment back to pending, failed or overdue.
+pays twice, and never takes a paid payment back to pending, failed or overdue. The ledger
+books what arrived (``amount_received``), not what was charged: a gateway reporting less
+leaves the payment pending with the rest owed, and flags the divergence for the desk (more
+than charged is booked and flagged too).
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Collection
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from decimal import Decimal
 
 from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -36,6 +41,7 @@ from .choices import (
     Gateway,
     InvoiceStatus,
     PackageStatus,
+    PaymentDivergence,
     PaymentMethod,
     PaymentStatus,
     TransactionCategory,
@@ -99,10 +105,16 @@ def _move(payment: Payment, to: str, **fields) -> Payment:
     return payment
 
 
-def _income(payment: Payment, *, when: datetime) -> None:
-    """The ledger's income line of a received payment (once per payment)."""
-    if payment.transactions.filter(kind=TransactionKind.INCOME).exists():
-        return
+def _income(payment: Payment, *, received, when: datetime) -> Decimal:
+    """Book in the ledger what arrived beyond what was booked already: ``received`` is the
+    total this payment has received (as the gateway or the desk reports it), so a replayed
+    or stale notification books nothing. Sets ``payment.amount_received`` (the caller
+    saves it) and returns the amount booked now."""
+    received = money(received)
+    new = received - payment.amount_received
+    if new <= 0:
+        return Decimal("0")
+    payment.amount_received = received
     appointment = payment.appointment
     FinancialTransaction.objects.create(
         clinic_id=payment.clinic_id,
@@ -111,7 +123,7 @@ def _income(payment: Payment, *, when: datetime) -> None:
         if payment.patient_package_id
         else TransactionCategory.APPOINTMENTS,
         description=payment.description or str(payment.patient),
-        amount=payment.amount,
+        amount=new,
         competence_date=(appointment.start if appointment else when).date(),
         payment_date=timezone.localdate(when),
         payment=payment,
@@ -120,13 +132,44 @@ def _income(payment: Payment, *, when: datetime) -> None:
         # Money received at the desk is in hand: nothing to match against a settlement.
         reconciled=payment.gateway == Gateway.MANUAL,
     )
+    return new
 
 
-def _mark_paid(payment: Payment, *, paid_at: datetime | None = None) -> Payment:
+def _mark_paid(payment: Payment, *, paid_at: datetime | None = None, received=None) -> Payment:
+    """Pay a locked payment in full: ``received`` is what arrived in total (the charge
+    when not said; never less). More than charged is booked and flagged for the desk."""
     paid_at = paid_at or timezone.now()
-    _move(payment, P.PAID, paid_at=paid_at, last_error="")
-    _income(payment, when=paid_at)
-    publish("payment.received", clinic=payment.clinic_id, payload=_payload(payment))
+    received = max(money(received) if received is not None else payment.amount, payment.amount)
+    _income(payment, received=received, when=paid_at)
+    divergence = PaymentDivergence.OVERPAID if received > payment.amount else PaymentDivergence.NONE
+    _move(
+        payment,
+        P.PAID,
+        paid_at=paid_at,
+        last_error="",
+        amount_received=payment.amount_received,
+        divergence=divergence,
+    )
+    publish(
+        "payment.received",
+        clinic=payment.clinic_id,
+        payload=_payload(payment, amount_received=str(payment.amount_received)),
+    )
+    return payment
+
+
+def _receive_part(payment: Payment, *, received, when: datetime | None) -> Payment:
+    """The gateway reports less than the charge (R$ 1,00 of R$ 150,90): book what arrived,
+    keep the payment pending with the rest owed, and flag it for the desk."""
+    _income(payment, received=received, when=when or timezone.now())
+    payment.divergence = PaymentDivergence.UNDERPAID
+    payment.save(update_fields=["amount_received", "divergence", "updated_at"])
+    logger.warning(
+        "payment %s: the gateway reports R$ %s of R$ %s",
+        payment.pk,
+        payment.amount_received,
+        payment.amount,
+    )
     return payment
 
 
@@ -412,13 +455,34 @@ def payment_apply_update(*, clinic_id: int, update: PaymentUpdate) -> Payment | 
     if payment is None:
         logger.info("gateway update for an unknown payment: %s", update.gateway_payment_id)
         return None
+    return _apply_update(payment, update)
+
+
+def _apply_update(payment: Payment, update: PaymentUpdate) -> Payment:
+    """``payment_apply_update`` on the locked payment the update is about."""
     status = update.status
+    # What the gateway says arrived (the charge's amount when it does not say).
+    received = money(update.amount) if update.amount is not None else None
     if status == "paid":
         if payment.status in (P.PENDING, P.FAILED):
-            _mark_paid(payment, paid_at=update.paid_at)
+            if received is not None and received < payment.amount:
+                _receive_part(payment, received=received, when=update.paid_at)
+            else:
+                _mark_paid(payment, paid_at=update.paid_at, received=received)
+        elif (
+            payment.status == P.PAID
+            and received is not None
+            and _income(payment, received=received, when=update.paid_at or timezone.now())
+        ):
+            # More arrived after the payment was paid: booked, and flagged.
+            payment.divergence = PaymentDivergence.OVERPAID
+            payment.save(update_fields=["amount_received", "divergence", "updated_at"])
     elif status == "refunded":
         if payment.status == P.PENDING:
-            _mark_paid(payment, paid_at=update.paid_at)  # the "paid" event got lost
+            if received is not None and received < payment.amount:
+                _receive_part(payment, received=received, when=update.paid_at)
+                return payment  # a refund of a part: the desk sorts it out (flagged)
+            _mark_paid(payment, paid_at=update.paid_at, received=received)  # "paid" got lost
         if payment.status == P.PAID:
             refunded = money(
                 update.refunded_amount if update.refunded_amount is not None else payment.amount
@@ -441,6 +505,90 @@ def payment_apply_update(*, clinic_id: int, update: PaymentUpdate) -> Payment | 
     elif status == "overdue" and payment.status == P.PENDING:
         pass  # our dunning job decides what overdue means; nothing to store
     return payment
+
+
+# --- Reconciliation with the gateways -------------------------------------------------------
+#: Charges asked about per run; each one is asked again at most this often.
+RECONCILE_BATCH = 100
+RECONCILE_EVERY = timedelta(hours=6)
+#: Charges overdue for longer than this are left to the desk (dunning hands them to a person).
+RECONCILE_WINDOW = timedelta(days=60)
+
+
+@dataclass(frozen=True)
+class ReconcileResult:
+    asked: int
+    changed: int
+    errors: int
+
+
+def payments_reconcile(
+    *, now: datetime | None = None, batch: int = RECONCILE_BATCH
+) -> ReconcileResult:
+    """Every hour: ask each charge's gateway about the charges still pending past their due
+    date, so that a notification that never came (or failed) leaves no money unseen and no
+    patient who paid is chased by dunning.
+
+    The least recently asked go first, at most ``batch`` a run, each at most every
+    ``RECONCILE_EVERY`` (claimed with one UPDATE before any call, so an overlapping run
+    skips them). Each charge is read from the account that created it — the clinic's own
+    — with no transaction open; what it says is applied to that clinic's payment in a short
+    one, as a notification would be (idempotent: asking twice changes nothing more)."""
+    from integrations.inbound import provider_for
+
+    now = now or timezone.now()
+    today = timezone.localdate(now)
+    candidates = list(
+        Payment.objects.filter(
+            status=P.PENDING,
+            due_date__lt=today,
+            due_date__gte=today - RECONCILE_WINDOW,
+            gateway_account__isnull=False,
+        )
+        .exclude(gateway_payment_id="")
+        .exclude(gateway=Gateway.MANUAL)
+        .filter(
+            Q(gateway_checked_at__isnull=True) | Q(gateway_checked_at__lt=now - RECONCILE_EVERY)
+        )
+        .select_related("gateway_account")
+        .order_by(F("gateway_checked_at").asc(nulls_first=True), "due_date", "pk")[:batch]
+    )
+    Payment.objects.filter(pk__in=[p.pk for p in candidates]).update(gateway_checked_at=now)
+    adapters: dict[int, object] = {}
+    changed = errors = 0
+    for payment in candidates:
+        account = payment.gateway_account
+        try:
+            if account.pk not in adapters:
+                adapters[account.pk] = provider_for(account)
+            update = adapters[account.pk].get_charge(payment.gateway_payment_id)
+        except Exception as exc:  # one gateway's trouble must not stop the others' charges
+            errors += 1
+            logger.warning(
+                "reconcile: payment %s at %s not read: %s", payment.pk, account.provider, exc
+            )
+            if isinstance(exc, ProviderError) and exc.permanent:
+                Payment.objects.filter(pk=payment.pk).update(last_error=str(exc)[:2000])
+            continue
+        if update.external_reference and update.external_reference != payment.reference:
+            errors += 1
+            logger.warning("reconcile: payment %s: the gateway names another one", payment.pk)
+            continue
+        with transaction.atomic():
+            locked = (
+                Payment.objects.for_clinic(payment.clinic_id).select_for_update().get(pk=payment.pk)
+            )
+            before = (locked.status, locked.amount_received)
+            _apply_update(locked, update)
+            changed += (locked.status, locked.amount_received) != before
+    if candidates:
+        logger.info(
+            "reconcile: %s charges asked, %s changed, %s not read",
+            len(candidates),
+            changed,
+            errors,
+        )
+    return ReconcileResult(asked=len(candidates), changed=changed, errors=errors)
 
 
 # --- Packages -------------------------------------------------------------------------------
@@ -595,8 +743,6 @@ def packages_expiry_run(
 
 # --- NFS-e ----------------------------------------------------------------------------------
 def _invoice_request(invoice: Invoice) -> InvoiceRequest:
-    from decimal import Decimal
-
     payment = invoice.payment
     patient = payment.patient
     clinic = payment.clinic
@@ -855,7 +1001,8 @@ def dunning_run(*, now: datetime | None = None, local_hours: Collection[int] | N
                     patient=payment.patient,
                     template="cobranca",
                     context={
-                        "amount": brl(payment.amount),
+                        # What is still owed: a part may have arrived already.
+                        "amount": brl(payment.amount_owed),
                         "due_date": payment.due_date.strftime("%d/%m/%Y"),
                         "payment_link": payment.invoice_url or payment.boleto_url,
                     },

@@ -27,3 +27,11 @@ def invoices_poll_task() -> int:
     from .services import invoices_poll
 
     return invoices_poll()
+
+
+@shared_task(name="billing.payments_reconcile")
+def payments_reconcile_task() -> int:
+    """Every hour: ask the gateways about charges still pending past their due date."""
+    from .services import payments_reconcile
+
+    return payments_reconcile().changed

@@ -40,6 +40,7 @@ app.conf.task_routes = {
     "billing.packages_expiry": {"queue": "notifications"},
     "billing.dunning": {"queue": "notifications"},
     "billing.invoices_poll": {"queue": "integrations"},
+    "billing.payments_reconcile": {"queue": "integrations"},
 }
 
 app.conf.beat_schedule = {
@@ -89,6 +90,8 @@ app.conf.beat_schedule = {
         "schedule": crontab(minute=0),
         "kwargs": {"local_hours": [9]},
     },
+    # every hour at :45 (before 09:00 dunning): gateways asked about charges pending past due
+    "payments-reconcile": {"task": "billing.payments_reconcile", "schedule": crontab(minute=45)},
     # every 10 minutes: NFS-e still processing are asked about (providers without webhooks)
     "invoices-poll": {"task": "billing.invoices_poll", "schedule": crontab(minute="*/10")},
     # every minute: queue depths, provider health, KPIs for /metrics

@@ -364,6 +364,10 @@ CUIDAR_DEFAULT_PROVIDERS = {
 # Outbox: attempts before a delivery is a dead letter, and the first backoff step (doubling).
 CUIDAR_OUTBOX_MAX_ATTEMPTS = env.int("CUIDAR_OUTBOX_MAX_ATTEMPTS", default=5)
 CUIDAR_OUTBOX_BACKOFF_SECONDS = env.int("CUIDAR_OUTBOX_BACKOFF_SECONDS", default=30)
+# Inbound webhooks failing transiently (provider 5xx/429, lost connection, deadlock): attempts
+# before one is failed for good (the admin's failed list), and the first backoff step (doubling).
+CUIDAR_INBOUND_MAX_ATTEMPTS = env.int("CUIDAR_INBOUND_MAX_ATTEMPTS", default=8)
+CUIDAR_INBOUND_BACKOFF_SECONDS = env.int("CUIDAR_INBOUND_BACKOFF_SECONDS", default=30)
 # Coalesce dispatches into drain tasks (needs a cache shared by all processes: Redis).
 CUIDAR_OUTBOX_COALESCE = env.bool("CUIDAR_OUTBOX_COALESCE", default=bool(REDIS_URL))
 

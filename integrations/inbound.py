@@ -16,27 +16,42 @@ a fix — and hands each item to whoever acts on it:
       def settle_payment(item: PaymentUpdate, *, webhook: InboundWebhook, index: int) -> None:
           ...  # runs in the processing transaction; idempotent on (webhook.pk, index)
 
+No lock and no transaction is held while a provider is waited on: what a notification only
+names (a Mercado Pago payment, ``fetch_required``) is looked up first, outside any
+transaction, and the handlers then apply the result in one short transaction that locks the
+webhook's row.
+
 Statuses: ``received → processed | ignored | failed``; ``failed → received`` when someone
-asks to process it again (admin action). Nothing else moves a webhook.
+asks to process it again (admin action) or the provider delivers the event again. A
+transient error (a provider's 5xx/429 or timeout, a lost database connection, a deadlock)
+keeps the webhook ``received`` and retries it with exponential backoff (``attempts``,
+``next_attempt_at``); it is ``failed`` — the admin's list of webhooks to look at — only after
+``CUIDAR_INBOUND_MAX_ATTEMPTS``. Any other error fails it at once, with the reason.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+import random
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
-from django.db import IntegrityError, transaction
+import requests
+from django.conf import settings
+from django.db import IntegrityError, InterfaceError, OperationalError, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from . import registry
 from .base import (
     InboundMessage,
     MessageStatusUpdate,
+    PaymentUpdate,
     Provider,
+    ProviderError,
     WebhookEvent,
     WebhookMalformed,
     WebhookRequest,
@@ -76,6 +91,42 @@ _HEADER_VALUE_MAX = 500
 #: some providers put the event in the query string (Mercado Pago's ``data.id``/``type``).
 #: HTTP header names cannot start with ":", so it never collides with a real header.
 QUERY_KEY = ":query"
+
+
+#: Longest wait between two attempts of a webhook failing transiently.
+BACKOFF_CAP_SECONDS = 60 * 60
+#: A retry task arriving this much early (clock skew between workers) still runs.
+DUE_TOLERANCE = timedelta(seconds=2)
+
+
+def max_attempts() -> int:
+    return getattr(settings, "CUIDAR_INBOUND_MAX_ATTEMPTS", 8)
+
+
+def backoff_delay(attempts: int) -> float:
+    """Seconds to wait after the ``attempts``-th failure: exponential (30 s, 60 s, 2 min …
+    with the defaults, up to an hour) with jitter between half and the whole step."""
+    base = getattr(settings, "CUIDAR_INBOUND_BACKOFF_SECONDS", 30)
+    step = min(base * 2 ** (attempts - 1), BACKOFF_CAP_SECONDS)
+    return random.uniform(step / 2, step)  # noqa: S311 - jitter, not security
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether trying again later can help: a provider's 5xx, 429, timeout or refused
+    connection (``ProviderError(permanent=False)``, an open circuit), a database that went
+    away, a deadlock or a serialization failure (``OperationalError`` on PostgreSQL, a
+    locked database on SQLite). Anything else — a refusal, a bug — fails at once."""
+    if isinstance(exc, ProviderError):
+        return not exc.permanent
+    return isinstance(
+        exc,
+        OperationalError
+        | InterfaceError
+        | requests.Timeout
+        | requests.ConnectionError
+        | TimeoutError
+        | ConnectionError,
+    )
 
 
 class InvalidTransition(Exception):
@@ -236,21 +287,35 @@ def inbound_webhook_receive(
             if webhook is None:
                 raise  # not our unique key: a real error
             if webhook.status == InboundWebhookStatus.RECEIVED:
-                # Stored but never processed (e.g. the broker was down after commit): the
-                # provider's retry is our cue. Processing locks the row, so this cannot
-                # process it twice.
+                # Stored but not processed yet (the broker was down after commit, or it is
+                # waiting for a retry after a transient error): the provider's retry is our
+                # cue to try now. Processing locks the row, so this cannot process it twice.
+                InboundWebhook.objects.filter(pk=webhook.pk, next_attempt_at__isnull=False).update(
+                    next_attempt_at=timezone.now()
+                )
                 _enqueue_on_commit(webhook.pk)
+            elif webhook.status == InboundWebhookStatus.FAILED and not error:
+                # Never processed successfully: the provider delivering it again must not be
+                # lost as a duplicate (failed → received, with a fresh round of attempts).
+                # A body that does not parse is not retried: it would fail the same way.
+                moved = InboundWebhook.objects.filter(
+                    pk=webhook.pk, status=InboundWebhookStatus.FAILED
+                ).update(status=InboundWebhookStatus.RECEIVED, attempts=0, next_attempt_at=None)
+                if moved:
+                    webhook.status = InboundWebhookStatus.RECEIVED
+                    _enqueue_on_commit(webhook.pk)
             return Received(webhook, created=False)
         if not error:
             _enqueue_on_commit(webhook.pk)
     return Received(webhook, created=True)
 
 
-def _enqueue_on_commit(webhook_id: int) -> None:
+def _enqueue_on_commit(webhook_id: int, *, countdown: float | None = None) -> None:
     def enqueue():
         from .tasks_inbound import inbound_webhook_process_task
 
-        inbound_webhook_process_task.apply_async(args=[webhook_id], queue=PROCESS_QUEUE)
+        options = {"countdown": countdown} if countdown else {}
+        inbound_webhook_process_task.apply_async(args=[webhook_id], queue=PROCESS_QUEUE, **options)
 
     # robust: the webhook is stored and the provider must get its 2xx even if the broker is
     # down; the sweeper (inbound_webhook_requeue_stale) or the provider's retry re-enqueues.
@@ -263,10 +328,13 @@ def _transition(webhook: InboundWebhook, status: str, *, error: str = "") -> Non
         raise InvalidTransition(f"inbound webhook {webhook.pk}: {webhook.status} → {status}")
     webhook.status = status
     webhook.error = error
-    fields = ["status", "error"]
+    webhook.next_attempt_at = None
+    fields = ["status", "error", "attempts", "next_attempt_at"]
     if status != InboundWebhookStatus.RECEIVED:
         webhook.processed_at = timezone.now()
         fields.append("processed_at")
+    else:
+        webhook.attempts = 0  # processed again by hand: a fresh round of attempts
     webhook.save(update_fields=fields)
 
 
@@ -285,10 +353,23 @@ def _event_payload(webhook: InboundWebhook, index: int, item) -> dict:
     return payload
 
 
-def _act_on(webhook: InboundWebhook, event: WebhookEvent) -> bool:
+def _resolve(provider: Provider, items: list) -> list:
+    """The items as the provider stands by them: a notification that only names a payment
+    (``fetch_required``) is replaced by the payment read from the gateway. Called outside
+    any transaction: nothing is locked while the gateway answers (or hangs until its
+    timeout)."""
+    resolved = []
+    for item in items:
+        if isinstance(item, PaymentUpdate) and item.fetch_required:
+            item = provider.get_charge(item.gateway_payment_id)
+        resolved.append(item)
+    return resolved
+
+
+def _act_on(webhook: InboundWebhook, items: list) -> bool:
     """Hand every item to whoever acts on it; whether anyone did."""
     acted = False
-    for index, item in enumerate(event.items):
+    for index, item in enumerate(items):
         for handler in handlers_of(type(item)):
             handler(item, webhook=webhook, index=index)
             acted = True
@@ -312,44 +393,102 @@ def _act_on(webhook: InboundWebhook, event: WebhookEvent) -> bool:
 def inbound_webhook_process(*, webhook_id: int) -> InboundWebhook | None:
     """Act on a stored webhook, once.
 
-    Idempotent: a webhook that is not ``received`` (already processed, ignored or failed) is
-    left alone, and the row is locked so two workers cannot both process it. The effects of
-    its items (handlers, published events) and its new status commit together; if parsing
-    or a handler fails, no item's effect stays and the webhook is ``failed`` with the reason.
+    Idempotent: a webhook that is not ``received`` (already processed, ignored or failed),
+    or whose retry is not due yet, is left alone. The stored body is parsed and what it only
+    names is looked up at the provider first, with no transaction open; then the row is
+    locked (so two workers cannot both act on it) and the items' effects (handlers,
+    published events) and the new status commit together in one short transaction. If a
+    handler fails, no item's effect stays: a transient error schedules another attempt
+    (:func:`is_transient`), any other fails the webhook with the reason.
     """
+    webhook = InboundWebhook.objects.select_related("account").filter(pk=webhook_id).first()
+    if webhook is None or webhook.status != InboundWebhookStatus.RECEIVED:
+        return webhook
+    if webhook.next_attempt_at and webhook.next_attempt_at > timezone.now() + DUE_TOLERANCE:
+        return webhook  # a retry that came early: its own task (or the sweeper) runs it
+    seen = webhook.attempts
+    if webhook.clinic_id is None or webhook.account is None:
+        return _fail(webhook_id, seen, "the provider account was deleted")
+    try:
+        provider = provider_for(webhook.account)
+        items = _resolve(provider, provider.parse_webhook(stored_request(webhook)).items)
+    except WebhookMalformed as exc:
+        return _fail(webhook_id, seen, str(exc) or "malformed")
+    except Exception as exc:
+        return _failed_attempt(webhook_id, seen, exc)
+    try:
+        with transaction.atomic():
+            webhook = (
+                # of=self: PostgreSQL cannot lock the nullable side of the account join.
+                InboundWebhook.objects.select_for_update(of=("self",))
+                .select_related("account")
+                .filter(pk=webhook_id, status=InboundWebhookStatus.RECEIVED)
+                .first()
+            )
+            if webhook is None:
+                return InboundWebhook.objects.filter(pk=webhook_id).first()  # another won
+            acted = _act_on(webhook, items)
+            _transition(
+                webhook, InboundWebhookStatus.PROCESSED if acted else InboundWebhookStatus.IGNORED
+            )
+    except Exception as exc:
+        # Out of the transaction (rolled back whole: a deadlock aborts it on PostgreSQL);
+        # the attempt is recorded in a new one.
+        return _failed_attempt(webhook_id, seen, exc)
+    return webhook
+
+
+def _fail(
+    webhook_id: int, seen: int, error: str, *, attempts: int | None = None
+) -> InboundWebhook | None:
+    """Fail a ``received`` webhook for good, with the reason (unless another worker moved
+    it meanwhile: its outcome stands)."""
     with transaction.atomic():
         webhook = (
-            # of=self: PostgreSQL cannot lock the nullable side of the account join.
-            InboundWebhook.objects.select_for_update(of=("self",))
-            .select_related("account")
-            .filter(pk=webhook_id)
+            InboundWebhook.objects.select_for_update()
+            .filter(pk=webhook_id, status=InboundWebhookStatus.RECEIVED, attempts=seen)
             .first()
         )
-        if webhook is None or webhook.status != InboundWebhookStatus.RECEIVED:
-            return webhook
-        if webhook.clinic_id is None or webhook.account is None:
-            _transition(
-                webhook, InboundWebhookStatus.FAILED, error="the provider account was deleted"
-            )
-            return webhook
-        try:
-            provider = provider_for(webhook.account)
-            event = provider.parse_webhook(stored_request(webhook))
-            # Savepoint: a failing item undoes the effects of the ones before it.
-            with transaction.atomic():
-                acted = _act_on(webhook, event)
-        except WebhookMalformed as exc:
-            _transition(webhook, InboundWebhookStatus.FAILED, error=str(exc) or "malformed")
-            return webhook
-        except Exception as exc:
-            logger.exception("inbound webhook %s failed", webhook.pk)
-            _transition(
-                webhook, InboundWebhookStatus.FAILED, error=f"{exc.__class__.__name__}: {exc}"
-            )
-            return webhook
-        _transition(
-            webhook, InboundWebhookStatus.PROCESSED if acted else InboundWebhookStatus.IGNORED
+        if webhook is None:
+            return InboundWebhook.objects.filter(pk=webhook_id).first()
+        if attempts is not None:
+            webhook.attempts = attempts
+        _transition(webhook, InboundWebhookStatus.FAILED, error=error)
+    return webhook
+
+
+def _failed_attempt(webhook_id: int, seen: int, exc: Exception) -> InboundWebhook | None:
+    """Record an attempt that raised ``exc``: retried later with backoff when the error is
+    transient and attempts are left, failed for good (with the reason) otherwise."""
+    error = f"{exc.__class__.__name__}: {exc}"[:2000]
+    if not is_transient(exc):
+        logger.exception("inbound webhook %s failed", webhook_id)
+        return _fail(webhook_id, seen, error)
+    number = seen + 1
+    if number >= max_attempts():
+        logger.error("inbound webhook %s gave up after %s attempts: %s", webhook_id, number, error)
+        return _fail(webhook_id, seen, f"gave up after {number} attempts: {error}", attempts=number)
+    delay = backoff_delay(number)
+    logger.warning(
+        "inbound webhook %s attempt %s failed (%s); next in %.0f s",
+        webhook_id,
+        number,
+        exc.__class__.__name__,
+        delay,
+    )
+    with transaction.atomic():
+        webhook = (
+            InboundWebhook.objects.select_for_update()
+            .filter(pk=webhook_id, status=InboundWebhookStatus.RECEIVED, attempts=seen)
+            .first()
         )
+        if webhook is None:
+            return InboundWebhook.objects.filter(pk=webhook_id).first()
+        webhook.attempts = number
+        webhook.error = error
+        webhook.next_attempt_at = timezone.now() + timedelta(seconds=delay)
+        webhook.save(update_fields=["attempts", "error", "next_attempt_at"])
+        _enqueue_on_commit(webhook_id, countdown=delay)
     return webhook
 
 
@@ -378,13 +517,17 @@ def inbound_webhook_retry(*, webhook_id: int) -> InboundWebhook | None:
 
 
 def inbound_webhook_requeue_stale(*, older_than: timedelta = timedelta(minutes=5)) -> int:
-    """Enqueue again the webhooks still ``received`` after ``older_than`` (their task was
-    lost: broker down at commit, worker killed). Returns how many were enqueued."""
+    """Enqueue again the webhooks still ``received`` ``older_than`` after they arrived or
+    after their retry was due (their task was lost: broker down at commit, worker killed).
+    Returns how many were enqueued."""
     cutoff = timezone.now() - older_than
     ids = list(
         InboundWebhook.objects.filter(
-            status=InboundWebhookStatus.RECEIVED, received_at__lt=cutoff
-        ).values_list("pk", flat=True)[:1000]
+            Q(next_attempt_at__isnull=True, received_at__lt=cutoff) | Q(next_attempt_at__lt=cutoff),
+            status=InboundWebhookStatus.RECEIVED,
+        )
+        .order_by("received_at")
+        .values_list("pk", flat=True)[:1000]
     )
     from .tasks_inbound import inbound_webhook_process_task
 

@@ -266,6 +266,10 @@ class InboundWebhook(models.Model):
     error = models.TextField(_("error"), blank=True)
     received_at = models.DateTimeField(_("received at"), default=timezone.now, db_index=True)
     processed_at = models.DateTimeField(_("processed at"), null=True, blank=True)
+    #: Failed processing attempts (transient errors: a provider 5xx, a lost connection …);
+    #: while ``received``, the next one is due at ``next_attempt_at``.
+    attempts = models.PositiveSmallIntegerField(_("failed attempts"), default=0)
+    next_attempt_at = models.DateTimeField(_("next attempt at"), null=True, blank=True)
 
     objects = ClinicScopedQuerySet.as_manager()
 
@@ -273,7 +277,10 @@ class InboundWebhook(models.Model):
         verbose_name = _("inbound webhook")
         verbose_name_plural = _("inbound webhooks")
         ordering = ["-received_at"]
-        indexes = [models.Index(fields=["status", "received_at"], name="inbound_status_idx")]
+        indexes = [
+            models.Index(fields=["status", "received_at"], name="inbound_status_idx"),
+            models.Index(fields=["status", "next_attempt_at"], name="inbound_retry_idx"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.provider} {self.dedupe_key}"

@@ -94,12 +94,21 @@ class PaymentAdmin(ViewOnlyDetailMixin, ClinicScopedAdmin):
         "method",
         "gateway",
         "status_display",
+        "owed_display",
         "due_date",
         "paid_at",
         "pages",
     )
     list_display_links = ("created_at", "patient_name")
-    list_filter = (DunningFilter, "status", "method", "gateway", "due_date", "paid_at")
+    list_filter = (
+        DunningFilter,
+        "divergence",
+        "status",
+        "method",
+        "gateway",
+        "due_date",
+        "paid_at",
+    )
     list_select_related = ("patient", "clinic")
     list_per_page = 50
     date_hierarchy = "created_at"
@@ -116,6 +125,9 @@ class PaymentAdmin(ViewOnlyDetailMixin, ClinicScopedAdmin):
                     "patient_link",
                     "description",
                     "amount_display",
+                    "received_display",
+                    "owed_display",
+                    "divergence",
                     "refunded_display",
                     "method",
                     "status_display",
@@ -154,6 +166,9 @@ class PaymentAdmin(ViewOnlyDetailMixin, ClinicScopedAdmin):
     readonly_fields = (
         "patient_link",
         "amount_display",
+        "received_display",
+        "owed_display",
+        "divergence",
         "refunded_display",
         "status_display",
         "appointment_link",
@@ -176,6 +191,24 @@ class PaymentAdmin(ViewOnlyDetailMixin, ClinicScopedAdmin):
     @admin.display(description=_("amount"), ordering="amount")
     def amount_display(self, obj):
         return brl(obj.amount)
+
+    @admin.display(description=_("received"))
+    def received_display(self, obj):
+        return brl(obj.amount_received) if obj.amount_received else "—"
+
+    @admin.display(description=_("still owed"))
+    def owed_display(self, obj):
+        """What is left to pay, with a flag when the gateway reported another amount than
+        the charge (the desk checks it: a part paid, or more than charged)."""
+        owed = brl(obj.amount_owed) if obj.amount_owed else "—"
+        if not obj.divergence:
+            return owed
+        return format_html(
+            '{} <span class="billing-status billing-status-failed" title="{}">⚠ {}</span>',
+            owed,
+            gettext("Received: %(amount)s") % {"amount": brl(obj.amount_received)},
+            obj.get_divergence_display(),
+        )
 
     @admin.display(description=_("refunded"))
     def refunded_display(self, obj):

@@ -47,7 +47,7 @@ class InboundWebhookAdmin(ClinicScopedAdmin):
     """What providers sent us, as they sent it. Read-only: the stored request is the
     evidence of what happened; the only action is to process a failed one again."""
 
-    list_display = ("received_at", "provider", "status", "dedupe_key")
+    list_display = ("received_at", "provider", "status", "attempts", "dedupe_key")
     list_filter = ("provider", "status", "received_at")
     search_fields = ("dedupe_key",)
     date_hierarchy = "received_at"
@@ -64,6 +64,8 @@ class InboundWebhookAdmin(ClinicScopedAdmin):
                     "path",
                     "status",
                     "error",
+                    "attempts",
+                    "next_attempt_at",
                     "received_at",
                     "processed_at",
                     "dedupe_key",
@@ -79,6 +81,8 @@ class InboundWebhookAdmin(ClinicScopedAdmin):
         "path",
         "status",
         "error",
+        "attempts",
+        "next_attempt_at",
         "received_at",
         "processed_at",
         "dedupe_key",
@@ -89,9 +93,9 @@ class InboundWebhookAdmin(ClinicScopedAdmin):
 
     def get_fieldsets(self, request, obj=None):
         fieldsets = super().get_fieldsets(request, obj)
-        if obj is not None and obj.status == InboundWebhookStatus.FAILED:
+        if obj is not None and (obj.status == InboundWebhookStatus.FAILED or obj.attempts):
             return fieldsets
-        # The reason only means something for failed webhooks.
+        # The reason only means something for failed webhooks (or ones waiting for a retry).
         return [
             (name, {**opts, "fields": [f for f in opts["fields"] if f != "error"]})
             for name, opts in fieldsets

@@ -13,7 +13,8 @@ reference, webhook notifications and their ``x-signature``), the official SDKs a
   {transaction_data: {qr_code, qr_code_base64, ticket_url}}}``. Boleto (``bolbradesco``)
   needs the payer's full address and cards need a token from Mercado Pago's own checkout:
   neither is available here, so only PIX is offered (``undefined`` is read as PIX).
-- get_charge: ``GET /v1/payments/{id}``; refund: ``POST /v1/payments/{id}/refunds``
+- get_charge: ``GET /v1/payments/{id}`` (its ``amount`` is what was paid once approved:
+  ``transaction_details.total_paid_amount``); refund: ``POST /v1/payments/{id}/refunds``
   ``{amount?}`` (partial when given) → ``{id, payment_id, amount, status}``.
 - errors: ``{"message", "error", "status", "cause": [{"code", "description"}]}``.
 - health: ``GET /users/me``.
@@ -204,10 +205,17 @@ class MercadoPagoPayments(PaymentsProvider):
         )
         status = STATUSES.get(str(payment.get("status") or ""), "pending")
         refunded = _decimal(payment.get("transaction_amount_refunded"))
+        amount = _decimal(payment.get("transaction_amount"))
+        if status in ("paid", "refunded"):
+            # What the payer paid (``transaction_details.total_paid_amount``, which counts an
+            # overpayment too), when Mercado Pago says: the amount received.
+            details = payment.get("transaction_details")
+            paid = _decimal(details.get("total_paid_amount")) if isinstance(details, dict) else None
+            amount = paid if paid else amount
         return PaymentUpdate(
             gateway_payment_id=str(payment.get("id") or gateway_payment_id),
             status=status,
-            amount=_decimal(payment.get("transaction_amount")),
+            amount=amount,
             paid_at=_datetime(payment.get("date_approved")),
             external_reference=str(payment.get("external_reference") or ""),
             refunded_amount=refunded if refunded else None,

@@ -16,7 +16,8 @@ and ``PROVIDERS.md`` §9:
   offered (``undefined`` is read as PIX).
 - get_charge: ``GET /orders/{id}``: once paid, the order has ``charges: [{id: "CHAR_…",
   status: WAITING | IN_ANALYSIS | AUTHORIZED | PAID | DECLINED | CANCELED, paid_at,
-  amount: {value, summary: {total, paid, refunded}}}]``.
+  amount: {value, summary: {total, paid, refunded}}}]``; an update's ``amount`` is what was
+  paid (``summary.paid``) once the charge is paid.
 - refund: ``POST /charges/{charge_id}/cancel`` ``{amount: {value}}`` (partial when less
   than what was paid) → the charge.
 - errors: ``{"error_messages": [{"code", "description", "parameter_name"}]}``.
@@ -398,6 +399,9 @@ def _update_of(order: dict, fallback_id: str) -> PaymentUpdate:
         amount = _reais_or_none(charge_amount.get("value"))
         refunded = _summary(charge)["refunded"] or None
         paid_at = _datetime(charge.get("paid_at"))
+        if status in ("paid", "refunded") and _summary(charge)["paid"]:
+            # What was paid (``amount.summary.paid``): the amount received.
+            amount = _reais(_summary(charge)["paid"])
     if amount is None:
         qr_codes = [q for q in order.get("qr_codes") or [] if isinstance(q, dict)]
         qr_amount = qr_codes[0].get("amount") if qr_codes else None

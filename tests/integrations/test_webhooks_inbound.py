@@ -11,6 +11,7 @@ from unittest import mock
 import pytest
 import time_machine
 from django.core.cache import cache
+from django.db import OperationalError
 from django.urls import reverse
 from django.utils import timezone
 
@@ -20,6 +21,8 @@ from integrations.base import (
     MessageStatusUpdate,
     MessagingProvider,
     PaymentUpdate,
+    PermanentProviderError,
+    TransientProviderError,
     WebhookEvent,
     WebhookMalformed,
     WebhookReply,
@@ -152,6 +155,8 @@ def handler_calls():
 
     def on_payment(item, *, webhook, index):
         calls.append((webhook.pk, index, item.gateway_payment_id))
+        if isinstance(state["fail"], Exception):
+            raise state["fail"]
         if state["fail"]:
             raise RuntimeError("billing is down")
 
@@ -533,6 +538,197 @@ def test_the_sweeper_requeues_webhooks_whose_task_was_lost(
         assert inbound.inbound_webhook_requeue_stale() == 1
     assert InboundWebhook.objects.get().status == InboundWebhookStatus.PROCESSED
     assert Event.objects.count() == 1
+
+
+# --- Transient and permanent failures -------------------------------------------------------
+def payment_body(event_id="pay-evt-1") -> bytes:
+    return json.dumps(
+        {"event_id": event_id, "payments": [{"id": "pay_9", "status": "paid", "amount": "150.90"}]}
+    ).encode()
+
+
+def fail_with(exc):
+    [on_payment] = inbound.handlers_of(PaymentUpdate)
+    on_payment.state["fail"] = exc
+
+
+def later(webhook, seconds=1):
+    """A moment after the webhook's next attempt is due."""
+    webhook.refresh_from_db()
+    return time_machine.travel(webhook.next_attempt_at + timedelta(seconds=seconds), tick=False)
+
+
+def test_a_provider_503_while_processing_is_retried_with_backoff_and_then_processed(
+    client, account_a, handler_calls, django_capture_on_commit_callbacks
+):
+    fail_with(TransientProviderError("mercadopago.get_charge: HTTP 503", http_status=503))
+    before = timezone.now()
+    with django_capture_on_commit_callbacks(execute=True):
+        post(client, account_a, payment_body())
+
+    webhook = InboundWebhook.objects.get()
+    assert webhook.status == InboundWebhookStatus.RECEIVED  # not failed for good
+    assert webhook.attempts == 1
+    assert "HTTP 503" in webhook.error
+    # The first backoff step: 15 to 30 s with the default 30 s base and its jitter.
+    assert before + timedelta(seconds=15) <= webhook.next_attempt_at
+    assert webhook.next_attempt_at <= timezone.now() + timedelta(seconds=30)
+
+    inbound.inbound_webhook_process(webhook_id=webhook.pk)  # a retry that came early
+    assert len(handler_calls) == 1
+
+    fail_with(None)
+    with later(webhook):
+        inbound.inbound_webhook_process(webhook_id=webhook.pk)
+    webhook.refresh_from_db()
+    assert webhook.status == InboundWebhookStatus.PROCESSED
+    assert webhook.error == ""
+    assert len(handler_calls) == 2
+
+
+def test_a_transient_error_is_enqueued_again_with_its_backoff_as_countdown(
+    client, account_a, handler_calls, django_capture_on_commit_callbacks
+):
+    from integrations.tasks_inbound import inbound_webhook_process_task
+
+    with django_capture_on_commit_callbacks(execute=False):
+        post(client, account_a, payment_body())
+    webhook = InboundWebhook.objects.get()
+    fail_with(TransientProviderError("HTTP 429", http_status=429))
+    with (
+        mock.patch.object(inbound_webhook_process_task, "apply_async") as apply_async,
+        django_capture_on_commit_callbacks(execute=True),
+    ):
+        inbound.inbound_webhook_process(webhook_id=webhook.pk)
+    [call] = apply_async.call_args_list
+    assert call.kwargs["args"] == [webhook.pk]
+    assert call.kwargs["queue"] == "integrations-high"
+    assert 15 <= call.kwargs["countdown"] <= 30
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        OperationalError("deadlock detected"),
+        OperationalError("server closed the connection unexpectedly"),
+        TransientProviderError("asaas.get_charge: timed out"),
+    ],
+    ids=["deadlock", "connection-lost", "provider-timeout"],
+)
+def test_database_and_provider_hiccups_are_transient(
+    client, account_a, handler_calls, django_capture_on_commit_callbacks, error
+):
+    fail_with(error)
+    with django_capture_on_commit_callbacks(execute=True):
+        post(client, account_a, payment_body())
+    webhook = InboundWebhook.objects.get()
+    assert (webhook.status, webhook.attempts) == (InboundWebhookStatus.RECEIVED, 1)
+
+
+def test_a_transient_error_fails_the_webhook_only_after_the_configured_attempts(
+    client, account_a, handler_calls, settings, django_capture_on_commit_callbacks
+):
+    settings.CUIDAR_INBOUND_MAX_ATTEMPTS = 3
+    fail_with(TransientProviderError("HTTP 502", http_status=502))
+    with django_capture_on_commit_callbacks(execute=True):
+        post(client, account_a, payment_body())
+    webhook = InboundWebhook.objects.get()
+    for attempts in (2, 3):
+        assert webhook.status == InboundWebhookStatus.RECEIVED
+        with later(webhook):
+            inbound.inbound_webhook_process(webhook_id=webhook.pk)
+        webhook.refresh_from_db()
+        assert webhook.attempts == attempts
+
+    assert webhook.status == InboundWebhookStatus.FAILED
+    assert webhook.error.startswith("gave up after 3 attempts: TransientProviderError: HTTP 502")
+    assert webhook.next_attempt_at is None
+    assert len(handler_calls) == 3
+
+
+def test_a_permanent_provider_error_fails_at_once_with_the_reason(
+    client, account_a, handler_calls, django_capture_on_commit_callbacks
+):
+    fail_with(PermanentProviderError("mercadopago.get_charge: not found (HTTP 404)"))
+    with django_capture_on_commit_callbacks(execute=True):
+        post(client, account_a, payment_body())
+    webhook = InboundWebhook.objects.get()
+    assert webhook.status == InboundWebhookStatus.FAILED
+    assert webhook.attempts == 0
+    assert webhook.error == "PermanentProviderError: mercadopago.get_charge: not found (HTTP 404)"
+
+
+def test_the_providers_redelivery_of_a_failed_webhook_is_processed_not_dropped(
+    client, account_a, handler_calls, django_capture_on_commit_callbacks
+):
+    fail_with(PermanentProviderError("billing refused it"))
+    with django_capture_on_commit_callbacks(execute=True):
+        post(client, account_a, payment_body())
+    assert InboundWebhook.objects.get().status == InboundWebhookStatus.FAILED
+
+    fail_with(None)
+    with django_capture_on_commit_callbacks(execute=True):
+        response = post(client, account_a, payment_body())  # the gateway delivers it again
+    assert response.status_code == 200
+    webhook = InboundWebhook.objects.get()
+    assert webhook.status == InboundWebhookStatus.PROCESSED
+    assert len(handler_calls) == 2
+
+
+def test_the_providers_redelivery_of_a_webhook_waiting_for_a_retry_runs_it_now(
+    client, account_a, handler_calls, django_capture_on_commit_callbacks
+):
+    fail_with(TransientProviderError("HTTP 503", http_status=503))
+    with django_capture_on_commit_callbacks(execute=True):
+        post(client, account_a, payment_body())
+    fail_with(None)
+    with django_capture_on_commit_callbacks(execute=True):
+        post(client, account_a, payment_body())
+    assert InboundWebhook.objects.get().status == InboundWebhookStatus.PROCESSED
+
+
+def test_a_processed_webhook_delivered_again_is_still_a_duplicate(
+    client, account_a, handler_calls, django_capture_on_commit_callbacks
+):
+    for _ in range(2):
+        with django_capture_on_commit_callbacks(execute=True):
+            post(client, account_a, payment_body())
+    assert len(handler_calls) == 1
+
+
+def test_the_sweeper_requeues_a_retry_whose_task_was_lost(
+    client, account_a, handler_calls, django_capture_on_commit_callbacks
+):
+    fail_with(TransientProviderError("HTTP 503", http_status=503))
+    with django_capture_on_commit_callbacks(execute=False):
+        post(client, account_a, payment_body())
+    webhook = InboundWebhook.objects.get()
+    with django_capture_on_commit_callbacks(execute=False):  # the retry task gets lost
+        inbound.inbound_webhook_process(webhook_id=webhook.pk)
+    fail_with(None)
+    webhook.refresh_from_db()
+    with time_machine.travel(webhook.next_attempt_at + timedelta(minutes=1), tick=False):
+        assert inbound.inbound_webhook_requeue_stale() == 0  # its own task may still come
+    with time_machine.travel(webhook.next_attempt_at + timedelta(minutes=6), tick=False):
+        assert inbound.inbound_webhook_requeue_stale() == 1
+    webhook.refresh_from_db()
+    assert webhook.status == InboundWebhookStatus.PROCESSED
+
+
+def test_processing_again_by_hand_gives_a_fresh_round_of_attempts(
+    client, account_a, handler_calls, settings, django_capture_on_commit_callbacks
+):
+    settings.CUIDAR_INBOUND_MAX_ATTEMPTS = 1
+    fail_with(TransientProviderError("HTTP 503", http_status=503))
+    with django_capture_on_commit_callbacks(execute=True):
+        post(client, account_a, payment_body())
+    webhook = InboundWebhook.objects.get()
+    assert (webhook.status, webhook.attempts) == (InboundWebhookStatus.FAILED, 1)
+
+    settings.CUIDAR_INBOUND_MAX_ATTEMPTS = 2
+    inbound.inbound_webhook_retry(webhook_id=webhook.pk)
+    webhook.refresh_from_db()
+    assert (webhook.status, webhook.attempts) == (InboundWebhookStatus.RECEIVED, 1)
 
 
 # --- Console (sandbox) providers ------------------------------------------------------------
