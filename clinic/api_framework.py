@@ -11,7 +11,9 @@
 - **Idempotency**: a POST with ``Idempotency-Key``: same key and body → the stored
   response, replayed; same key, other body → 422; the first still running → 409. Kept 24 h.
   A claim whose request cannot still be running (its worker killed: gunicorn's timeout,
-  OOM, ``kill -9``) expires after :func:`idempotency_claim_ttl`; a retry then runs.
+  OOM, ``kill -9``) expires after :func:`idempotency_claim_ttl`; a retry then runs. The
+  work and its stored answer commit in one transaction, so a retry never does twice what
+  was done (except :func:`idempotency_outside_transaction` actions).
 - **Throttling**: per key (cache-backed; Redis in production), a sliding window over two
   counters (constant cost per request), with ``RateLimit-*`` and ``Retry-After`` headers.
 - **Log**: one ``ApiRequestLog`` per request (key, method, path, status, latency; no bodies).
@@ -719,6 +721,21 @@ class PartnerAPIMixin:
             if not record.in_flight:
                 raise IdempotentReplay(record) from None
         self._idempotency = record
+        # The work and its stored answer commit together: a worker killed after the work
+        # committed but before the answer was stored would let a retry do it again.
+        handler = getattr(self, request.method.lower(), None)
+        action = getattr(self, getattr(self, "action", None) or "", None)
+        if handler is not None and getattr(action or handler, "idempotency_atomic", True):
+            self.post = self._with_answer_in_transaction(handler)
+
+    def _with_answer_in_transaction(self, handler):
+        def handle(request, *args, **kwargs):
+            with transaction.atomic():
+                response = handler(request, *args, **kwargs)
+                self._idempotency_store(response)
+            return response
+
+        return handle
 
     def handle_exception(self, exc):
         if isinstance(exc, IdempotentReplay):
@@ -754,6 +771,7 @@ class PartnerAPIMixin:
             return
         if response.status_code >= 500:
             record.delete()  # a crash is not an answer: let the partner retry
+            self._idempotency = None
             return
         record.in_flight = False
         record.response_status = response.status_code
@@ -800,6 +818,14 @@ def _idempotency_claim_take_over(record: IdempotencyRecord) -> bool:
     return bool(taken)
 
 
+def idempotency_outside_transaction(view_method):
+    """For a POST action that waits on a partner or provider (a test ping): its work and
+    its stored answer are not held in one transaction (no transaction is held open while
+    waiting on the network). A worker killed in between may let a retry run it again."""
+    view_method.idempotency_atomic = False
+    return view_method
+
+
 class IdempotencyConflict(exceptions.APIException):
     def __init__(self, detail, *, status, retry_after: int | None = None):
         super().__init__(detail)
@@ -830,6 +856,7 @@ __all__ = [
     "api_request_log_flush",
     "api_request_log_purge",
     "api_request_log_record",
+    "idempotency_outside_transaction",
     "problem",
     "problem_exception_handler",
 ]

@@ -90,3 +90,49 @@ def test_of_two_retries_racing_for_a_dead_claim_only_one_runs(partner, monkeypat
         assert _idempotency_claim_take_over(second) is False
         loser = partner.post(PATIENTS, MARIA, format="json", HTTP_IDEMPOTENCY_KEY="crash-3")
     assert loser.status_code == 409
+
+
+def test_a_worker_killed_after_the_work_but_before_the_answer_lets_no_retry_do_it_twice(
+    partner, monkeypatch
+):
+    original = services.patient_create
+
+    def created_then_killed(**kwargs):
+        original(**kwargs)
+        raise SystemExit(1)  # the patient is written; the answer is never stored
+
+    with time_machine.travel(timezone.now(), tick=False) as clock:
+        with monkeypatch.context() as patched:
+            patched.setattr(services, "patient_create", created_then_killed)
+            with pytest.raises(SystemExit):
+                partner.post(PATIENTS, MARIA, format="json", HTTP_IDEMPOTENCY_KEY="late-1")
+        clock.shift(idempotency_claim_ttl() + timedelta(seconds=1))
+        retried = partner.post(PATIENTS, MARIA, format="json", HTTP_IDEMPOTENCY_KEY="late-1")
+
+    assert retried.status_code == 201
+    assert Patient.objects.count() == 1  # the killed request's patient died with it
+
+
+def test_a_post_that_waits_on_a_partner_holds_no_transaction_for_its_key(clinic_a, monkeypatch):
+    from django.db import connection
+
+    from integrations import subscriptions
+
+    integrator = key_client(clinic_a, "webhooks:manage")
+    sub = subscriptions.subscription_create(
+        clinic=clinic_a,
+        name="CRM",
+        url="https://crm.example.com/hook",
+        event_types=["patient.created"],
+    )
+    depth = []
+
+    def ping(subscription):
+        depth.append(len(connection.atomic_blocks))
+        return True, "ok"
+
+    monkeypatch.setattr(subscriptions, "subscription_ping", ping)
+    integrator.post(f"/api/v1/webhooks/{sub.pk}/ping/")
+    integrator.post(f"/api/v1/webhooks/{sub.pk}/ping/", HTTP_IDEMPOTENCY_KEY="ping-1")
+
+    assert depth[0] == depth[1]  # the key added no transaction around the partner's call
