@@ -80,7 +80,8 @@ def metrics_snapshot(*, now=None) -> dict:
 
 def redis_state() -> tuple[int, int]:
     """``(configured, up)`` of the shared state's Redis, asked now (not from the snapshot,
-    which lives in that Redis): ``(0, 0)`` without ``REDIS_URL``."""
+    which lives in that Redis): ``(0, 0)`` without ``REDIS_URL``. Alert on ``up == 0``:
+    without Redis the sample is absent."""
     from integrations.shared_redis import state_client
 
     client = state_client()
@@ -196,8 +197,8 @@ def render_prometheus(snapshot: dict) -> str:
         )
         gauge(
             "cuidar_redis_up",
-            "1 when Redis answered this scrape, 0 when it is down or not configured.",
-            [({}, up)],
+            "1 when Redis answered this scrape, 0 when it is down (absent: not configured).",
+            [({}, up if configured else None)],
         )
     return "\n".join(lines) + "\n"
 
