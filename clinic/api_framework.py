@@ -10,6 +10,10 @@
   every ``ApplicationError``.
 - **Idempotency**: a POST with ``Idempotency-Key``: same key and body → the stored
   response, replayed; same key, other body → 422; the first still running → 409. Kept 24 h.
+  A claim whose request cannot still be running (its worker killed: gunicorn's timeout,
+  OOM, ``kill -9``) expires after :func:`idempotency_claim_ttl`; a retry then runs. The
+  work and its stored answer commit in one transaction, so a retry never does twice what
+  was done (except :func:`idempotency_outside_transaction` actions).
 - **Throttling**: per key (cache-backed; Redis in production), a sliding window over two
   counters (constant cost per request), with ``RateLimit-*`` and ``Retry-After`` headers.
 - **Log**: one ``ApiRequestLog`` per request (key, method, path, status, latency; no bodies).
@@ -65,6 +69,9 @@ from .tenancy import current_clinic
 
 logger = logging.getLogger(__name__)
 IDEMPOTENCY_TTL = timedelta(hours=24)
+#: Added to the web worker timeout before an unanswered claim is taken over: the arbiter's
+#: check interval and clock skew between web hosts.
+IDEMPOTENCY_CLAIM_GRACE = timedelta(seconds=5)
 PROBLEM_JSON = "application/problem+json"
 #: last_used_at is written at most this often per key (not on every request).
 LAST_USED_EVERY = timedelta(minutes=1)
@@ -704,13 +711,31 @@ class PartnerAPIMixin:
                 raise IdempotencyConflict(
                     _("This Idempotency-Key was used with another request body."), status=422
                 ) from None
-            if record.in_flight:
+            if record.in_flight and not _idempotency_claim_take_over(record):
+                expires = record.created_at + idempotency_claim_ttl()
                 raise IdempotencyConflict(
                     _("A request with this Idempotency-Key is still being processed."),
                     status=409,
+                    retry_after=max(1, math.ceil((expires - timezone.now()).total_seconds())),
                 ) from None
-            raise IdempotentReplay(record) from None
+            if not record.in_flight:
+                raise IdempotentReplay(record) from None
         self._idempotency = record
+        # The work and its stored answer commit together: a worker killed after the work
+        # committed but before the answer was stored would let a retry do it again.
+        handler = getattr(self, request.method.lower(), None)
+        action = getattr(self, getattr(self, "action", None) or "", None)
+        if handler is not None and getattr(action or handler, "idempotency_atomic", True):
+            self.post = self._with_answer_in_transaction(handler)
+
+    def _with_answer_in_transaction(self, handler):
+        def handle(request, *args, **kwargs):
+            with transaction.atomic():
+                response = handler(request, *args, **kwargs)
+                self._idempotency_store(response)
+            return response
+
+        return handle
 
     def handle_exception(self, exc):
         if isinstance(exc, IdempotentReplay):
@@ -723,7 +748,10 @@ class PartnerAPIMixin:
             response["Idempotent-Replayed"] = "true"
             return response
         if isinstance(exc, IdempotencyConflict):
-            return problem(exc.status, exc.detail, code="idempotency_conflict")
+            response = problem(exc.status, exc.detail, code="idempotency_conflict")
+            if exc.retry_after is not None:
+                response["Retry-After"] = str(exc.retry_after)
+            return response
         try:
             return super().handle_exception(exc)
         except Exception:
@@ -743,6 +771,7 @@ class PartnerAPIMixin:
             return
         if response.status_code >= 500:
             record.delete()  # a crash is not an answer: let the partner retry
+            self._idempotency = None
             return
         record.in_flight = False
         record.response_status = response.status_code
@@ -761,11 +790,48 @@ class PartnerAPIMixin:
         self._idempotency = None
 
 
+def idempotency_claim_ttl() -> timedelta:
+    """How long an unanswered claim on an Idempotency-Key stands: past the web worker
+    timeout (``CUIDAR_WEB_WORKER_TIMEOUT``, gunicorn's ``--timeout``, config/gunicorn.py)
+    its request cannot still be running — the worker was killed — so a retry may run."""
+    timeout = getattr(settings, "CUIDAR_WEB_WORKER_TIMEOUT", 30)
+    return timedelta(seconds=timeout) + IDEMPOTENCY_CLAIM_GRACE
+
+
+def _idempotency_claim_take_over(record: IdempotencyRecord) -> bool:
+    """Take over the claim of a request that died unanswered, if it is past its time;
+    whether this request now holds it. Two retries racing: one wins (the other sees the
+    renewed claim, 409)."""
+    now = timezone.now()
+    if record.created_at > now - idempotency_claim_ttl():
+        return False
+    taken = IdempotencyRecord.objects.filter(
+        pk=record.pk, in_flight=True, created_at=record.created_at
+    ).update(created_at=now)
+    if taken:
+        record.created_at = now
+        logger.warning(
+            "Idempotency key %s of API key %s: its request died unanswered; retried",
+            record.pk,
+            record.api_key_id,
+        )
+    return bool(taken)
+
+
+def idempotency_outside_transaction(view_method):
+    """For a POST action that waits on a partner or provider (a test ping): its work and
+    its stored answer are not held in one transaction (no transaction is held open while
+    waiting on the network). A worker killed in between may let a retry run it again."""
+    view_method.idempotency_atomic = False
+    return view_method
+
+
 class IdempotencyConflict(exceptions.APIException):
-    def __init__(self, detail, *, status):
+    def __init__(self, detail, *, status, retry_after: int | None = None):
         super().__init__(detail)
         self.status = status
         self.status_code = status
+        self.retry_after = retry_after
 
 
 class IdempotentReplay(Exception):
@@ -790,6 +856,7 @@ __all__ = [
     "api_request_log_flush",
     "api_request_log_purge",
     "api_request_log_record",
+    "idempotency_outside_transaction",
     "problem",
     "problem_exception_handler",
 ]

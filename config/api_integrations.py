@@ -23,7 +23,12 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from clinic.api import ClinicTimeField
-from clinic.api_framework import Cursor, PartnerAPIMixin, created
+from clinic.api_framework import (
+    Cursor,
+    PartnerAPIMixin,
+    created,
+    idempotency_outside_transaction,
+)
 from clinic.models import ApiKey
 from integrations import outbox, subscriptions
 from integrations.choices import DeliveryStatus
@@ -196,6 +201,7 @@ class WebhookSubscriptionViewSet(ClinicAPIMixin, viewsets.ModelViewSet):
 
     @extend_schema(request=None, responses=PingResultSerializer)
     @action(detail=True, methods=["post"])
+    @idempotency_outside_transaction  # it waits on the partner's URL
     def ping(self, request, pk=None):
         """Post a signed ``ping`` event to the URL now and say how the partner answered."""
         ok, message = subscriptions.subscription_ping(self.get_object())

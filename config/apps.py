@@ -6,3 +6,7 @@ class CuidarAdminConfig(AdminConfig):
     in every app, and third-party apps, land on it)."""
 
     default_site = "config.admin.CuidarAdminSite"
+
+    def ready(self):
+        super().ready()
+        from . import checks  # noqa: F401  (registers Cuidar's system checks)

@@ -20,25 +20,35 @@ app = Celery("cuidar")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 
+#: Patient-facing messages (reminders, confirmations, sign-in codes, dunning) are sent from
+#: this queue, which production gives workers of its own (compose.yaml ``worker-patients``):
+#: they never wait behind partner webhooks (``integrations``, ``integrations-retry``).
+PATIENT_QUEUE = "notifications"
+
+# The worker consumes every queue of CELERY_TASK_QUEUES unless started with --queues, so the
+# embedded `make run` worker serves them all; production splits them (compose.yaml).
 app.conf.task_routes = {
     "integrations.inbound_webhook_process": {"queue": "integrations-high"},
     "integrations.outbox_dispatch": {"queue": "default"},
     "integrations.outbox_drain": {"queue": "default"},
-    # delivery_run picks its queue per call: default, integrations (partner webhooks)
-    # or integrations-retry (see integrations.outbox.enqueue).
+    # delivery_run picks its queue per call: default (in-process handlers), integrations
+    # (partner webhooks) or integrations-retry (see integrations.outbox.enqueue); sent
+    # without one, it is a partner's.
+    "integrations.delivery_run": {"queue": "integrations"},
     "integrations.outbox_sweep": {"queue": "default"},
     "integrations.cleanup": {"queue": "integrations-low"},
     "scheduling.waitlist_offers_expire": {"queue": "default"},
     "config.metrics_snapshot": {"queue": "default"},
-    "clinic.message_deliver": {"queue": "notifications"},
-    "clinic.messages_retry": {"queue": "notifications"},
+    "clinic.message_deliver": {"queue": PATIENT_QUEUE},
+    "clinic.messages_retry": {"queue": PATIENT_QUEUE},
+    "clinic.portal_code_send": {"queue": PATIENT_QUEUE},
     "clinic.birthdays_greet": {"queue": "integrations-low"},
     "clinic.api_request_log_purge": {"queue": "integrations-low"},
-    "scheduling.reminders_48h": {"queue": "notifications"},
-    "scheduling.reminders_eve": {"queue": "notifications"},
+    "scheduling.reminders_48h": {"queue": PATIENT_QUEUE},
+    "scheduling.reminders_eve": {"queue": PATIENT_QUEUE},
     "scheduling.no_shows_detect": {"queue": "default"},
-    "billing.packages_expiry": {"queue": "notifications"},
-    "billing.dunning": {"queue": "notifications"},
+    "billing.packages_expiry": {"queue": PATIENT_QUEUE},
+    "billing.dunning": {"queue": PATIENT_QUEUE},
     "billing.invoices_poll": {"queue": "integrations"},
     "billing.payments_reconcile": {"queue": "integrations"},
 }

@@ -1,6 +1,10 @@
-"""``/health/``: is this instance able to serve? Database, cache and broker, each checked.
+"""``/health/``: is this instance able to serve? Database, cache, broker and Redis, each
+checked.
 
 200 with ``{"status": "ok", ...}`` when all are up; 503 naming the failing part otherwise.
+``"redis"`` says ``ok``, ``down`` or ``not_configured`` (no ``REDIS_URL``: rate limits and
+circuit breakers are kept per process — allowed, but ``check --deploy`` warns); Redis down
+is a failure, not a silent fall-back to per-process counters.
 Used by load balancers, compose health checks and the CI smoke test. It reveals no data and
 no configuration beyond each check's status.
 """
@@ -50,7 +54,26 @@ def check_broker() -> None:
                 raise RuntimeError("broker folder is not writable")
 
 
-CHECKS = {"database": check_database, "cache": check_cache, "broker": check_broker}
+class NotConfigured(Exception):
+    """The part is optional and not set up here."""
+
+
+def check_redis() -> None:
+    """The shared state's Redis (throttles, breakers, key cache): one PING."""
+    from integrations.shared_redis import state_client
+
+    client = state_client()
+    if client is None:
+        raise NotConfigured
+    client.ping()
+
+
+CHECKS = {
+    "database": check_database,
+    "cache": check_cache,
+    "broker": check_broker,
+    "redis": check_redis,
+}
 
 
 @never_cache
@@ -62,6 +85,8 @@ def health(request):
         started = time.monotonic()
         try:
             check()
+        except NotConfigured:
+            results[name] = {"status": "not_configured"}
         except Exception as exc:
             logger.warning("health check %s failed: %s", name, exc.__class__.__name__)
             results[name] = {"status": "error", "error": exc.__class__.__name__}
@@ -69,7 +94,13 @@ def health(request):
         else:
             results[name] = {"status": "ok"}
         results[name]["latency_ms"] = round((time.monotonic() - started) * 1000, 1)
-    body = {"status": "error" if failing else "ok", "failing": failing, "checks": results}
+    redis = {"ok": "ok", "not_configured": "not_configured"}.get(results["redis"]["status"], "down")
+    body = {
+        "status": "error" if failing else "ok",
+        "failing": failing,
+        "redis": redis,
+        "checks": results,
+    }
     return JsonResponse(body, status=503 if failing else 200)
 
 

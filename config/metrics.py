@@ -11,6 +11,7 @@ the composition root because it reads several apps.
 from __future__ import annotations
 
 import hmac
+import logging
 from datetime import timedelta
 
 from django.conf import settings
@@ -20,6 +21,8 @@ from django.http import HttpResponse
 from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
+
+logger = logging.getLogger(__name__)
 
 CACHE_KEY = "cuidar:metrics:snapshot"
 #: How long a snapshot is served; after that (the job paused or stopped) ``/metrics``
@@ -68,8 +71,28 @@ def metrics_snapshot(*, now=None) -> dict:
         "messages": {**messages, "unanswered": unanswered},
         "no_shows_last_24h": no_shows,
     }
-    cache.set(CACHE_KEY, snapshot, timeout=int(MAX_AGE.total_seconds()))
+    try:
+        cache.set(CACHE_KEY, snapshot, timeout=int(MAX_AGE.total_seconds()))
+    except Exception:  # the cache (Redis) is down: served uncached, and /metrics says so
+        logger.warning("metrics snapshot not cached", exc_info=True)
     return snapshot
+
+
+def redis_state() -> tuple[int, int]:
+    """``(configured, up)`` of the shared state's Redis, asked now (not from the snapshot,
+    which lives in that Redis): ``(0, 0)`` without ``REDIS_URL``. Alert on ``up == 0``:
+    without Redis the sample is absent."""
+    from integrations.shared_redis import state_client
+
+    client = state_client()
+    if client is None:
+        return 0, 0
+    try:
+        client.ping()
+    except Exception:
+        logger.warning("metrics: Redis unavailable", exc_info=True)
+        return 1, 0
+    return 1, 1
 
 
 def _labels(**labels) -> str:
@@ -165,6 +188,18 @@ def render_prometheus(snapshot: dict) -> str:
         "Appointments marked no-show.",
         [({}, snapshot["no_shows_last_24h"])],
     )
+    if "redis" in snapshot:
+        configured, up = snapshot["redis"]
+        gauge(
+            "cuidar_redis_configured",
+            "1 when REDIS_URL is set (else rate limits and breakers are per process).",
+            [({}, configured)],
+        )
+        gauge(
+            "cuidar_redis_up",
+            "1 when Redis answered this scrape, 0 when it is down (absent: not configured).",
+            [({}, up if configured else None)],
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -180,9 +215,14 @@ def metrics(request):
     )
     if not authorised and not (request.user.is_authenticated and request.user.is_superuser):
         return HttpResponse("unauthorized\n", status=401, content_type="text/plain")
-    snapshot = cache.get(CACHE_KEY)
+    try:
+        snapshot = cache.get(CACHE_KEY)
+    except Exception:  # the cache (Redis) is down: take the snapshot here
+        logger.warning("metrics snapshot unreadable", exc_info=True)
+        snapshot = None
     if snapshot is None:
         snapshot = metrics_snapshot()
+    snapshot = {**snapshot, "redis": redis_state()}
     return HttpResponse(
         render_prometheus(snapshot), content_type="text/plain; version=0.0.4; charset=utf-8"
     )

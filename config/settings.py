@@ -288,6 +288,12 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # for this many tasks; config/celery.py still drops broken or old ones before each task.
 CELERY_DB_REUSE_MAX = env.int("CELERY_DB_REUSE_MAX", default=200)
 
+# --- Web workers ----------------------------------------------------------------------------
+# gunicorn kills a web worker whose request has run this many seconds (config/gunicorn.py
+# reads the same variable). It also bounds how long an Idempotency-Key stays "in flight"
+# after its worker died (clinic.api_framework.idempotency_claim_ttl).
+CUIDAR_WEB_WORKER_TIMEOUT = env.int("CUIDAR_WEB_WORKER_TIMEOUT", default=30)
+
 # --- REST API -------------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",

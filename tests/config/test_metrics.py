@@ -4,6 +4,7 @@ from datetime import timedelta
 
 import pytest
 from django.core.cache import cache
+from django.test import override_settings
 from django.utils import timezone
 
 from clinic.models import ReceivedMessage
@@ -72,3 +73,28 @@ def test_the_periodic_snapshot_is_what_is_served(client):
     text = client.get("/metrics", HTTP_AUTHORIZATION=f"Bearer {TOKEN}").content.decode()
 
     assert "cuidar_messages_queued 7" in text
+
+
+#: A Redis that does not answer: nothing listens on port 1.
+DEAD = "redis://127.0.0.1:1/0"
+
+
+def test_redis_down_is_shown_and_the_metrics_are_still_served(client):
+    dead = {  # production: the cache is that Redis too
+        "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": DEAD}
+    }
+    with override_settings(REDIS_URL=DEAD, CACHES=dead):
+        response = client.get("/metrics", HTTP_AUTHORIZATION=f"Bearer {TOKEN}")
+
+    assert response.status_code == 200
+    text = response.content.decode()
+    assert "cuidar_redis_configured 1" in text
+    assert "cuidar_redis_up 0" in text
+    assert "cuidar_messages_queued 0" in text  # the snapshot, taken without its cache
+
+
+def test_without_redis_the_metrics_say_it_is_not_configured(client, settings):
+    settings.REDIS_URL = ""
+    text = client.get("/metrics", HTTP_AUTHORIZATION=f"Bearer {TOKEN}").content.decode()
+    assert "cuidar_redis_configured 0" in text
+    assert "\ncuidar_redis_up " not in text  # no sample: nothing to alert on

@@ -15,6 +15,7 @@ PRODUCTION = {
     "SECRET_KEY": "x9!prod-" + "k" * 60,
     "ALLOWED_HOSTS": "cuidar.example.com",
     "CUIDAR_FERNET_KEYS": "q3uSmYD3F8bE2hAqg9lJx6h2yS6nq5m0vQyGAtGQk1Q=",
+    "REDIS_URL": "redis://redis.example.com:6379/0",  # only named: the check connects nowhere
 }
 
 
@@ -38,6 +39,22 @@ def manage(*args, env_overrides):
 def test_production_settings_pass_the_deploy_check():
     result = manage("check", "--deploy", "--fail-level", "WARNING", env_overrides=PRODUCTION)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_deploy_check_warns_when_production_has_no_redis():
+    env = {k: v for k, v in PRODUCTION.items() if k != "REDIS_URL"}
+    result = manage("check", "--deploy", "--fail-level", "WARNING", env_overrides=env)
+    assert result.returncode != 0
+    assert "cuidar.W001" in result.stderr + result.stdout
+    assert "REDIS_URL is not set" in result.stderr + result.stdout
+
+
+def test_only_the_deploy_check_asks_for_redis(settings):
+    from django.core import checks
+
+    settings.REDIS_URL = ""
+    assert "cuidar.W001" in [m.id for m in checks.run_checks(include_deployment_checks=True)]
+    assert "cuidar.W001" not in [m.id for m in checks.run_checks()]
 
 
 @pytest.mark.parametrize("missing", ["SECRET_KEY", "ALLOWED_HOSTS", "CUIDAR_FERNET_KEYS"])
