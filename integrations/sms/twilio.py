@@ -39,6 +39,7 @@ from ..base import (
     MessageResult,
     MessageStatusUpdate,
     MessagingProvider,
+    OutcomeUnknownError,
     PermanentProviderError,
     ProviderError,
     TransientProviderError,
@@ -330,7 +331,10 @@ def _detail_code(detail) -> tuple[int | None, str]:
 
 
 def _twilio_error(exc: ProviderError, operation: str) -> ProviderError:
-    """``integrations.http``'s error, reworded with Twilio's own code and message."""
+    """``integrations.http``'s error, reworded with Twilio's own code and message. An
+    unknown outcome (no answer to a sent request) stays one."""
+    if isinstance(exc, OutcomeUnknownError):
+        return exc
     code, message = _detail_code(exc.detail)
     text = f"twilio.{operation}: HTTP {exc.http_status}"
     if code is not None:
