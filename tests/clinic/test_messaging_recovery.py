@@ -4,12 +4,15 @@ the message and never answered never makes a reminder go twice. What is unknown 
 of the provider where it can tell, otherwise the template's policy decides: at most once
 ("uncertain", shown to the desk) or at least once (sign-in codes)."""
 
+import threading
+import time
 from datetime import timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import requests
 import responses
-from django.db import connection
+from django.db import connection, transaction
 from django.utils import timezone
 
 from clinic import message_templates, messaging, services
@@ -274,3 +277,97 @@ def test_no_transaction_is_open_while_the_provider_is_called(clinic_a, monkeypat
     message.refresh_from_db()
     assert message.status == MessageStatus.SENT
     assert message.in_flight_at is None
+
+
+# --- A provider that hangs until its timeout ------------------------------------------------
+class Hanging(BaseHTTPRequestHandler):
+    """A WhatsApp server that takes the request and answers nothing for 3 seconds."""
+
+    called = threading.Event()
+
+    def do_POST(self):
+        self.rfile.read(int(self.headers["Content-Length"]))
+        Hanging.called.set()
+        time.sleep(3)
+        try:
+            self.send_response(201)
+            self.end_headers()
+        except OSError:
+            pass  # the client gave up (read timeout)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_while_a_provider_hangs_until_its_timeout_no_lock_is_held_and_other_messages_go(
+    clinic_a, settings
+):
+    settings.CUIDAR_HTTP_TIMEOUT = (1.0, 2.0)
+    Hanging.called.clear()
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Hanging)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    ProviderAccount.objects.create(
+        clinic=clinic_a,
+        kind="whatsapp",
+        provider="evolution",
+        settings={"base_url": f"http://127.0.0.1:{server.server_port}", "instance": "clinica"},
+        credentials={"apikey": "evo-key-123456"},
+    )
+    on_whatsapp = PatientFactory(clinic=clinic_a, preferred_channel=ContactChannel.WHATSAPP)
+    on_sms = PatientFactory(clinic=clinic_a, preferred_channel=ContactChannel.SMS)
+    for patient, channel in ((on_whatsapp, ContactChannel.WHATSAPP), (on_sms, ContactChannel.SMS)):
+        services.consent_record(
+            patient=patient,
+            channel=channel,
+            purpose=ConsentPurpose.UTILITY,
+            status=ConsentStatus.GRANTED,
+        )
+    slow, quick = (
+        OutboundMessage.objects.create(
+            clinic=clinic_a,
+            patient=patient,
+            template="lembrete_vespera",
+            purpose=ConsentPurpose.UTILITY,
+            idempotency_key=key,
+            body="Lembrete: sua consulta é amanhã.",
+        )
+        for patient, key in ((on_whatsapp, "slow"), (on_sms, "quick"))
+    )
+
+    def deliver_slow():
+        try:
+            messaging.message_deliver(message_id=slow.pk)
+        finally:
+            connection.close()
+
+    worker = threading.Thread(target=deliver_slow)
+    started = time.monotonic()
+    worker.start()
+    try:
+        assert Hanging.called.wait(timeout=20), "the provider was never called"
+
+        # The slow message's row is free: no transaction of its worker holds it …
+        with transaction.atomic():
+            locked = list(OutboundMessage.objects.select_for_update(nowait=True).filter(pk=slow.pk))
+        assert [m.in_flight_at is not None for m in locked] == [True]
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                "AND state LIKE 'idle in transaction%%' AND pid <> pg_backend_pid()"
+            )
+            assert cursor.fetchone()[0] == 0
+        # … and another message is delivered meanwhile.
+        messaging.message_deliver(message_id=quick.pk)
+        quick.refresh_from_db()
+        assert quick.status == MessageStatus.SENT
+        assert worker.is_alive()  # still waiting on the provider
+    finally:
+        worker.join(timeout=30)
+        server.shutdown()
+
+    assert time.monotonic() - started >= 2.0  # it did wait for its read timeout
+    slow.refresh_from_db()
+    assert slow.status == MessageStatus.UNCERTAIN  # took it, never answered: not resent
