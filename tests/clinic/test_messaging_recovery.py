@@ -7,6 +7,7 @@ of the provider where it can tell, otherwise the template's policy decides: at m
 import threading
 import time
 from datetime import timedelta
+from email.utils import format_datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -371,3 +372,93 @@ def test_while_a_provider_hangs_until_its_timeout_no_lock_is_held_and_other_mess
     assert time.monotonic() - started >= 2.0  # it did wait for its read timeout
     slow.refresh_from_db()
     assert slow.status == MessageStatus.UNCERTAIN  # took it, never answered: not resent
+
+
+# --- Providers that can be asked (Twilio) ---------------------------------------------------
+TWILIO_SID = "AC0123456789abcdef0123456789abcdef"
+TWILIO_MESSAGES = f"https://api.twilio.com/2010-04-01/Accounts/{TWILIO_SID}/Messages.json"
+
+
+@pytest.fixture
+def on_twilio(clinic_a, maria):
+    ProviderAccount.objects.create(
+        clinic=clinic_a,
+        kind="sms",
+        provider="twilio",
+        settings={"from_number": "+15005550006"},
+        credentials={"account_sid": TWILIO_SID, "auth_token": "twilio-test-auth-token-5f2e9c"},
+    )
+    maria.preferred_channel = ContactChannel.SMS
+    maria.save()
+    return maria
+
+
+def twilio_page(message, *, created):
+    item = {
+        "sid": "SM9a8b7c6d5e4f40312a1b2c3d4e5f6a7b",
+        "account_sid": TWILIO_SID,
+        "body": message.body,
+        "to": "+5511981234567",
+        "from": "+15005550006",
+        "direction": "outbound-api",
+        "status": "delivered",
+        "date_created": format_datetime(created, usegmt=True),
+        "date_sent": format_datetime(created, usegmt=True),
+        "date_updated": format_datetime(created, usegmt=True),
+    }
+    return {"messages": [item], "next_page_uri": None, "page": 0, "page_size": 20}
+
+
+@responses.activate
+def test_a_send_twilio_took_before_the_worker_died_is_found_there_and_not_resent(on_twilio, queued):
+    message = queued(on_twilio)
+    died_at = timezone.now()
+    OutboundMessage.objects.filter(pk=message.pk).update(
+        in_flight_at=died_at, in_flight_channel="sms", in_flight_provider="twilio"
+    )
+    responses.get(TWILIO_MESSAGES, json=twilio_page(message, created=died_at))
+
+    messaging.message_deliver(message_id=message.pk, now=after_lease())
+
+    message.refresh_from_db()
+    assert message.status == MessageStatus.SENT
+    assert message.provider_message_id == "SM9a8b7c6d5e4f40312a1b2c3d4e5f6a7b"
+    assert [c.request.method for c in responses.calls] == ["GET"]  # no second POST
+
+
+@responses.activate
+def test_a_send_twilio_never_got_is_sent_after_asking(on_twilio, queued):
+    message = queued(on_twilio)
+    OutboundMessage.objects.filter(pk=message.pk).update(
+        in_flight_at=timezone.now(), in_flight_channel="sms", in_flight_provider="twilio"
+    )
+    responses.get(TWILIO_MESSAGES, json={"messages": [], "next_page_uri": None})
+    responses.post(TWILIO_MESSAGES, json={"sid": "SMnew", "status": "queued"}, status=201)
+
+    messaging.message_deliver(message_id=message.pk, now=after_lease())
+
+    message.refresh_from_db()
+    assert message.status == MessageStatus.SENT
+    assert message.provider_message_id == "SMnew"
+    assert [c.request.method for c in responses.calls] == ["GET", "POST"]
+
+
+@responses.activate
+def test_a_twilio_read_timeout_waits_for_the_lookup_instead_of_guessing(on_twilio, queued):
+    message = queued(on_twilio)
+    responses.post(TWILIO_MESSAGES, body=requests.ReadTimeout("read timed out"))
+
+    messaging.message_deliver(message_id=message.pk)
+
+    message.refresh_from_db()
+    assert message.status == MessageStatus.QUEUED  # still claimed: ask Twilio later
+    assert message.in_flight_provider == "twilio"
+    assert sms_sends() == 0 and ConsoleRecord.objects.filter(kind="email").count() == 0
+
+    responses.get(TWILIO_MESSAGES, json=twilio_page(message, created=timezone.now()))
+    messaging.message_deliver(message_id=message.pk, now=after_lease())
+
+    message.refresh_from_db()
+    assert message.status == MessageStatus.SENT
+    assert message.provider == "twilio"
+    assert [c.request.method for c in responses.calls] == ["POST", "GET"]
