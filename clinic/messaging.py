@@ -372,9 +372,11 @@ def message_deliver(*, message_id: int, now: datetime | None = None) -> Outbound
     2. the providers are called with no transaction open and no row locked;
     3. the outcome is saved in another short transaction.
 
-    A claim found older than its lease is a send whose outcome is unknown (the worker died
-    mid-send): the provider is asked where it can tell (``find_sent``), otherwise the
-    template's policy applies — at most once: "uncertain", never resent; at least once:
+    A claim found older than its lease is a send whose worker died. If it had not called a
+    provider yet (``in_flight_provider`` is written, committed, before each call), nothing
+    went out and the message is delivered as usual. Otherwise the outcome is unknown: the
+    provider is asked where it can tell (``find_sent``), otherwise the template's policy
+    applies — at most once: "uncertain", never resent; at least once:
     sent again. A provider that took the request and never answered (a read timeout) stops
     the chain the same way."""
     now = now or timezone.now()
@@ -387,7 +389,11 @@ def message_deliver(*, message_id: int, now: datetime | None = None) -> Outbound
         message_templates.delivery_policy(message.template) == message_templates.AT_LEAST_ONCE
     )
 
-    if claim.unknown is not None:
+    if claim.unknown is not None and not claim.unknown[2]:
+        # The worker died before calling any provider (each call is recorded first):
+        # nothing went out, so this is an ordinary delivery.
+        attempts.append(_attempt(round_, "", "not_called"))
+    elif claim.unknown is not None:
         since, channel, provider = claim.unknown
         found = _find_sent(message, channel=channel, provider=provider, since=since)
         if isinstance(found, _Sent):

@@ -134,6 +134,20 @@ def test_a_reminder_whose_worker_died_after_the_provider_took_it_is_never_sent_a
     assert messaging.uncertain_count(clinic=maria.clinic_id) == 1
 
 
+def test_a_worker_that_died_before_calling_any_provider_leaves_a_reminder_that_still_goes(
+    maria, queued, provider_sends
+):
+    message = queued(maria)
+    OutboundMessage.objects.filter(pk=message.pk).update(in_flight_at=timezone.now())
+
+    messaging.message_deliver(message_id=message.pk, now=after_lease())
+
+    assert provider_sends == ["k1:whatsapp"]
+    message.refresh_from_db()
+    assert message.status == MessageStatus.SENT
+    assert message.attempts[0]["outcome"] == "not_called"
+
+
 def test_a_send_in_progress_is_left_to_its_worker_until_its_lease_runs_out(
     maria, queued, provider_sends
 ):
