@@ -148,6 +148,19 @@ def test_a_worker_that_died_before_calling_any_provider_leaves_a_reminder_that_s
     assert message.attempts[0]["outcome"] == "not_called"
 
 
+def test_a_delivery_claims_calls_and_records_in_a_few_short_queries(
+    maria, queued, django_assert_max_num_queries
+):
+    message = queued(maria)
+
+    # claim (lock, mark) · consents · chain · which provider · console send · outcome
+    with django_assert_max_num_queries(14):
+        messaging.message_deliver(message_id=message.pk)
+
+    message.refresh_from_db()
+    assert message.status == MessageStatus.SENT
+
+
 def test_a_send_in_progress_is_left_to_its_worker_until_its_lease_runs_out(
     maria, queued, provider_sends
 ):
