@@ -13,12 +13,12 @@ from django.http import Http404, HttpResponseRedirect, JsonResponse
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
-from django.utils.translation import gettext
+from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_POST
 
 from . import message_templates
-from .admin_base import ClinicScopedAdmin
+from .admin_base import ClinicScopedAdmin, scope_queryset
 from .audit import audit_staff_view
 from .choices import ContactChannel, MessageStatus
 from .messaging import MESSAGE_CHANNELS, message_reply, received_mark_answered
@@ -192,9 +192,38 @@ class _ReadOnly:
         return False
 
 
+def warn_uncertain(model_admin, request) -> None:
+    """Tell reception how many messages may or may not have reached the patient (their
+    send's outcome is unknown and they are never resent), with a link to the list."""
+    if request.method != "GET":
+        return
+    uncertain = OutboundMessage.objects.filter(status=MessageStatus.UNCERTAIN)
+    count = scope_queryset(request, uncertain).count()
+    if not count:
+        return
+    url = reverse("admin:clinic_outboundmessage_changelist")
+    model_admin.message_user(
+        request,
+        format_html(
+            '{} <a href="{}?status__exact={}">{}</a>',
+            ngettext(
+                "%(count)d message may not have reached the patient: check with them.",
+                "%(count)d messages may not have reached their patients: check with them.",
+                count,
+            )
+            % {"count": count},
+            url,
+            MessageStatus.UNCERTAIN.value,
+            gettext("See which"),
+        ),
+        messages.WARNING,
+    )
+
+
 @admin.register(OutboundMessage)
 class OutboundMessageAdmin(_ReadOnly, ClinicScopedAdmin):
-    """Every message sent (or not): on which channel, through which provider, and why."""
+    """Every message sent (or not): on which channel, through which provider, and why.
+    "Uncertain" ones (the send's outcome is unknown, never resent) are counted on top."""
 
     list_display = (
         "created_at",
@@ -236,6 +265,10 @@ class OutboundMessageAdmin(_ReadOnly, ClinicScopedAdmin):
     @admin.display(description=_("attempts"))
     def attempts_display(self, obj):
         return format_html("<pre>{}</pre>", json.dumps(obj.attempts, indent=2, ensure_ascii=False))
+
+    def changelist_view(self, request, extra_context=None):
+        warn_uncertain(self, request)
+        return super().changelist_view(request, extra_context)
 
 
 class UnansweredFilter(admin.SimpleListFilter):
@@ -312,6 +345,10 @@ class ReceivedMessageAdmin(_ReadOnly, ClinicScopedAdmin):
     def has_change_permission(self, request, obj=None):
         # "Mark as answered" is a change; the rows themselves are read-only (fields).
         return request.user.has_perm("clinic.change_receivedmessage")
+
+    def changelist_view(self, request, extra_context=None):
+        warn_uncertain(self, request)
+        return super().changelist_view(request, extra_context)
 
     @admin.action(description=_("Mark as answered"), permissions=["change"])
     def mark_answered(self, request, queryset):

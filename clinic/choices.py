@@ -145,6 +145,9 @@ class MessageStatus(models.TextChoices):
     READ = "read", _("Read")
     FAILED = "failed", _("Failed")
     NOT_SENT = "not_sent", _("Not sent (no consented channel)")
+    #: The send's outcome is unknown (worker killed mid-send, provider timed out after
+    #: taking it) and its template is never resent: reception checks with the patient.
+    UNCERTAIN = "uncertain", _("Uncertain (may have been sent)")
 
 
 class ReplyAction(models.TextChoices):

@@ -28,6 +28,14 @@ ENGINE = Engine(autoescape=False)
 UTILITY = ConsentPurpose.UTILITY
 MARKETING = ConsentPurpose.MARKETING
 
+#: What a delivery whose outcome is unknown (a worker killed mid-send, a provider that took
+#: the request and never answered) does when the provider cannot be asked what happened:
+#: at most once — never resent, the message is marked "uncertain" and shown to the desk (a
+#: second reminder or greeting annoys, and costs); at least once — sent again (a sign-in code
+#: that never arrives locks the patient out, one too many does no harm).
+AT_MOST_ONCE = "at_most_once"
+AT_LEAST_ONCE = "at_least_once"
+
 #: Variables every template may use, whatever sends it.
 COMMON_VARIABLES = ("first_name", "clinic", "clinic_phone")
 
@@ -104,6 +112,8 @@ class TemplateSpec:
     variables: tuple[str, ...] = ()  # in the order of the Meta template's parameters
     meta_name: str = ""  # approved WhatsApp template; "" = free text (replies, 24 h window)
     meta_language: str = "pt_BR"
+    #: When the outcome of a send is unknown: ``AT_MOST_ONCE`` or ``AT_LEAST_ONCE``.
+    delivery: str = AT_MOST_ONCE
     extra: dict = field(default_factory=dict)
 
     @property
@@ -273,6 +283,8 @@ CATALOGUE: dict[str, TemplateSpec] = {
             purpose=UTILITY,
             variables=("code", "minutes"),
             meta_name="codigo_acesso_v1",
+            # The patient waits for it at the sign-in page: a lost code is worse than two.
+            delivery=AT_LEAST_ONCE,
             subject="Seu código de acesso: {{ code }}",
             body=(
                 "Seu código de acesso ao portal da {{ clinic }} é {{ code }}. Ele vale por "
@@ -336,6 +348,13 @@ CATALOGUE: dict[str, TemplateSpec] = {
 }
 
 NAME_CHOICES = [(spec.name, f"{spec.name} — {spec.label}") for spec in CATALOGUE.values()]
+
+
+def delivery_policy(name: str) -> str:
+    """At most or at least once: what an unknown send outcome of ``name`` does (a template
+    no longer in the catalogue is never resent)."""
+    spec = CATALOGUE.get(name)
+    return spec.delivery if spec is not None else AT_MOST_ONCE
 
 
 class UnknownTemplate(KeyError):

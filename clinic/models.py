@@ -517,6 +517,12 @@ class OutboundMessage(ClinicOwned):
     attempts = models.JSONField(_("attempts"), default=list, blank=True)
     attempt_count = models.PositiveSmallIntegerField(_("delivery rounds"), default=0)
     next_attempt_at = models.DateTimeField(_("next attempt"), null=True, blank=True)
+    #: A send in progress, committed before any provider is called and cleared with its
+    #: outcome: found set after its lease (``CUIDAR_MESSAGE_SEND_LEASE``) the worker died
+    #: mid-send and the outcome is unknown.
+    in_flight_at = models.DateTimeField(_("sending since"), null=True, blank=True)
+    in_flight_channel = models.CharField(max_length=20, blank=True, editable=False)
+    in_flight_provider = models.CharField(max_length=40, blank=True, editable=False)
     error = models.TextField(_("why not sent / failed"), blank=True)
     in_reply_to = models.ForeignKey(
         "ReceivedMessage",

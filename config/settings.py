@@ -367,6 +367,9 @@ CUIDAR_DEFAULT_PROVIDERS = {
     kind: ["console"]
     for kind in ("whatsapp", "sms", "email", "payments", "fiscal", "calendar", "storage")
 }
+# Messages: seconds a send may stay in progress before its worker is presumed dead and
+# its outcome unknown (docs/messaging.md); above the longest chain of provider calls.
+CUIDAR_MESSAGE_SEND_LEASE = env.int("CUIDAR_MESSAGE_SEND_LEASE", default=300)
 # Outbox: attempts before a delivery is a dead letter, and the first backoff step (doubling).
 CUIDAR_OUTBOX_MAX_ATTEMPTS = env.int("CUIDAR_OUTBOX_MAX_ATTEMPTS", default=5)
 CUIDAR_OUTBOX_BACKOFF_SECONDS = env.int("CUIDAR_OUTBOX_BACKOFF_SECONDS", default=30)

@@ -70,6 +70,12 @@ class CircuitOpenError(TransientProviderError):
     """The breaker of this (clinic, account) is open: the call was not made."""
 
 
+class OutcomeUnknownError(TransientProviderError):
+    """The request reached the provider but no answer came back (a read timeout, a
+    connection dropped after the request was sent): it may have taken effect. Not a failure:
+    a chain stops on it instead of trying the next provider, which could do it twice."""
+
+
 class ChainFailed(ProviderError):
     """Every provider of a chain failed (or was skipped). The caller's work stays queued
     and is retried later; ``errors`` lists what each provider said."""
@@ -78,6 +84,18 @@ class ChainFailed(ProviderError):
         permanent = bool(errors) and all(e.permanent for _, e in errors)
         super().__init__(message, permanent=permanent)
         self.errors = errors
+
+
+class ChainOutcomeUnknown(ChainFailed):
+    """A provider of the chain may have done it (``OutcomeUnknownError``): the chain stopped
+    there. ``provider`` names it, ``account`` is its account; ``errors`` lists what the
+    providers before it said, then its own error."""
+
+    def __init__(self, message: str, *, errors, provider: str, account=None, tried=()):
+        super().__init__(message, errors=errors)
+        self.provider = provider
+        self.account = account
+        self.tried = list(tried)
 
 
 class WebhookUnauthorized(Exception):
@@ -385,7 +403,17 @@ class Provider:
 class MessagingProvider(Provider):
     """WhatsApp, SMS and e-mail providers."""
 
+    #: Whether :meth:`find_sent` can tell if a send whose answer was lost went out.
+    can_find_sent: ClassVar[bool] = False
+
     def send(self, message: MessageRequest) -> MessageResult:
+        raise NotImplementedError
+
+    def find_sent(self, message: MessageRequest, *, since: datetime) -> MessageResult | None:
+        """The message the provider accepted for ``message`` at or after ``since`` (a send
+        whose answer never came back: a read timeout, a worker killed mid-call), or
+        ``None`` when the provider holds no such message. Only for providers with
+        ``can_find_sent``; a ``ProviderError`` means the question stays open."""
         raise NotImplementedError
 
 

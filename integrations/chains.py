@@ -5,11 +5,17 @@ chain, through its circuit breaker, until one answers. A provider whose breaker 
 skipped without a network call; a provider error (or a provider name no adapter serves) is
 logged and the next one is tried. When every link fails the caller gets ``ChainFailed`` and
 keeps its work queued. Anything else is a bug and propagates.
+
+A provider that may have acted although no answer came back (``OutcomeUnknownError``: a
+read timeout after the request went out) stops the chain with ``ChainOutcomeUnknown``:
+trying the next provider could do the same thing twice (two SMS, two charges). The caller
+decides what an unknown outcome means for its work.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -17,7 +23,14 @@ import pybreaker
 from django.conf import settings
 
 from . import breakers, registry
-from .base import ChainFailed, CircuitOpenError, PermanentProviderError, ProviderError
+from .base import (
+    ChainFailed,
+    ChainOutcomeUnknown,
+    CircuitOpenError,
+    OutcomeUnknownError,
+    PermanentProviderError,
+    ProviderError,
+)
 from .http import redact
 from .models import ProviderAccount
 
@@ -36,6 +49,8 @@ class Outcome:
     FAILED = "failed"
     CIRCUIT_OPEN = "circuit_open"
     UNKNOWN_PROVIDER = "unknown_provider"
+    #: Sent, no answer: the provider may have done it (the chain stopped there).
+    UNKNOWN = "unknown"
 
 
 @dataclass(frozen=True)
@@ -72,10 +87,19 @@ def chain_for(clinic: Clinic | int, kind: str) -> list[ProviderAccount]:
     ]
 
 
-def run_chain(clinic: Clinic | int, kind: str, operation: str, *args, **kwargs) -> ChainResult:
+def run_chain(
+    clinic: Clinic | int,
+    kind: str,
+    operation: str,
+    *args,
+    before_call: Callable[[ProviderAccount], None] | None = None,
+    **kwargs,
+) -> ChainResult:
     """Call ``operation(*args, **kwargs)`` on the clinic's providers of ``kind`` in chain
     order and return the first success; raise ``ChainFailed`` (with each provider's error)
-    when none succeeds."""
+    when none succeeds, ``ChainOutcomeUnknown`` when one may have acted without answering.
+    ``before_call(account)`` runs just before each provider is called (a caller records
+    which provider its work is in flight at)."""
     clinic_id = _clinic_id(clinic)
     tried: list[tuple[str, str]] = []
     errors: list[tuple[str, ProviderError]] = []
@@ -95,6 +119,8 @@ def run_chain(clinic: Clinic | int, kind: str, operation: str, *args, **kwargs) 
         breaker = breakers.breaker_for(
             clinic_id=account.clinic_id, account_key=breakers.account_key(account)
         )
+        if before_call is not None:
+            before_call(account)
         try:
             value = breaker.call(getattr(provider, operation), *args, **kwargs)
         except pybreaker.CircuitBreakerError:
@@ -104,6 +130,25 @@ def run_chain(clinic: Clinic | int, kind: str, operation: str, *args, **kwargs) 
             tried.append((name, Outcome.CIRCUIT_OPEN))
             errors.append((name, CircuitOpenError(f"{name}: circuit open", provider=name)))
             continue
+        except OutcomeUnknownError as exc:
+            exc.provider = exc.provider or name
+            logger.warning(
+                "chain %s.%s clinic %s: %s may have acted (no answer), chain stopped: %s",
+                kind,
+                operation,
+                clinic_id,
+                name,
+                redact(exc, secrets),
+            )
+            tried.append((name, Outcome.UNKNOWN))
+            errors.append((name, exc))
+            raise ChainOutcomeUnknown(
+                f"{kind}.{operation}: {name} may have acted: {redact(exc, secrets)}",
+                errors=errors,
+                provider=name,
+                account=account,
+                tried=tried,
+            ) from None
         except ProviderError as exc:
             exc.provider = exc.provider or name
             logger.warning(

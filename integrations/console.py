@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import os
 import secrets
 import uuid
 from datetime import date, datetime, timedelta
@@ -118,9 +119,20 @@ class ConsoleMixin:
 
 
 # --- Messaging ------------------------------------------------------------------------------
+def _log_send(message: MessageRequest) -> None:
+    """With ``CUIDAR_CONSOLE_SEND_LOG`` (a file path, in the environment) every send call
+    appends its idempotency key there, before any replay and outside the database: what a
+    provider without idempotency would have sent (the crash tests count duplicates so)."""
+    path = os.environ.get("CUIDAR_CONSOLE_SEND_LOG")
+    if path:
+        with open(path, "a", encoding="utf-8") as log:
+            log.write(f"{message.idempotency_key}\n")
+
+
 class ConsoleMessaging(ConsoleMixin, MessagingProvider):
     def send(self, message: MessageRequest) -> MessageResult:
         """Record the message and answer with a provider message id."""
+        _log_send(message)
         earlier = self._replay("send", message.idempotency_key)
         if earlier is not None:
             return MessageResult(

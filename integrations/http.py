@@ -28,7 +28,12 @@ from django.conf import settings
 from django.db import DatabaseError
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_random_exponential
 
-from .base import PermanentProviderError, ProviderError, TransientProviderError
+from .base import (
+    OutcomeUnknownError,
+    PermanentProviderError,
+    ProviderError,
+    TransientProviderError,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -99,6 +104,25 @@ def _scrub_url(text: str, url: str) -> str:
         if fragment and fragment != "/":
             text = text.replace(fragment, "/[path]")
     return text
+
+
+def request_may_have_arrived(exc: BaseException) -> bool:
+    """Whether a failed call may still have taken effect at the provider: the request was
+    sent and the answer lost (a read timeout, a connection aborted or reset mid-exchange).
+    A connect timeout, a refused connection, a failed name lookup or TLS handshake mean
+    nothing was sent. Follows ``__cause__``/``__context__`` (SDKs wrap requests' errors)."""
+    seen = 0
+    while exc is not None and seen < 5:
+        if isinstance(exc, requests.ReadTimeout):
+            return True
+        if isinstance(exc, requests.ConnectTimeout | requests.exceptions.SSLError):
+            return False
+        if isinstance(exc, requests.ConnectionError):
+            text = str(exc)
+            return "Connection aborted" in text or "Connection reset" in text
+        exc = exc.__cause__ or exc.__context__
+        seen += 1
+    return False
 
 
 def _default_timeout() -> tuple[float, float]:
@@ -186,6 +210,8 @@ def request(
     - 2xx/3xx: the response is returned.
     - 4xx other than 429: ``PermanentProviderError`` (``http_status``, redacted ``detail``),
       never retried.
+    - A read timeout or a connection dropped after the request went out raises
+      ``OutcomeUnknownError`` (a ``TransientProviderError``): the provider may have acted.
     - Connection errors, timeouts, 5xx and 429: retried up to ``max_attempts`` (one attempt
       with ``retry=False``), with exponential backoff and jitter, or after ``Retry-After``
       when the provider sends one; then ``TransientProviderError``. A ``Retry-After`` longer
@@ -220,6 +246,7 @@ def request(
         error_class = ""
         error_message = ""
         response = None
+        may_have_arrived = False
         try:
             response = session.request(
                 method, url, headers=headers, timeout=timeout, **requests_kwargs
@@ -229,6 +256,7 @@ def request(
             # (whose message holds the URL) must not ride along as __context__.
             error_class = exc.__class__.__name__
             error_message = clean(exc)
+            may_have_arrived = request_may_have_arrived(exc)
         latency_ms = max(0, int((time.perf_counter() - started) * 1000))
 
         if response is not None:
@@ -252,7 +280,9 @@ def request(
                     detail=_parse_detail(response, secrets),
                 )
         else:
-            error = TransientProviderError(
+            # Sent but unanswered: the provider may have acted on it (unknown outcome).
+            cls = OutcomeUnknownError if may_have_arrived else TransientProviderError
+            error = cls(
                 f"{label}: {error_class} calling {host}: {error_message}", provider=provider
             )
 
@@ -306,11 +336,16 @@ def request(
         reraise=True,
     )
     number = 0
+    unknown = False
 
     def counted() -> requests.Response:
-        nonlocal number
+        nonlocal number, unknown
         number += 1
-        return attempt_once(number)
+        try:
+            return attempt_once(number)
+        except OutcomeUnknownError:
+            unknown = True
+            raise
 
     try:
         return retrying(counted)
@@ -318,8 +353,9 @@ def request(
         if number < 2:
             raise
         failure = exc
-    # Raised outside the except block so the traceback reads as one error.
-    raise TransientProviderError(
+    # Raised outside the except block so the traceback reads as one error. When any attempt
+    # may have reached the provider, the outcome stays unknown whatever the last one said.
+    raise (OutcomeUnknownError if unknown else TransientProviderError)(
         f"{failure} (gave up after {number} attempts)",
         provider=provider,
         http_status=failure.http_status,

@@ -41,6 +41,7 @@ from ..base import (
     MessageResult,
     MessageStatusUpdate,
     MessagingProvider,
+    OutcomeUnknownError,
     PermanentProviderError,
     ProviderError,
     TransientProviderError,
@@ -300,6 +301,9 @@ class AnymailEmail(MessagingProvider):
             return PermanentProviderError(text("not supported by this ESP"), provider=NAME)
         if isinstance(exc, AnymailAPIError):
             status = exc.status_code
+            if status is None and http.request_may_have_arrived(exc):
+                # Sent, no answer (read timeout): the ESP may have accepted the e-mail.
+                return OutcomeUnknownError(text("no answer"), provider=NAME)
             if status is not None and 400 <= status < 500 and status != 429:
                 return PermanentProviderError(
                     text(f"HTTP {status}"), provider=NAME, http_status=status

@@ -9,6 +9,8 @@ validates every webhook (``RequestValidator``); the bytes go out through
   auth, form ``To, From | MessagingServiceSid, Body, StatusCallback``) → 201 ``{"sid": …}``.
   Twilio takes no idempotency key, so a send is tried once: a retried timeout could send
   the SMS twice.
+- Lookup of a send whose answer was lost (a read timeout, a worker killed mid-send):
+  ``GET …/Messages.json?To=…&PageSize=20``, newest first, matched by text and creation time.
 - Errors: ``{"code": 21211, "message": …, "more_info": …, "status": 400}``; 4xx other than
   429 are permanent (20003 is bad credentials), 429/20429 and 5xx transient.
 - Webhooks: ``/webhooks/twilio/<token>/`` (inbound SMS, answered with empty TwiML) and
@@ -39,6 +41,7 @@ from ..base import (
     MessageResult,
     MessageStatusUpdate,
     MessagingProvider,
+    OutcomeUnknownError,
     PermanentProviderError,
     ProviderError,
     TransientProviderError,
@@ -70,6 +73,8 @@ STATUS_MAP = {
     "failed": "failed",
     "canceled": "failed",
 }
+#: Messages to one number read back when looking for a send whose answer was lost.
+LOOKUP_PAGE = 20
 #: Twilio error codes that mean "later", whatever the HTTP status says.
 TRANSIENT_CODES = {20429}
 
@@ -201,6 +206,38 @@ class TwilioSms(MessagingProvider):
             },
         )
 
+    can_find_sent = True
+
+    def find_sent(self, message: MessageRequest, *, since) -> MessageResult | None:
+        """The message Twilio created for ``message`` (same recipient and text, created at
+        or after ``since``) when its send's answer was lost: Twilio creates the Message
+        resource when it accepts the POST, so the list of messages to that number, newest
+        first, shows it. ``GET …/Messages.json?To=…&PageSize=…``; ``None`` when absent."""
+        to = e164(message.to)
+        client = self._client(operation="find_sent", retry=True)
+        try:
+            found = client.messages.list(to=to, limit=LOOKUP_PAGE)
+        except ProviderError as exc:
+            raise _twilio_error(exc, "find_sent") from None
+        except TwilioException as exc:
+            raise TransientProviderError(
+                f"twilio.find_sent: unexpected answer: {exc}", provider=NAME
+            ) from None
+        for item in found:
+            if (
+                (item.direction or "").startswith("outbound")
+                and (item.body or "").strip() == message.text.strip()
+                and item.date_created is not None
+                and item.date_created >= since
+            ):
+                status = STATUS_MAP.get(item.status or "", "queued")
+                return MessageResult(
+                    provider_message_id=item.sid,
+                    status="sent" if status in ("sent", "delivered", "read") else "queued",
+                    raw={"sid": item.sid, "status": item.status},
+                )
+        return None
+
     def health(self) -> HealthResult:
         """Fetch the account: reachable, credentials valid, and ``active``."""
         sid = self.credentials.get("account_sid", "")
@@ -330,7 +367,10 @@ def _detail_code(detail) -> tuple[int | None, str]:
 
 
 def _twilio_error(exc: ProviderError, operation: str) -> ProviderError:
-    """``integrations.http``'s error, reworded with Twilio's own code and message."""
+    """``integrations.http``'s error, reworded with Twilio's own code and message. An
+    unknown outcome (no answer to a sent request) stays one."""
+    if isinstance(exc, OutcomeUnknownError):
+        return exc
     code, message = _detail_code(exc.detail)
     text = f"twilio.{operation}: HTTP {exc.http_status}"
     if code is not None:

@@ -5,7 +5,13 @@ import pytest
 from django.urls import reverse
 
 from clinic import services
-from clinic.choices import ConsentPurpose, ConsentStatus, ContactChannel, ReplyAction
+from clinic.choices import (
+    ConsentPurpose,
+    ConsentStatus,
+    ContactChannel,
+    MessageStatus,
+    ReplyAction,
+)
 from clinic.messaging import message_send
 from clinic.models import MessageTemplate, OutboundMessage, ReceivedMessage
 from tests.clinic.factories import PatientFactory
@@ -231,3 +237,23 @@ def test_the_dashboard_counts_unanswered_messages(client_for, receptionist_a, cl
 
     assert page.context["dashboard"]["unanswered_messages"] == 2
     assert "unanswered" in page.content.decode() or "sem resposta" in page.content.decode()
+
+
+# --- Uncertain sends ------------------------------------------------------------------------
+def test_reception_sees_how_many_messages_may_not_have_arrived_in_its_clinic_only(
+    client_for, receptionist_a, patient_a, patient_b
+):
+    for key, patient in (("u1", patient_a), ("u2", patient_a), ("u3", patient_b)):
+        message = sent_to(patient, key=key)
+        OutboundMessage.objects.filter(pk=message.pk).update(status=MessageStatus.UNCERTAIN)
+    client = client_for(receptionist_a)
+
+    for name in ("outboundmessage", "receivedmessage"):  # messages sent, and the inbox
+        page = client.get(reverse(f"admin:clinic_{name}_changelist")).content.decode()
+        assert "2 mensagens podem não ter chegado" in page
+        assert "?status__exact=uncertain" in page
+
+    listed = client.get(
+        reverse("admin:clinic_outboundmessage_changelist"), {"status__exact": "uncertain"}
+    )
+    assert listed.context["cl"].result_count == 2

@@ -5,12 +5,14 @@ import uuid
 from datetime import UTC, datetime
 
 import pytest
+import requests
 import responses
 import time_machine
 
 from integrations import breakers, registry
 from integrations.base import (
     ChainFailed,
+    ChainOutcomeUnknown,
     MessageRequest,
     MessageResult,
     MessagingProvider,
@@ -278,3 +280,48 @@ def test_each_clinic_has_its_own_breaker(clinic_a, clinic_b, chain, caplog):
         send(clinic_b)  # B's own account was tried: A's open breaker is not B's
 
     assert primary_calls() == 6
+
+
+# --- Unknown outcomes -----------------------------------------------------------------------
+@responses.activate
+def test_a_read_timeout_stops_the_chain_instead_of_sending_through_the_next_provider(
+    clinic_a, chain
+):
+    responses.post(PRIMARY_URL, body=requests.ReadTimeout("read timed out"))
+    responses.post(SECONDARY_URL, json={"id": "s-1"}, status=201)
+
+    with pytest.raises(ChainOutcomeUnknown) as caught:
+        send(clinic_a)
+
+    assert caught.value.provider == "test_primary"
+    assert caught.value.account == chain[0]
+    assert caught.value.tried == [("test_primary", Outcome.UNKNOWN)]
+    assert not any(c.request.url == SECONDARY_URL for c in responses.calls)
+    assert SECRET not in str(caught.value)
+
+
+@responses.activate
+def test_a_refused_connection_sent_nothing_so_the_next_provider_serves(clinic_a, chain):
+    responses.post(PRIMARY_URL, body=requests.ConnectionError("[Errno 111] Connection refused"))
+    responses.post(SECONDARY_URL, json={"id": "s-1"}, status=201)
+
+    result = send(clinic_a)
+
+    assert result.provider == "test_secondary"
+
+
+@responses.activate
+def test_the_caller_learns_which_provider_is_about_to_be_called(clinic_a, chain):
+    responses.post(PRIMARY_URL, status=503)
+    responses.post(SECONDARY_URL, json={"id": "s-1"}, status=201)
+    called = []
+
+    run_chain(
+        clinic_a,
+        "sms",
+        "send",
+        MessageRequest(to="+5511999990000", text="Oi"),
+        before_call=lambda account: called.append(account.provider),
+    )
+
+    assert called == ["test_primary", "test_secondary"]

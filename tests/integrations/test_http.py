@@ -12,7 +12,11 @@ import responses
 import time_machine
 
 from integrations import http
-from integrations.base import PermanentProviderError, TransientProviderError
+from integrations.base import (
+    OutcomeUnknownError,
+    PermanentProviderError,
+    TransientProviderError,
+)
 from integrations.models import ExternalCall
 
 pytestmark = pytest.mark.django_db
@@ -267,3 +271,48 @@ def test_parse_retry_after_understands_seconds_dates_and_nonsense():
     assert http.parse_retry_after(format_datetime(now - timedelta(seconds=5)), now=now) == 0.0
     assert http.parse_retry_after("soon") is None
     assert http.parse_retry_after(None) is None
+
+
+# --- Sent, but no answer --------------------------------------------------------------------
+@responses.activate
+def test_a_read_timeout_is_an_unknown_outcome_not_a_failure():
+    responses.post(URL, body=requests.ReadTimeout("read timed out"))
+
+    with pytest.raises(OutcomeUnknownError):
+        call(retry=False)
+
+
+@responses.activate
+def test_a_connection_dropped_after_sending_is_an_unknown_outcome():
+    responses.post(
+        URL,
+        body=requests.ConnectionError(
+            "('Connection aborted.', RemoteDisconnected('Remote end closed connection'))"
+        ),
+    )
+
+    with pytest.raises(OutcomeUnknownError):
+        call(retry=False)
+
+
+@pytest.mark.parametrize(
+    "error",
+    [requests.ConnectTimeout("connect timed out"), requests.ConnectionError("refused")],
+)
+@responses.activate
+def test_a_connection_never_made_sent_nothing(error):
+    responses.post(URL, body=error)
+
+    with pytest.raises(TransientProviderError) as caught:
+        call(retry=False)
+
+    assert not isinstance(caught.value, OutcomeUnknownError)
+
+
+@responses.activate
+def test_retries_that_end_refused_still_report_that_an_earlier_try_may_have_arrived():
+    responses.post(URL, body=requests.ReadTimeout("read timed out"))
+    responses.post(URL, body=requests.ConnectTimeout("connect timed out"))
+
+    with pytest.raises(OutcomeUnknownError, match="gave up after 2 attempts"):
+        call(max_attempts=2)

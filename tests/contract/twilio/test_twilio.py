@@ -2,8 +2,9 @@
 recorded answers, and Twilio's signed webhooks through the real endpoint."""
 
 import json
+from datetime import UTC, datetime
 from pathlib import Path
-from urllib.parse import parse_qs, urlencode
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
 import responses
@@ -361,3 +362,37 @@ def test_it_maps_every_twilio_status(twilio, twilio_status, ours):
 def test_it_ignores_a_status_it_does_not_know(twilio):
     form = {**fixture("status_delivered.json"), "MessageStatus": "partially_delivered"}
     assert twilio.parse_webhook(form_request(form, "status")).items == []
+
+
+# --- Lookup of a send whose answer was lost -------------------------------------------------
+@responses.activate
+def test_it_finds_a_message_whose_send_answer_was_lost_by_recipient_text_and_time(twilio):
+    responses.get(MESSAGES_URL, json=fixture("messages_to_number.json"))
+
+    found = twilio.find_sent(reminder(), since=datetime(2024, 5, 21, 11, 58, tzinfo=UTC))
+
+    assert found.provider_message_id == "SM9a8b7c6d5e4f40312a1b2c3d4e5f6a7b"
+    assert found.status == "sent"
+    (call,) = responses.calls
+    assert call.request.method == "GET"
+    query = parse_qs(urlsplit(call.request.url).query)
+    assert query["To"] == ["+5511987654321"]
+    assert query["PageSize"] == ["20"]
+    assert call.request.headers["Authorization"].startswith("Basic ")
+
+
+@responses.activate
+def test_it_finds_nothing_when_twilio_holds_only_older_or_other_messages(twilio):
+    responses.get(MESSAGES_URL, json=fixture("messages_to_number.json"))
+
+    assert twilio.find_sent(reminder(), since=datetime(2024, 5, 21, 12, 1, tzinfo=UTC)) is None
+    other = MessageRequest(to="+5511987654321", text="Texto que nunca foi enviado.")
+    assert twilio.find_sent(other, since=datetime(2024, 5, 20, tzinfo=UTC)) is None
+
+
+@responses.activate
+def test_a_lookup_that_twilio_refuses_is_a_provider_error(twilio):
+    responses.get(MESSAGES_URL, json=fixture("error_20003_authenticate.json"), status=401)
+
+    with pytest.raises(PermanentProviderError):
+        twilio.find_sent(reminder(), since=datetime(2024, 5, 21, tzinfo=UTC))
