@@ -568,6 +568,21 @@ def test_booking_a_professional_who_does_not_perform_the_service_is_a_field_erro
     assert set(assert_problem(response, 400)["errors"]) == {"professional"}
 
 
+def test_a_refused_booking_says_until_when_the_professional_is_busy(agenda, api_client):
+    agenda.service.buffer_after_minutes = 10
+    agenda.service.save()
+    client = api_client(agenda.clinic)
+    assert post(client, f"{API}/appointments/", booking(agenda)).status_code == 201
+    later = booking(agenda, patient=PatientFactory(clinic=agenda.clinic).pk)
+    later["start"] = (agenda.nine + timedelta(minutes=30)).isoformat()
+
+    response = post(client, f"{API}/appointments/", later, **{"Accept-Language": "en"})
+
+    problem = assert_problem(response, 409)
+    assert problem["conflicts"] == ["professional"]
+    assert "is busy until 09:40 (appointment 09:00–09:30 plus 10 min buffer)" in problem["detail"]
+
+
 # --- Idempotency ----------------------------------------------------------------------------
 def test_the_same_idempotency_key_and_body_replays_the_booking(agenda, api_client):
     client = api_client(agenda.clinic)

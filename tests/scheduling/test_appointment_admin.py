@@ -198,8 +198,26 @@ def test_booking_a_taken_slot_shows_what_clashes_and_saves_nothing(desk, recepti
 
     assert response.status_code == 200
     errors = response.context["adminform"].form.non_field_errors()
-    assert errors == ["Time slot unavailable: the professional is busy."]
+    assert errors == [
+        "Time slot unavailable: Dra. Helena Prado is busy from 09:15 until 09:45 "
+        "(appointment 09:15–09:45)."
+    ]
     assert Appointment.objects.count() == 1
+
+
+def test_booking_right_after_an_appointment_says_its_buffer_keeps_the_professional_busy(
+    desk, reception, patient_a
+):
+    desk.service.buffer_after_minutes = 10
+    desk.service.save()
+    appointment(desk, at(8, 30))  # 08:30–09:00, busy until 09:10
+
+    response = reception.post(ADD, booking(desk, patient_a), HTTP_ACCEPT_LANGUAGE="en")
+
+    assert response.context["adminform"].form.non_field_errors() == [
+        "Time slot unavailable: Dra. Helena Prado is busy until 09:10 "
+        "(appointment 08:30–09:00 plus 10 min buffer)."
+    ]
 
 
 def test_booking_names_the_room_when_the_room_clashes(desk, reception, patient_a):
