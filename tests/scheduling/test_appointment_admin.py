@@ -1,6 +1,7 @@
 """The appointment admin: the changelist, booking through the add form, the read-only
 change page and the bulk status actions (scheduling/admin.py)."""
 
+import json
 from datetime import date, datetime, time
 from types import SimpleNamespace
 from zoneinfo import ZoneInfo
@@ -245,12 +246,51 @@ def test_the_add_form_refuses_another_clinics_patient(desk, reception, patient_b
 def test_the_add_form_refuses_a_professional_who_does_not_perform_the_service(
     desk, reception, patient_a
 ):
-    stranger = ProfessionalFactory(clinic=desk.clinic)
+    stranger = ProfessionalFactory(clinic=desk.clinic, full_name="Dr. Igor Lima")
+    ServiceFactory(clinic=desk.clinic, name="Pilates", professionals=[stranger])
 
-    response = reception.post(ADD, booking(desk, patient_a, professional=stranger.pk))
+    response = reception.post(
+        ADD, booking(desk, patient_a, professional=stranger.pk), HTTP_ACCEPT_LANGUAGE="en"
+    )
 
-    assert "professional" in response.context["adminform"].form.errors
+    assert response.context["adminform"].form.errors["service"] == [
+        "Dr. Igor Lima does not perform Consulta. Services of Dr. Igor Lima: Pilates."
+    ]
     assert not Appointment.objects.exists()
+
+
+@pytest.fixture
+def catalogue(desk):
+    """Helena performs the consultation; Igor performs pilates; anyone the check-up."""
+    igor = ProfessionalFactory(clinic=desk.clinic, full_name="Dr. Igor Lima")
+    pilates = ServiceFactory(clinic=desk.clinic, name="Pilates", professionals=[igor])
+    checkup = ServiceFactory(clinic=desk.clinic, name="Check-up")
+    return SimpleNamespace(igor=igor, pilates=pilates, checkup=checkup)
+
+
+def test_the_add_form_for_a_professional_lists_only_the_services_they_provide(
+    desk, catalogue, reception
+):
+    response = reception.get(ADD, {"professional": desk.helena.pk})
+
+    choices = response.context["adminform"].form.fields["service"].queryset
+    assert sorted(s.name for s in choices) == ["Check-up", "Consulta"]
+    page = response.content.decode()
+    assert "Pilates" not in page
+
+
+def test_the_service_list_follows_the_professional_chosen_on_the_page(desk, catalogue, reception):
+    page = reception.get(ADD).content.decode()
+
+    start = page.index('id="services-by-professional"')
+    data = json.loads(page[page.index(">", start) + 1 : page.index("</script>", start)])
+    assert sorted(data[str(desk.helena.pk)]) == sorted([desk.service.pk, catalogue.checkup.pk])
+    assert sorted(data[str(catalogue.igor.pk)]) == sorted(
+        [catalogue.pilates.pk, catalogue.checkup.pk]
+    )
+    # The script is the project's own (no CDN), and the page keeps every service without it.
+    assert '<script src="/static/scheduling/booking-form.js" defer>' in page
+    assert "Pilates" in page and "Consulta" in page
 
 
 def test_the_add_form_offers_only_this_clinics_choices(desk, clinic_b, reception):
