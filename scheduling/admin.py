@@ -14,6 +14,7 @@ from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.contrib.admin.options import IS_POPUP_VAR
 from django.contrib.admin.utils import unquote
+from django.contrib.admin.widgets import RelatedFieldWidgetWrapper
 from django.core.exceptions import ValidationError
 from django.db.models import Q
 from django.http import HttpResponseRedirect
@@ -42,6 +43,21 @@ S = AppointmentStatus
 # ============================================================================================
 
 
+class ServiceSelect(forms.Select):
+    """The service list of the booking form, with the services of other professionals
+    hidden (``offered``: the ids shown)."""
+
+    def __init__(self, *args, offered: set[str], **kwargs):
+        super().__init__(*args, **kwargs)
+        self.offered = offered
+
+    def create_option(self, name, value, *args, **kwargs):
+        option = super().create_option(name, value, *args, **kwargs)
+        if value not in ("", None) and str(value) not in self.offered:
+            option["attrs"].update(hidden=True, disabled=True)
+        return option
+
+
 class AppointmentBookForm(forms.ModelForm):
     """The add form: its validation books through ``appointment_book``.
 
@@ -61,16 +77,19 @@ class AppointmentBookForm(forms.ModelForm):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        # Opened from the agenda with a professional: only their services are listed (the
-        # script of the page keeps the list in step when the professional changes). A posted
-        # form keeps every service, so that a wrong pair gets the message below rather than
-        # "Select a valid choice".
-        if not self.is_bound and "service" in self.fields:
-            professional = self.initial.get("professional")
-            if str(professional or "").isdigit():
-                self.fields["service"].queryset = performed_by(
-                    self.fields["service"].queryset, int(professional)
-                )
+        # Opened from the agenda with a professional: only their services are shown; the
+        # others stay in the list, hidden and disabled, for the page's script to show when
+        # another professional is chosen. Every service stays valid, so that a wrong pair
+        # gets the message below rather than "Select a valid choice".
+        field = self.fields.get("service")
+        professional = self.initial.get("professional")
+        if field is not None and not self.is_bound and str(professional or "").isdigit():
+            offered = performed_by(field.queryset, int(professional)).values_list("pk", flat=True)
+            select = ServiceSelect(offered={str(pk) for pk in offered}, choices=field.choices)
+            if isinstance(field.widget, RelatedFieldWidgetWrapper):  # keep its "+" link
+                field.widget.widget = select
+            else:
+                field.widget = select
 
     def clean(self):
         cleaned = super().clean()
