@@ -322,7 +322,10 @@ def _slots(search: _Search, professional_merged, room_merged) -> list[Slot]:
                 if (valid_from and day < valid_from) or (valid_until and day > valid_until):
                     continue
                 if interval_room is not None:
-                    choices = [interval_room]
+                    # Hours in a room the service cannot use (it needs others): none, as
+                    # booking refuses it ("… cannot take place in …").
+                    usable = not search.needs_room or interval_room in search.eligible
+                    choices = [interval_room] if usable else []
                 elif search.needs_room:
                     choices = search.eligible
                 elif search.room is not None:
