@@ -14,7 +14,9 @@ from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.contrib.admin.options import IS_POPUP_VAR
 from django.contrib.admin.utils import unquote
+from django.contrib.admin.widgets import RelatedFieldWidgetWrapper
 from django.core.exceptions import ValidationError
+from django.db.models import Q
 from django.http import HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -25,20 +27,35 @@ from django.utils.translation import gettext_lazy as _
 
 from clinic.admin_base import ClinicScopedAdmin, scope_queryset
 from clinic.audit import audit_staff_view
-from clinic.models import Patient
+from clinic.models import Patient, Professional
 from clinic.selectors import patient_search
 from clinic.tenancy import current_clinic
 
 from . import agenda, checkin, services
 from .choices import AppointmentStatus
-from .exceptions import SchedulingError
-from .models import Appointment
+from .exceptions import SchedulingError, wrong_pair_message
+from .models import Appointment, Service
 
 S = AppointmentStatus
 
 # ============================================================================================
 # Appointments
 # ============================================================================================
+
+
+class ServiceSelect(forms.Select):
+    """The service list of the booking form, with the services of other professionals
+    hidden (``offered``: the ids shown)."""
+
+    def __init__(self, *args, offered: set[str], **kwargs):
+        super().__init__(*args, **kwargs)
+        self.offered = offered
+
+    def create_option(self, name, value, *args, **kwargs):
+        option = super().create_option(name, value, *args, **kwargs)
+        if value not in ("", None) and str(value) not in self.offered:
+            option["attrs"].update(hidden=True, disabled=True)
+        return option
 
 
 class AppointmentBookForm(forms.ModelForm):
@@ -58,21 +75,29 @@ class AppointmentBookForm(forms.ModelForm):
         model = Appointment
         fields = ("patient", "service", "professional", "room", "start", "notes", "internal_notes")
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # Opened from the agenda with a professional: only their services are shown; the
+        # others stay in the list, hidden and disabled, for the page's script to show when
+        # another professional is chosen. Every service stays valid, so that a wrong pair
+        # gets the message below rather than "Select a valid choice".
+        field = self.fields.get("service")
+        professional = self.initial.get("professional")
+        if field is not None and not self.is_bound and str(professional or "").isdigit():
+            offered = performed_by(field.queryset, int(professional)).values_list("pk", flat=True)
+            select = ServiceSelect(offered={str(pk) for pk in offered}, choices=field.choices)
+            if isinstance(field.widget, RelatedFieldWidgetWrapper):  # keep its "+" link
+                field.widget.widget = select
+            else:
+                field.widget = select
+
     def clean(self):
         cleaned = super().clean()
         service, professional = cleaned.get("service"), cleaned.get("professional")
-        performers = service.professionals.all() if service else None
-        if (
-            professional
-            and performers is not None
-            and performers.exists()
-            and not performers.filter(pk=professional.pk).exists()
-        ):
-            self.add_error(
-                "professional",
-                gettext("%(professional)s does not perform %(service)s.")
-                % {"professional": professional, "service": service},
-            )
+        if service and professional:
+            offered = performed_by(self.fields["service"].queryset, professional.pk)
+            if not offered.filter(pk=service.pk).exists():
+                self.add_error("service", wrong_pair_message(professional, service, offered))
         return cleaned
 
     def _post_clean(self):
@@ -98,6 +123,27 @@ class AppointmentBookForm(forms.ModelForm):
                 self.add_error(name if name in self.fields else None, errors)
             if not exc.fields:
                 self.add_error(None, ValidationError(exc.message, code=exc.code))
+
+
+def performed_by(services, professional_id: int):
+    """The services a professional performs: those naming them, and those naming nobody
+    (anyone may perform them, as ``appointment_book`` decides)."""
+    return services.filter(Q(professionals=professional_id) | Q(professionals=None)).distinct()
+
+
+def services_by_professional(clinic) -> dict[str, list[int]]:
+    """For the add form's script: each active professional's active services (ids), in two
+    queries."""
+    professionals = list(
+        Professional.objects.for_clinic(clinic).filter(is_active=True).values_list("pk", flat=True)
+    )
+    found: dict[str, list[int]] = {str(pk): [] for pk in professionals}
+    rows = Service.objects.for_clinic(clinic).filter(is_active=True)
+    for service_id, professional_id in rows.values_list("pk", "professionals").order_by("pk"):
+        for pk in professionals if professional_id is None else [professional_id]:
+            if str(pk) in found and service_id not in found[str(pk)]:
+                found[str(pk)].append(service_id)
+    return found
 
 
 class AppointmentDayFilter(admin.SimpleListFilter):
@@ -415,12 +461,14 @@ class AppointmentAdmin(ClinicScopedAdmin):
         return agenda.render_in_zone(zone, super().changelist_view, request, extra)
 
     def add_view(self, request, form_url="", extra_context=None):
-        if current_clinic(request) is None:
+        clinic = current_clinic(request)
+        if clinic is None:
             messages.warning(request, gettext("Choose a clinic at the top of the page first."))
             return HttpResponseRedirect(
                 reverse("admin:scheduling_appointment_changelist", current_app=self.admin_site.name)
             )
-        return super().add_view(request, form_url, extra_context)
+        extra = {"services_by_professional": services_by_professional(clinic)}
+        return super().add_view(request, form_url, {**extra, **(extra_context or {})})
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
         obj = self.get_object(request, unquote(object_id))  # another clinic's: 404

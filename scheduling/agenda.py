@@ -35,7 +35,7 @@ from clinic.models import Professional, Room
 from clinic.tenancy import current_clinic
 
 from . import conf, services
-from .availability import slot_list_available
+from .availability import Slot, holiday_name, slot_list_available, slots_for_reception
 from .choices import OCCUPYING_STATUSES, TRANSITIONS, AppointmentStatus
 from .exceptions import SchedulingError
 from .models import Appointment, ClinicClosure, TimeOff, WorkingHours
@@ -46,6 +46,12 @@ RESCHEDULE_DAYS = 14
 # Shown in the grid; cancelled and rescheduled ones are listed under it, so that their
 # time shows as free (and bookable) again.
 GRID_STATUSES = (*OCCUPYING_STATUSES, S.NO_SHOW)
+
+
+#: A working row where nothing can start (why it is not "free").
+NOT_BOOKABLE = gettext_lazy(
+    "Not bookable: no service fits here (buffers, a gap too short, or the past)"
+)
 
 
 # --- Time zone ------------------------------------------------------------------------------
@@ -241,14 +247,45 @@ class AgendaItem:
         return self.appointment.status == S.SCHEDULED
 
 
+@dataclass(frozen=True)
+class Bookable:
+    """A time the agenda offers: a slot of ``slots_for_reception`` (of one or more services
+    starting then), in the clinic's local time."""
+
+    start: datetime  # local
+    professional_id: int
+    room_id: int | None
+    service_ids: tuple[int, ...]
+
+
+def bookables(slots_by_service: dict[int, list[Slot]], zone) -> list[Bookable]:
+    """The offered times, one per (start, professional, room), naming every service that
+    can start then, sorted by start."""
+    found: dict[tuple, list[int]] = {}
+    for service_id, slots in slots_by_service.items():
+        for slot in slots:
+            found.setdefault((slot.start, slot.professional_id, slot.room_id), []).append(
+                service_id
+            )
+    return [
+        Bookable(start.astimezone(zone), professional_id, room_id, tuple(sorted(services)))
+        for (start, professional_id, room_id), services in sorted(
+            found.items(), key=lambda f: (f[0][0], f[0][1], f[0][2] or 0)
+        )
+    ]
+
+
 @dataclass
 class Cell:
-    kind: str  # "busy" (appointments), "free" (bookable), "off" (time off), "closed"
+    # "busy" (appointments), "free" (bookable), "full" (working, but nothing fits: buffers,
+    # a gap too short, the past), "off" (time off), "closed"
+    kind: str
     rowspan: int = 1
     items: list[AgendaItem] = field(default_factory=list)
     start: datetime | None = None  # local
     book_url: str = ""
     note: str = ""
+    offered: Bookable | None = None  # what a "free" cell books
 
 
 @dataclass
@@ -262,6 +299,8 @@ class Column:
     open_minutes: list[tuple[int, int, int | None]]
     off_minutes: list[tuple[int, int, str]]  # time off: from, until, reason
     book_params: dict
+    # What can be booked in this column, from the same computation booking relies on.
+    bookable: list[Bookable] = field(default_factory=list)
     closed: str = ""  # reason the clinic is closed that day
     link: str = ""
     color: str = ""
@@ -321,6 +360,10 @@ def grid_build(*, columns: list[Column], zone, step: int, add_url: str) -> list[
             cells[lo] = Cell("busy", rowspan=hi - lo, items=items)
             covered.update(range(lo + 1, hi))
         midnight = datetime.combine(column.day, time.min, tzinfo=zone)
+
+        def row_end(row_start: datetime) -> datetime:
+            return row_start + timedelta(minutes=step)
+
         for index in range(count):
             if cells[index] is not None or index in covered:
                 continue
@@ -330,16 +373,23 @@ def grid_build(*, columns: list[Column], zone, step: int, add_url: str) -> list[
                 (r for lo, hi, r in column.off_minutes if lo < minute + step and minute < hi),
                 None,
             )
+            # The first time offered inside this row (the grid of the slots may not be the
+            # grid of the rows: intervals starting at 08:10, rows of 15 minutes).
+            offered = next((b for b in column.bookable if start <= b.start < row_end(start)), None)
             if column.closed:
                 cells[index] = Cell("closed", start=start, note=column.closed)
+            elif offered is not None:
+                cells[index] = Cell(
+                    "free",
+                    start=offered.start,
+                    book_url=book_url(add_url, column.book_params, offered),
+                    note=column.label,
+                    offered=offered,
+                )
             elif off is not None:
                 cells[index] = Cell("off", start=start, note=off or _("Time off"))
-            elif interval := next((i for i in column.open_minutes if i[0] <= minute < i[1]), None):
-                params = {**column.book_params, "start": start.strftime("%Y-%m-%dT%H:%M")}
-                if interval[2] and "room" not in params:
-                    params["room"] = interval[2]  # where the professional attends then
-                url = f"{add_url}?{urlencode(params)}"
-                cells[index] = Cell("free", start=start, book_url=url, note=column.label)
+            elif any(i[0] <= minute < i[1] for i in column.open_minutes):
+                cells[index] = Cell("full", start=start, note=NOT_BOOKABLE)
             else:
                 cells[index] = Cell("closed", start=start)
         column.cells = cells
@@ -354,6 +404,21 @@ def grid_build(*, columns: list[Column], zone, step: int, add_url: str) -> list[
             )
         )
     return rows
+
+
+def book_url(add_url: str, params: dict, offered: Bookable) -> str:
+    """The add form prefilled with the offered time, its professional, its room and, when
+    only one service fits there, that service."""
+    params = {
+        **params,
+        "professional": offered.professional_id,
+        "start": offered.start.strftime("%Y-%m-%dT%H:%M"),
+    }
+    if offered.room_id is not None:
+        params["room"] = offered.room_id
+    if len(offered.service_ids) == 1:
+        params["service"] = offered.service_ids[0]
+    return f"{add_url}?{urlencode(params)}"
 
 
 def _step(clinic) -> int:
@@ -430,13 +495,16 @@ def _day_view(model_admin, request, clinic, zone):
     closed = _closure_on(
         ClinicClosure.objects.for_clinic(clinic).filter(start_date__lte=day, end_date__gte=day),
         day,
-    )
+    ) or holiday_name(clinic, day)
+    offered = bookables(slots_for_reception(clinic=clinic, start=day_start, end=day_end), zone)
     items = [_item(model_admin, a, zone) for a in appointments]
     in_grid = [i for i in items if i.appointment.status in GRID_STATUSES]
     columns = (
-        _room_columns(clinic, day, zone, in_grid, hours, time_off, closed)
+        _room_columns(clinic, day, zone, in_grid, hours, time_off, closed, offered)
         if by == "room"
-        else _professional_columns(model_admin, clinic, day, zone, in_grid, hours, time_off, closed)
+        else _professional_columns(
+            model_admin, clinic, day, zone, in_grid, hours, time_off, closed, offered
+        )
     )
     add_url = _admin_url(model_admin, "scheduling_appointment_add")
     rows = grid_build(columns=columns, zone=zone, step=_step(clinic), add_url=add_url)
@@ -469,7 +537,7 @@ def _day_view(model_admin, request, clinic, zone):
     return TemplateResponse(request, "scheduling/admin/agenda_day.html", context)
 
 
-def _professional_columns(model_admin, clinic, day, zone, items, hours, time_off, closed):
+def _professional_columns(model_admin, clinic, day, zone, items, hours, time_off, closed, offered):
     booked = {i.appointment.professional_id for i in items}
     working = {h.professional_id for h in hours}
     professionals = [
@@ -493,13 +561,14 @@ def _professional_columns(model_admin, clinic, day, zone, items, hours, time_off
             open_minutes=_hours_minutes(h for h in hours if h.professional_id == p.pk),
             off_minutes=_off_minutes((t for t in time_off if t.professional_id == p.pk), day, zone),
             book_params={"professional": p.pk},
+            bookable=[b for b in offered if b.professional_id == p.pk],
             closed=closed,
         )
         for p in professionals
     ]
 
 
-def _room_columns(clinic, day, zone, items, hours, time_off, closed):
+def _room_columns(clinic, day, zone, items, hours, time_off, closed, offered):
     used = {i.appointment.room_id for i in items}
     rooms = [
         r for r in Room.objects.for_clinic(clinic).order_by("name") if r.is_active or r.pk in used
@@ -516,6 +585,7 @@ def _room_columns(clinic, day, zone, items, hours, time_off, closed):
                 open_minutes=_hours_minutes(own or hours),
                 off_minutes=_off_minutes((t for t in time_off if t.room_id == room.pk), day, zone),
                 book_params={"room": room.pk},
+                bookable=[b for b in offered if b.room_id == room.pk],
                 closed=closed,
             )
         )
@@ -581,6 +651,12 @@ def _week_view(model_admin, request, clinic, zone):
                 start_date__lte=days[-1], end_date__gte=days[0]
             )
         )
+        offered = bookables(
+            slots_for_reception(
+                clinic=clinic, professional=professional, start=week_start, end=week_end
+            ),
+            zone,
+        )
         for d in days:
             day_items = [i for i in items if i.start.date() == d]
             day_hours = [h for h in hours if h.applies_on(d)]
@@ -596,7 +672,8 @@ def _week_view(model_admin, request, clinic, zone):
                     open_minutes=_hours_minutes(day_hours),
                     off_minutes=_off_minutes(time_off, d, zone),
                     book_params={"professional": professional.pk},
-                    closed=_closure_on(closures, d),
+                    bookable=[b for b in offered if b.start.date() == d],
+                    closed=_closure_on(closures, d) or holiday_name(clinic, d),
                 )
             )
         add_url = _admin_url(model_admin, "scheduling_appointment_add")

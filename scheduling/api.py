@@ -39,7 +39,7 @@ from .agenda_setup import agenda_setup
 from .availability import slot_list_available
 from .availability_cache import availability_answer_get, availability_answer_set
 from .choices import AppointmentStatus, Channel
-from .exceptions import SlotUnavailable
+from .exceptions import SlotUnavailable, wrong_pair_message
 from .models import Appointment, Service
 from .services import (
     appointment_book,
@@ -303,9 +303,11 @@ class AppointmentBookSerializer(serializers.Serializer):
 
     def validate(self, attrs):
         setup = self.context["setup"]
-        if not setup.performs(attrs["service"].pk, attrs["professional"].pk):
+        professional, service = attrs["professional"], attrs["service"]
+        if not setup.performs(service.pk, professional.pk):
+            offered = [s for s in setup.services.values() if setup.performs(s.pk, professional.pk)]
             raise serializers.ValidationError(
-                {"professional": [_("This professional does not perform this service.")]}
+                {"professional": [wrong_pair_message(professional, service, offered)]}
             )
         return attrs
 

@@ -28,6 +28,7 @@ import holidays
 from django.db import connection
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.translation import get_language
 
 from .agenda_setup import AgendaSetup, agenda_setup
 from .choices import OCCUPYING_STATUSES
@@ -80,21 +81,132 @@ def slot_list_available(
     """
     if start.tzinfo is None or end.tzinfo is None:
         raise ValueError("slot_list_available needs aware datetimes")
-    if not service.is_active or service.clinic_id != clinic.pk:
+    setup = setup or agenda_setup(clinic.pk)
+    if setup.clinic_id != clinic.pk:
+        raise ValueError("slot_list_available got another clinic's agenda setup")
+    search = _search_prepare(
+        clinic,
+        service,
+        professional=professional,
+        room=room,
+        start=start,
+        end=end,
+        now=now or timezone.now(),
+        setup=setup,
+        published=True,
+    )
+    if search is None:
         return []
+    professional_busy, room_busy = _busy_time(
+        clinic.pk,
+        professional_ids=search.professional_ids,
+        room_ids=search.room_ids,
+        lo=search.busy_lo,
+        hi=search.busy_hi,
+        professional_appointments=not professional_checked,
+    )
+    return _slots(search, _merged(professional_busy), _merged(room_busy))
+
+
+def slots_for_reception(
+    *,
+    clinic,
+    start: datetime,
+    end: datetime,
+    professional=None,
+    now: datetime | None = None,
+    setup: AgendaSetup | None = None,
+) -> dict[int, list[Slot]]:
+    """The slots reception can book, by service id: every active service of the clinic (of
+    ``professional`` only, when given) starting in ``[start, end)``, computed exactly as
+    :func:`slot_list_available` computes them (working hours, time off, closures, holidays,
+    rooms, occupying appointments with both buffers), except that reception is not held to
+    a service's minimum notice or maximum advance — only to the future. The agenda draws
+    its free time from this, so every time it offers books. A fixed number of queries
+    whatever the number of services: the setup (or none while it is kept), the active
+    services, and one read of the busy time for all of them."""
+    setup = setup or agenda_setup(clinic.pk)
+    now = now or timezone.now()
+    searches = []
+    for service in setup.services.values():
+        if professional is not None and not setup.performs(service.pk, professional.pk):
+            continue
+        search = _search_prepare(
+            clinic,
+            service,
+            professional=professional,
+            room=None,
+            start=start,
+            end=end,
+            now=now,
+            setup=setup,
+            published=False,
+        )
+        if search is not None:
+            searches.append(search)
+    if not searches:
+        return {}
+    professional_busy, room_busy = _busy_time(
+        clinic.pk,
+        professional_ids=sorted({pk for s in searches for pk in s.professional_ids}),
+        room_ids=sorted({pk for s in searches for pk in s.room_ids}),
+        lo=min(s.busy_lo for s in searches),
+        hi=max(s.busy_hi for s in searches),
+        professional_appointments=True,
+    )
+    professional_merged, room_merged = _merged(professional_busy), _merged(room_busy)
+    return {s.service.pk: _slots(s, professional_merged, room_merged) for s in searches}
+
+
+@dataclass(slots=True)
+class _Search:
+    """One service's search, ready for the busy time (times in microseconds)."""
+
+    service: object
+    lo: int  # slot starts lie in [lo, hi]
+    hi: int
+    duration: int
+    before: int
+    after: int
+    step: int
+    tz: ZoneInfo
+    first_day: date
+    last_day: date
+    professional_ids: list[int]
+    by_weekday: dict
+    needs_room: bool
+    eligible: list[int]
+    room: object
+    room_ids: list[int]
+    closed: set
+    busy_lo: datetime  # every occupied range of a possible slot lies inside [busy_lo, busy_hi)
+    busy_hi: datetime
+
+
+def _search_prepare(
+    clinic, service, *, professional, room, start, end, now, setup, published
+) -> _Search | None:
+    """Steps 1-4 of a search, from the agenda's setup: the bounds on a slot's start, the
+    candidates and their working hours valid in the range, the rooms, the closed days.
+    ``published``: the service's minimum notice and maximum advance apply (patients and
+    partners); otherwise only the past is out (reception). None when nothing can be free."""
+    if not service.is_active or service.clinic_id != clinic.pk:
+        return None
     if professional is not None and (
         professional.clinic_id != clinic.pk or not professional.is_active
     ):
-        return []
+        return None
     if room is not None and (room.clinic_id != clinic.pk or not room.is_active):
-        return []
-    now = now or timezone.now()
+        return None
 
     # Bounds on a slot start s, in microseconds: lo <= s <= hi.
-    lo = _us(max(start, now + timedelta(minutes=service.min_notice_minutes)))
-    hi = min(_us(now + timedelta(days=service.max_advance_days)), _us(end) - 1)
+    if published:
+        lo = _us(max(start, now + timedelta(minutes=service.min_notice_minutes)))
+        hi = min(_us(now + timedelta(days=service.max_advance_days)), _us(end) - 1)
+    else:
+        lo, hi = _us(max(start, now)), _us(end) - 1
     if lo > hi:
-        return []
+        return None
     duration = service.duration_minutes * _MINUTE
     before = service.buffer_before_minutes * _MINUTE
     after = service.buffer_after_minutes * _MINUTE
@@ -102,20 +214,15 @@ def slot_list_available(
     tz = ZoneInfo(clinic.time_zone)
     first_day = _dt(lo).astimezone(tz).date()
     last_day = _dt(hi).astimezone(tz).date()
-    # Every occupied range of a possible slot lies inside [busy_lo, busy_hi).
-    busy_lo, busy_hi = _dt(lo - before), _dt(hi + duration + after)
 
     # 1-4. From the agenda's setup (kept per process with Redis): the candidates, their
     # working hours valid somewhere in the range, the rooms the service needs when a
     # working interval names none, the days the clinic is closed.
-    setup = setup or agenda_setup(clinic.pk)
-    if setup.clinic_id != clinic.pk:
-        raise ValueError("slot_list_available got another clinic's agenda setup")
     professional_ids = setup.candidates.get(service.pk, [])
     if professional is not None:
         professional_ids = [professional.pk] if professional.pk in professional_ids else []
     if not professional_ids:
-        return []
+        return None
 
     wanted = set(professional_ids)
     by_weekday = defaultdict(list)
@@ -134,15 +241,39 @@ def slot_list_available(
             interval_rooms.add(room_id)
         by_weekday[weekday].append((pk, from_time, until_time, room_id, *valid))
     if not by_weekday:
-        return []
+        return None
 
     service_rooms = setup.service_rooms.get(service.pk, [])
-    needs_room = bool(service_rooms)
     eligible = [pk for pk, active, owner in service_rooms if active and owner == clinic.pk]
     if room is not None:
         eligible = [room.pk] if room.pk in eligible else []
-    room_ids = sorted(interval_rooms | set(eligible))
 
+    return _Search(
+        service=service,
+        lo=lo,
+        hi=hi,
+        duration=duration,
+        before=before,
+        after=after,
+        step=step,
+        tz=tz,
+        first_day=first_day,
+        last_day=last_day,
+        professional_ids=professional_ids,
+        by_weekday=by_weekday,
+        needs_room=bool(service_rooms),
+        eligible=eligible,
+        room=room,
+        room_ids=sorted(interval_rooms | set(eligible)),
+        closed=closed_days(clinic, first_day, last_day, setup=setup),
+        busy_lo=_dt(lo - before),
+        busy_hi=_dt(hi + duration + after),
+    )
+
+
+def closed_days(clinic, first_day: date, last_day: date, *, setup: AgendaSetup) -> set[date]:
+    """The clinic's closed days in ``[first_day, last_day]``: its closures, and the national
+    holidays unless it works on them (option ``work_on_holidays``)."""
     closed = set()
     for closure_start, closure_end in setup.closures:
         day = max(closure_start, first_day)
@@ -151,35 +282,53 @@ def slot_list_available(
             day += timedelta(days=1)
     if not clinic_option(clinic, "work_on_holidays"):
         for year in range(first_day.year, last_day.year + 1):
-            closed |= _national_holidays(year)
+            closed |= {d for d in _national_holidays(year) if first_day <= d <= last_day}
+    return closed
 
-    # 5. Busy time: time off and occupying appointments, in one round trip.
-    professional_busy, room_busy = _busy_time(
-        clinic.pk,
-        professional_ids=professional_ids,
-        room_ids=room_ids,
-        lo=busy_lo,
-        hi=busy_hi,
-        professional_appointments=not professional_checked,
-    )
-    professional_merged = {pk: _merge(professional_busy.get(pk, [])) for pk in professional_ids}
-    room_merged = {pk: _merge(room_busy.get(pk, [])) for pk in room_ids}
 
-    # 6. Walk each working interval of each open day on the grid.
+def holiday_name(clinic, day: date) -> str:
+    """The national holiday's name on ``day`` when the clinic closes for it, else ""."""
+    if clinic_option(clinic, "work_on_holidays"):
+        return ""
+    language = "pt_BR" if (get_language() or "").lower().startswith("pt") else "en_US"
+    return _holiday_names(day.year, language).get(day, "")
+
+
+@lru_cache(maxsize=32)
+def _holiday_names(year: int, language: str) -> dict[date, str]:
+    return dict(holidays.country_holidays("BR", years=year, language=language).items())
+
+
+def _merged(busy: BusyTime) -> dict[int, tuple[list[int], list[int]]]:
+    return defaultdict(lambda: ([], []), {pk: _merge(rows) for pk, rows in busy.items()})
+
+
+def _slots(search: _Search, professional_merged, room_merged) -> list[Slot]:
+    """Step 6: walk each working interval of each open day on the grid."""
+    lo, hi, step = search.lo, search.hi, search.step
+    duration, before, after, tz = search.duration, search.before, search.after, search.tz
     found = set()
-    day = first_day
-    while day <= last_day:
-        if day not in closed:
-            for pk, from_time, until_time, interval_room, valid_from, valid_until in by_weekday.get(
-                day.weekday(), ()
-            ):
+    day = search.first_day
+    while day <= search.last_day:
+        if day not in search.closed:
+            for (
+                pk,
+                from_time,
+                until_time,
+                interval_room,
+                valid_from,
+                valid_until,
+            ) in search.by_weekday.get(day.weekday(), ()):
                 if (valid_from and day < valid_from) or (valid_until and day > valid_until):
                     continue
                 if interval_room is not None:
-                    choices = [interval_room]
-                elif needs_room:
-                    choices = eligible
-                elif room is not None:
+                    # Hours in a room the service cannot use (it needs others): none, as
+                    # booking refuses it ("… cannot take place in …").
+                    usable = not search.needs_room or interval_room in search.eligible
+                    choices = [interval_room] if usable else []
+                elif search.needs_room:
+                    choices = search.eligible
+                elif search.room is not None:
                     continue  # these hours take no room, and only that room was asked for
                 else:
                     choices = None

@@ -1,5 +1,10 @@
 """Demo data of the agenda, found by ``manage.py seed_demo``: services, working hours and
-two weeks of appointments around today in every status. Idempotent."""
+two weeks of appointments around today in every status. Idempotent.
+
+The appointments obey the agenda's own rules: each is booked at a time the availability
+computation offers that day (working hours, holidays, buffers), about a third of each
+professional's time, so the coming week always has free times to book — whatever the day,
+or the hour, the demo is seeded (a weekend, a holiday, late evening, New Year's Eve)."""
 
 from contextlib import suppress
 from datetime import datetime, time, timedelta
@@ -12,6 +17,8 @@ from django.utils import timezone
 from clinic.models import Patient, Professional, Room
 
 from . import services
+from .agenda_setup import agenda_setup
+from .availability import slots_for_reception
 from .choices import ServiceCategory
 from .exceptions import SchedulingError
 from .models import Appointment, Service, WorkingHours
@@ -85,32 +92,48 @@ def _hours(clinic) -> None:
         )
 
 
+#: Appointments per service and professional on an open day (a third of a day or less).
+PER_DAY = 3
+
+
 def _appointments(clinic, rng) -> int:
     zone = ZoneInfo(clinic.time_zone)
     today = timezone.now().astimezone(zone).date()
     patients = list(Patient.objects.for_clinic(clinic).order_by("pk"))
-    catalogue = list(Service.objects.for_clinic(clinic).prefetch_related("professionals"))
+    professionals = {p.pk: p for p in Professional.objects.for_clinic(clinic)}
+    setup = agenda_setup(clinic.pk)
     booked = 0
     for offset in range(-7, 8):
         day = today + timedelta(days=offset)
-        if day.weekday() >= 5 and offset != 0:
-            continue  # weekends are closed, but today always has patients: the demo shows
-            # check-in and the day view on any day
-        for service in catalogue:
-            for professional in service.professionals.all():
-                for hour in rng.sample([8, 9, 10, 11, 13, 14, 15, 16, 17], k=3):
-                    start = datetime.combine(day, time(hour, rng.choice([0, 30])), tzinfo=zone)
+        day_start = datetime.combine(day, time.min, tzinfo=zone)
+        # The times reception could book that day, as seen from its first minute (so past
+        # days have them too); closed days (weekends, holidays) have none.
+        offered = slots_for_reception(
+            clinic=clinic,
+            start=day_start,
+            end=day_start + timedelta(days=1),
+            now=day_start,
+            setup=setup,
+        )
+        for service_id, slots in sorted(offered.items()):
+            service = setup.services[service_id]
+            by_professional: dict[int, list] = {}
+            for slot in slots:
+                by_professional.setdefault(slot.professional_id, []).append(slot)
+            for professional_id, choices in sorted(by_professional.items()):
+                for slot in rng.sample(choices, k=min(PER_DAY, len(choices))):
                     try:
                         appointment = services.appointment_book(
                             clinic=clinic,
                             patient=rng.choice(patients),
-                            professional=professional,
+                            professional=professionals[professional_id],
                             service=service,
-                            start=start,
+                            start=slot.start,
+                            room=Room.objects.get(pk=slot.room_id) if slot.room_id else None,
                             booked_via=rng.choice(["reception", "reception", "whatsapp", "phone"]),
                         )
                     except SchedulingError:
-                        continue  # busy patient or professional: the demo just skips it
+                        continue  # taken by an earlier pick, or the patient is busy: skip it
                     _advance(appointment, offset, rng)
                     booked += 1
     return booked
@@ -120,9 +143,11 @@ def _advance(appointment, offset, rng) -> None:
     """Move an appointment along the status machine as its day suggests."""
     roll = rng.random()
     if offset > 0 and roll < 0.08:
-        with suppress(SchedulingError):  # that slot is taken next week: leave it
+        with suppress(SchedulingError):  # next week's slot is taken or closed: leave it
             services.appointment_reschedule(
-                appointment=appointment, start=appointment.start + timedelta(days=7)
+                appointment=appointment,
+                start=appointment.start + timedelta(days=7),
+                check_availability=True,  # working hours and holidays, as the portal books
             )
         return
     if offset < 0:

@@ -1,5 +1,6 @@
 """Errors of the scheduling app (rendered as form errors in the admin, HTTP errors later)."""
 
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from config.errors import ApplicationError
@@ -60,3 +61,17 @@ class SeriesClash(SchedulingError):
     def __init__(self, message, *, clashes):
         super().__init__(message)
         self.clashes = clashes
+
+
+def wrong_pair_message(professional, service, offered) -> str:
+    """Why a professional cannot be booked for a service, naming what they do perform
+    (``offered``: their active services) so that the fix is one choice away."""
+    names = ", ".join(sorted(str(s) for s in offered))
+    if not names:
+        return gettext("%(professional)s does not perform %(service)s, nor any active service.") % {
+            "professional": professional,
+            "service": service,
+        }
+    return gettext(
+        "%(professional)s does not perform %(service)s. Services of %(professional)s: %(services)s."
+    ) % {"professional": professional, "service": service, "services": names}

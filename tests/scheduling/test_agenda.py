@@ -162,6 +162,7 @@ def test_it_flags_first_visits_and_unconfirmed_appointments(desk, reception):
     assert (items[back.pk].first_visit, items[back.pk].unconfirmed) == (False, False)
 
 
+@time_machine.travel(at(7), tick=False)
 def test_free_working_slots_link_to_the_add_form_prefilled(desk, reception):
     appointment(desk, at(8))
 
@@ -172,12 +173,17 @@ def test_free_working_slots_link_to_the_add_form_prefilled(desk, reception):
     cell = row.cells[helena]
     assert cell.kind == "free"
     query = parse_qs(urlsplit(cell.book_url).query)
-    assert query == {"professional": [str(desk.helena.pk)], "start": ["2026-03-02T09:00"]}
+    assert query == {
+        "professional": [str(desk.helena.pk)],
+        "start": ["2026-03-02T09:00"],
+        "service": [str(desk.service.pk)],  # the one service that fits there
+    }
     form = reception.get(cell.book_url).context["adminform"].form
     assert str(form.initial["professional"]) == str(desk.helena.pk)
     assert form.initial["start"] == at(9)
 
 
+@time_machine.travel(at(7), tick=False)
 def test_a_free_slot_in_hours_tied_to_a_room_prefills_the_room(desk, reception):
     response = day_view(reception)
 
@@ -196,6 +202,7 @@ def test_a_missing_or_odd_date_shows_today(desk, reception, asked):
     assert response.context["day"] == MONDAY
 
 
+@time_machine.travel(at(7), tick=False)
 def test_time_off_and_hours_outside_work_are_not_bookable(desk, reception):
     TimeOffFactory(professional=desk.helena, start=at(10), end=at(11), reason="Curso")
 
@@ -203,13 +210,73 @@ def test_time_off_and_hours_outside_work_are_not_bookable(desk, reception):
 
     helena = [c.label for c in response.context["columns"]].index("Dra. Helena Prado")
     kinds = {r.label: r.cells[helena].kind for r in response.context["rows"]}
-    assert (kinds["09:45"], kinds["10:00"], kinds["10:45"], kinds["11:00"]) == (
+    # 09:45 is working time, but a 30-minute consultation would run into the course.
+    assert [kinds[t] for t in ("09:30", "09:45", "10:00", "10:45", "11:00")] == [
         "free",
+        "full",
         "off",
         "off",
         "free",
-    )
+    ]
     assert kinds["13:00"] == "closed"
+
+
+def kinds_of(response, column_label):
+    index = [c.label for c in response.context["columns"]].index(column_label)
+    # A row covered by an appointment above it has no cell of its own: "busy" too.
+    return {
+        r.label: r.cells[index].kind if r.cells[index] else "busy" for r in response.context["rows"]
+    }
+
+
+@time_machine.travel(at(7), tick=False)
+def test_the_time_after_an_appointment_stays_busy_for_its_buffer(desk, reception):
+    desk.service.buffer_after_minutes = 10
+    desk.service.save()
+    appointment(desk, at(8))  # 08:00–08:30, the professional busy until 08:40
+
+    kinds = kinds_of(day_view(reception), "Dra. Helena Prado")
+
+    assert (kinds["08:00"], kinds["08:30"], kinds["08:45"]) == ("busy", "full", "free")
+
+
+@time_machine.travel(at(7), tick=False)
+def test_the_time_before_an_appointment_is_free_only_if_a_service_fits(desk, reception):
+    appointment(desk, at(9))  # the only service lasts 30 minutes
+
+    kinds = kinds_of(day_view(reception), "Dra. Helena Prado")
+
+    assert (kinds["08:30"], kinds["08:45"], kinds["09:00"]) == ("free", "full", "busy")
+
+
+@time_machine.travel(at(10, 5), tick=False)
+def test_the_past_is_not_offered(desk, reception):
+    kinds = kinds_of(day_view(reception), "Dra. Helena Prado")
+
+    assert (kinds["09:45"], kinds["10:00"], kinds["10:15"]) == ("full", "full", "free")
+
+
+@time_machine.travel(at(7, day=date(2026, 4, 21)), tick=False)
+def test_a_national_holiday_is_closed_and_named(desk, reception):
+    WorkingHoursFactory(professional=desk.helena, weekday=1)  # Tuesdays too
+
+    response = day_view(reception, date="2026-04-21")  # Tiradentes
+
+    assert response.context["closed"] == "Tiradentes"
+    kinds = kinds_of(response, "Dra. Helena Prado")
+    assert set(kinds.values()) == {"closed"}
+
+
+@time_machine.travel(at(7), tick=False)
+def test_a_free_time_off_the_rows_grid_links_to_the_time_that_books(desk, reception):
+    desk.helena.working_hours.update(start_time=time(8, 10))  # slots at 08:10, 08:25 …
+
+    response = day_view(reception)
+
+    row = next(r for r in response.context["rows"] if r.label == "08:15")
+    helena = [c.label for c in response.context["columns"]].index("Dra. Helena Prado")
+    query = parse_qs(urlsplit(row.cells[helena].book_url).query)
+    assert query["start"] == ["2026-03-02T08:25"]
 
 
 def test_the_day_by_room_has_one_column_per_room(desk, reception):

@@ -562,10 +562,33 @@ def test_an_invalid_booking_is_a_400_with_a_field_map(body, fields, agenda, api_
 def test_booking_a_professional_who_does_not_perform_the_service_is_a_field_error(
     agenda, api_client
 ):
-    outsider = ProfessionalFactory(clinic=agenda.clinic)
+    outsider = ProfessionalFactory(clinic=agenda.clinic, full_name="Dr. Igor Lima")
+    ServiceFactory(clinic=agenda.clinic, name="Pilates", professionals=[outsider])
     body = booking(agenda, professional=outsider.pk)
-    response = post(api_client(agenda.clinic), f"{API}/appointments/", body)
-    assert set(assert_problem(response, 400)["errors"]) == {"professional"}
+    response = post(
+        api_client(agenda.clinic), f"{API}/appointments/", body, **{"Accept-Language": "en"}
+    )
+    assert assert_problem(response, 400)["errors"] == {
+        "professional": [
+            f"Dr. Igor Lima does not perform {agenda.service.name}. "
+            "Services of Dr. Igor Lima: Pilates."
+        ]
+    }
+
+
+def test_a_refused_booking_says_until_when_the_professional_is_busy(agenda, api_client):
+    agenda.service.buffer_after_minutes = 10
+    agenda.service.save()
+    client = api_client(agenda.clinic)
+    assert post(client, f"{API}/appointments/", booking(agenda)).status_code == 201
+    later = booking(agenda, patient=PatientFactory(clinic=agenda.clinic).pk)
+    later["start"] = (agenda.nine + timedelta(minutes=30)).isoformat()
+
+    response = post(client, f"{API}/appointments/", later, **{"Accept-Language": "en"})
+
+    problem = assert_problem(response, 409)
+    assert problem["conflicts"] == ["professional"]
+    assert "is busy until 09:40 (appointment 09:00–09:30 plus 10 min buffer)" in problem["detail"]
 
 
 # --- Idempotency ----------------------------------------------------------------------------

@@ -1,6 +1,8 @@
 """The appointment admin: the changelist, booking through the add form, the read-only
 change page and the bulk status actions (scheduling/admin.py)."""
 
+import json
+import re
 from datetime import date, datetime, time
 from types import SimpleNamespace
 from zoneinfo import ZoneInfo
@@ -198,8 +200,26 @@ def test_booking_a_taken_slot_shows_what_clashes_and_saves_nothing(desk, recepti
 
     assert response.status_code == 200
     errors = response.context["adminform"].form.non_field_errors()
-    assert errors == ["Time slot unavailable: the professional is busy."]
+    assert errors == [
+        "Time slot unavailable: Dra. Helena Prado is busy from 09:15 until 09:45 "
+        "(appointment 09:15–09:45)."
+    ]
     assert Appointment.objects.count() == 1
+
+
+def test_booking_right_after_an_appointment_says_its_buffer_keeps_the_professional_busy(
+    desk, reception, patient_a
+):
+    desk.service.buffer_after_minutes = 10
+    desk.service.save()
+    appointment(desk, at(8, 30))  # 08:30–09:00, busy until 09:10
+
+    response = reception.post(ADD, booking(desk, patient_a), HTTP_ACCEPT_LANGUAGE="en")
+
+    assert response.context["adminform"].form.non_field_errors() == [
+        "Time slot unavailable: Dra. Helena Prado is busy until 09:10 "
+        "(appointment 08:30–09:00 plus 10 min buffer)."
+    ]
 
 
 def test_booking_names_the_room_when_the_room_clashes(desk, reception, patient_a):
@@ -227,12 +247,54 @@ def test_the_add_form_refuses_another_clinics_patient(desk, reception, patient_b
 def test_the_add_form_refuses_a_professional_who_does_not_perform_the_service(
     desk, reception, patient_a
 ):
-    stranger = ProfessionalFactory(clinic=desk.clinic)
+    stranger = ProfessionalFactory(clinic=desk.clinic, full_name="Dr. Igor Lima")
+    ServiceFactory(clinic=desk.clinic, name="Pilates", professionals=[stranger])
 
-    response = reception.post(ADD, booking(desk, patient_a, professional=stranger.pk))
+    response = reception.post(
+        ADD, booking(desk, patient_a, professional=stranger.pk), HTTP_ACCEPT_LANGUAGE="en"
+    )
 
-    assert "professional" in response.context["adminform"].form.errors
+    assert response.context["adminform"].form.errors["service"] == [
+        "Dr. Igor Lima does not perform Consulta. Services of Dr. Igor Lima: Pilates."
+    ]
     assert not Appointment.objects.exists()
+
+
+@pytest.fixture
+def catalogue(desk):
+    """Helena performs the consultation; Igor performs pilates; anyone the check-up."""
+    igor = ProfessionalFactory(clinic=desk.clinic, full_name="Dr. Igor Lima")
+    pilates = ServiceFactory(clinic=desk.clinic, name="Pilates", professionals=[igor])
+    checkup = ServiceFactory(clinic=desk.clinic, name="Check-up")
+    return SimpleNamespace(igor=igor, pilates=pilates, checkup=checkup)
+
+
+def test_the_add_form_for_a_professional_lists_only_the_services_they_provide(
+    desk, catalogue, reception
+):
+    response = reception.get(ADD, {"professional": desk.helena.pk})
+
+    shown = re.findall(
+        r'<option value="(\d+)"(?! hidden)[^>]*>([^<]+)</option>',
+        str(response.context["adminform"].form["service"]),
+    )
+    assert sorted(name for _pk, name in shown) == ["Check-up", "Consulta"]
+    # Pilates stays in the list, hidden, for when another professional is chosen.
+    assert f'<option value="{catalogue.pilates.pk}" hidden disabled>' in response.content.decode()
+
+
+def test_the_service_list_follows_the_professional_chosen_on_the_page(desk, catalogue, reception):
+    page = reception.get(ADD).content.decode()
+
+    start = page.index('id="services-by-professional"')
+    data = json.loads(page[page.index(">", start) + 1 : page.index("</script>", start)])
+    assert sorted(data[str(desk.helena.pk)]) == sorted([desk.service.pk, catalogue.checkup.pk])
+    assert sorted(data[str(catalogue.igor.pk)]) == sorted(
+        [catalogue.pilates.pk, catalogue.checkup.pk]
+    )
+    # The script is the project's own (no CDN), and the page keeps every service without it.
+    assert '<script src="/static/scheduling/booking-form.js" defer>' in page
+    assert "Pilates" in page and "Consulta" in page
 
 
 def test_the_add_form_offers_only_this_clinics_choices(desk, clinic_b, reception):

@@ -392,6 +392,19 @@ def test_hours_in_a_room_closed_for_good_give_nothing(clinic_a, helena, consulta
     assert available(clinic_a, consulta, day=MONDAY + timedelta(days=1)) == []
 
 
+def test_hours_in_a_room_the_service_cannot_use_offer_no_slot_for_it(clinic_a, helena):
+    studio = RoomFactory(clinic=clinic_a, name="Estúdio de pilates")
+    office = RoomFactory(clinic=clinic_a, name="Consultório 1")
+    pilates = ServiceFactory(clinic=clinic_a, professionals=[helena], rooms=[studio])
+    tuesday = MONDAY + timedelta(days=1)
+    WorkingHoursFactory(
+        professional=helena, weekday=Weekday.TUESDAY, room=office, start_time=time(8)
+    )
+
+    assert available(clinic_a, pilates, day=tuesday) == []  # booking refuses pilates there
+    assert {slot.room_id for slot in available(clinic_a, pilates)} == {studio.pk}
+
+
 # --- Who -------------------------------------------------------------------------------------
 
 

@@ -377,7 +377,11 @@ def oracle(clinic, service, *, professional, room, start, end, now):
                         and is_free(busy, *occupied)
                     ):
                         if hours.room is not None:
-                            wanted = [hours.room] if hours.room.is_active else []
+                            # A service needing rooms takes place only in one of them.
+                            usable = hours.room.is_active and (
+                                not service_rooms or hours.room in service_rooms
+                            )
+                            wanted = [hours.room] if usable else []
                         elif service_rooms:
                             wanted = [r for r in service_rooms if r.is_active]
                         else:

@@ -6,7 +6,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 import time_machine
-from django.utils import timezone
+from django.utils import timezone, translation
 
 from integrations.models import Event
 from scheduling import services
@@ -87,6 +87,37 @@ def test_buffers_count_but_back_to_back_with_buffers_is_fine(desk):
     with pytest.raises(SlotUnavailable):
         book(desk, at(3, 9, 35))  # its buffer before starts at 09:30
     assert book(desk, at(3, 9, 45)).occupied_start == at(3, 9, 40)
+
+
+def test_a_refusal_says_until_when_the_professional_is_busy_and_why(desk):
+    desk["service"].buffer_before_minutes = 0
+    desk["service"].save()
+    book(desk, at(3, 10))  # 10:00–10:30, then 10 minutes' buffer
+    with translation.override("en"), pytest.raises(SlotUnavailable) as error:
+        book(desk, at(3, 10, 30))
+    assert error.value.message == (
+        "Time slot unavailable: Dra. Helena is busy until 10:40 "
+        "(appointment 10:00–10:30 plus 10 min buffer)."
+    )
+
+
+def test_a_refusal_names_the_later_appointment_it_runs_into(desk):
+    book(desk, at(3, 10))  # occupies 09:55–10:40
+    with translation.override("en"), pytest.raises(SlotUnavailable) as error:
+        book(desk, at(3, 9, 30))  # would run until 10:10
+    assert error.value.message == (
+        "Time slot unavailable: Dra. Helena is busy from 09:55 until 10:40 "
+        "(appointment 10:00–10:30 plus 5 min buffer before and 10 after)."
+    )
+
+
+def test_the_refusal_reads_in_portuguese_by_default(desk):
+    desk["service"].buffer_before_minutes = 0
+    desk["service"].save()
+    book(desk, at(3, 10))
+    with pytest.raises(SlotUnavailable) as error:
+        book(desk, at(3, 10, 30))
+    assert "a agenda de Dra. Helena está ocupada até 10:40" in error.value.message
 
 
 def test_the_same_patient_cannot_be_in_two_places(desk, clinic_a):
