@@ -76,6 +76,16 @@ STATUS_RANK = {
 MAX_ROUNDS = 5
 RETRY_BASE_SECONDS = 60
 DELIVER_QUEUE = "notifications"
+#: Campaigns, reactivation and greetings go to the low-priority partner-side queue: a campaign
+#: of thousands must not delay a sign-in code or a reminder on ``notifications``.
+MARKETING_QUEUE = "integrations-low"
+
+
+def deliver_queue(purpose: str) -> str:
+    """The Celery queue a message of this purpose is delivered from."""
+    return MARKETING_QUEUE if purpose == ConsentPurpose.MARKETING else DELIVER_QUEUE
+
+
 #: Seconds a send may stay in progress before its worker is presumed dead (its outcome is
 #: then unknown): well above a chain of provider calls (10 s read timeout each).
 SEND_LEASE = 300
@@ -241,16 +251,16 @@ def message_send(
         if existing is None:
             raise
         return existing
-    _deliver_on_commit(message.pk)
+    _deliver_on_commit(message.pk, purpose=purpose)
     return message
 
 
-def _deliver_on_commit(message_id: int, *, countdown: float | None = None) -> None:
+def _deliver_on_commit(message_id: int, *, purpose: str, countdown: float | None = None) -> None:
     def enqueue():
         from .tasks import message_deliver_task
 
         message_deliver_task.apply_async(
-            args=[message_id], queue=DELIVER_QUEUE, countdown=countdown
+            args=[message_id], queue=deliver_queue(purpose), countdown=countdown
         )
 
     # robust: the message is recorded; if the broker is down the retry sweep sends it.
@@ -595,26 +605,21 @@ def messages_retry_due(*, now: datetime | None = None, batch: int = 500) -> int:
     now = now or timezone.now()
     stale = now - timedelta(minutes=2)  # a message just queued has its task on the way
     queued = OutboundMessage.objects.filter(status=MessageStatus.QUEUED)
-    ids = (
-        list(
-            queued.filter(
-                created_at__lt=stale, next_attempt_at__isnull=True, in_flight_at__isnull=True
-            ).values_list("pk", flat=True)[:batch]
-        )
-        + list(
-            queued.filter(next_attempt_at__lte=now, in_flight_at__isnull=True).values_list(
-                "pk", flat=True
-            )[:batch]
-        )
-        + list(
-            queued.filter(in_flight_at__lt=now - _send_lease()).values_list("pk", flat=True)[:batch]
-        )
-    )
+    due = [
+        queued.filter(
+            created_at__lt=stale, next_attempt_at__isnull=True, in_flight_at__isnull=True
+        ),
+        queued.filter(next_attempt_at__lte=now, in_flight_at__isnull=True),
+        queued.filter(in_flight_at__lt=now - _send_lease()),
+    ]
+    purposes = {}
+    for rows in due:
+        purposes.update(rows.values_list("pk", "purpose")[:batch])
     from .tasks import message_deliver_task
 
-    for message_id in dict.fromkeys(ids):
-        message_deliver_task.apply_async(args=[message_id], queue=DELIVER_QUEUE)
-    return len(set(ids))
+    for message_id, purpose in purposes.items():
+        message_deliver_task.apply_async(args=[message_id], queue=deliver_queue(purpose))
+    return len(purposes)
 
 
 def uncertain_count(*, clinic: Clinic | int) -> int:

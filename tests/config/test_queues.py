@@ -235,3 +235,41 @@ def test_a_backlog_of_slow_partner_deliveries_does_not_delay_a_reminder(
     assert status == MessageStatus.SENT
     assert waited < REMINDER_WITHIN, f"the reminder waited {waited:.1f} s behind partners"
     assert len(SlowPartner.received) < 12  # the partners' backlog was still there
+
+
+@pytest.mark.django_db
+def test_a_campaign_never_queues_ahead_of_sign_in_codes_and_reminders(
+    clinic_a, patient_a, monkeypatch, django_capture_on_commit_callbacks
+):
+    """A campaign of thousands goes to the low-priority queue, also when the retry sweep
+    picks it up again; a utility message stays on the patient queue."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from clinic import messaging
+    from clinic.models import ConsentPurpose, OutboundMessage
+    from clinic.tasks import message_deliver_task
+
+    sent = []
+    monkeypatch.setattr(
+        message_deliver_task,
+        "apply_async",
+        lambda *a, **kw: sent.append((kw["args"][0], kw["queue"])),
+    )
+    with django_capture_on_commit_callbacks(execute=True):
+        campaign = messaging.message_send(
+            clinic=clinic_a, patient=patient_a, template="mensagem_livre",
+            context={"text": "Promo"}, purpose=ConsentPurpose.MARKETING,
+            idempotency_key="campaign-1",
+        )  # fmt: skip
+        reminder = messaging.message_send(
+            clinic=clinic_a, patient=patient_a, template="mensagem_livre",
+            context={"text": "Amanhã"}, idempotency_key="reminder-1",
+        )  # fmt: skip
+    assert sent == [(campaign.pk, "integrations-low"), (reminder.pk, PATIENT_QUEUE)]
+
+    sent.clear()
+    OutboundMessage.objects.update(created_at=timezone.now() - timedelta(minutes=5))
+    assert messaging.messages_retry_due() == 2
+    assert sorted(sent) == sorted([(campaign.pk, "integrations-low"), (reminder.pk, PATIENT_QUEUE)])
