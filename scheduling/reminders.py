@@ -24,7 +24,9 @@ from clinic.choices import ContactChannel, ReplyAction
 from clinic.messaging import (
     ReplyOutcome,
     first_channel,
+    first_channels,
     message_send,
+    messages_send_many,
     normalize_reply,
     reply_handler,
 )
@@ -118,15 +120,28 @@ def _appointments(clinic: Clinic):
     )
 
 
-def _send_batches(queryset, *, template: str, prefix: str) -> int:
+def _send_batches(queryset, *, clinic: Clinic, template: str, prefix: str) -> int:
+    """Send ``template`` about every appointment of ``queryset`` not sent yet, a batch at a
+    time: each batch reads its patients' consents in one query and records its messages in
+    one statement and one transaction (``messages_send_many``), so a sweep costs a few
+    queries per batch, not several per message."""
     sent = 0
     while True:
         batch = list(queryset.filter(_not_sent_yet(prefix)).order_by("start", "pk")[:BATCH])
-        for appointment in batch:
-            appointment_message_send(
-                appointment, template=template, key=f"{prefix}:{appointment.pk}"
+        if batch:
+            channels = first_channels(clinic=clinic, patients=[a.patient for a in batch])
+            sent += messages_send_many(
+                clinic=clinic,
+                template=template,
+                messages=[
+                    (
+                        appointment.patient,
+                        appointment_context(appointment, channel=channels[appointment.patient_id]),
+                        f"{prefix}:{appointment.pk}",
+                    )
+                    for appointment in batch
+                ],
             )
-            sent += 1
         if len(batch) < BATCH:
             return sent
 
@@ -147,7 +162,9 @@ def reminders_48h_send(
             start__gte=now + timedelta(hours=24),
             start__lte=now + timedelta(hours=48),
         )
-        total += _send_batches(due, template="lembrete_consulta", prefix=REMINDER_48H)
+        total += _send_batches(
+            due, clinic=clinic, template="lembrete_consulta", prefix=REMINDER_48H
+        )
     return total
 
 
@@ -167,7 +184,7 @@ def reminders_eve_send(
         due = _appointments(clinic).filter(
             status=S.SCHEDULED, start__gte=max(start, now), start__lt=end
         )
-        total += _send_batches(due, template="lembrete_vespera", prefix=REMINDER_EVE)
+        total += _send_batches(due, clinic=clinic, template="lembrete_vespera", prefix=REMINDER_EVE)
     return total
 
 
