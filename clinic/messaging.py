@@ -753,7 +753,9 @@ def messages_send_many(
     def enqueue():
         from .tasks import message_deliver_task
 
-        with message_deliver_task.app.producer_or_acquire() as producer:
+        # One broker round trip for the lot where the transport can batch (Redis
+        # pipelines them); others publish each message as it comes.
+        with message_deliver_task.app.producer_or_acquire() as producer, producer.batch():
             for message_id in ids:
                 message_deliver_task.apply_async(
                     args=[message_id], queue=DELIVER_QUEUE, producer=producer

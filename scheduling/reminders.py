@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from django.db import transaction
-from django.db.models import CharField, Exists, OuterRef, Value
+from django.db.models import CharField, Exists, OuterRef, Q, Value
 from django.db.models.functions import Cast, Concat
 from django.utils import formats, timezone, translation
 
@@ -126,8 +126,10 @@ def _send_batches(queryset, *, clinic: Clinic, template: str, prefix: str) -> in
     one statement and one transaction (``messages_send_many``), so a sweep costs a few
     queries per batch, not several per message."""
     sent = 0
+    after = Q()
     while True:
-        batch = list(queryset.filter(_not_sent_yet(prefix)).order_by("start", "pk")[:BATCH])
+        # From where the last batch ended: every due row is read once, not once a batch.
+        batch = list(queryset.filter(after, _not_sent_yet(prefix)).order_by("start", "pk")[:BATCH])
         if batch:
             channels = first_channels(clinic=clinic, patients=[a.patient for a in batch])
             sent += messages_send_many(
@@ -144,6 +146,8 @@ def _send_batches(queryset, *, clinic: Clinic, template: str, prefix: str) -> in
             )
         if len(batch) < BATCH:
             return sent
+        last = batch[-1]
+        after = Q(start__gt=last.start) | Q(start=last.start, pk__gt=last.pk)
 
 
 # --- Sweeps ---------------------------------------------------------------------------------
