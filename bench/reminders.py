@@ -62,7 +62,7 @@ APPOINTMENTS = 100_000
 SMALL = 10_000
 SLOTS_PER_DAY = 96  # 15-minute appointments around the clock
 RUNS = int(os.environ.get("BENCH_REMINDER_RUNS", "3"))
-CLINIC_CNPJ = "11444777000242"
+CLINIC_CNPJ_PREFIX = "999999"  # + the size: one clinic per size
 MARK = "bench-reminders"
 
 
@@ -89,20 +89,23 @@ def generate(count: int, tomorrow):
     from clinic.models import Clinic, Consent, Patient, Professional
     from scheduling.models import Appointment, Service
 
+    # A clinic per size (consents are append-only: a generated agenda is never deleted);
+    # the others are set inactive, so that the sweep does not take them too.
     clinic, _ = Clinic.objects.get_or_create(
-        cnpj=CLINIC_CNPJ, defaults={"name": "Clínica Lembretes", "time_zone": ZONE}
+        cnpj=f"{CLINIC_CNPJ_PREFIX}{count:08d}",
+        defaults={"name": f"Clínica Lembretes {count}", "time_zone": ZONE},
     )
+    Clinic.objects.filter(cnpj__startswith=CLINIC_CNPJ_PREFIX).exclude(pk=clinic.pk).update(
+        is_active=False
+    )
+    Clinic.objects.filter(pk=clinic.pk).update(is_active=True)
     service, _ = Service.objects.get_or_create(
         clinic=clinic, name="Consulta", defaults={"duration_minutes": 15}
     )
     midnight = datetime.combine(tomorrow, dtime(0), tzinfo=TZ)
     with transaction.atomic(), connection.cursor() as cursor:
-        if Appointment.objects.filter(clinic=clinic).count() != count:
+        if not Appointment.objects.filter(clinic=clinic).exists():
             log(f"generating {count:,} appointments (once) …")
-            for table in ("clinic_outboundmessage", Appointment._meta.db_table, "clinic_consent"):
-                cursor.execute(f"DELETE FROM {table} WHERE clinic_id = %s", [clinic.pk])
-            Patient.objects.filter(clinic=clinic).delete()
-            Professional.objects.filter(clinic=clinic).delete()
             professionals = Professional.objects.bulk_create(
                 Professional(clinic=clinic, full_name=f"Profissional {n:04d}")
                 for n in range(1, count // SLOTS_PER_DAY + 2)
