@@ -120,6 +120,14 @@ def _appointments(clinic: Clinic):
     )
 
 
+def _due(clinic: Clinic):
+    """A sweep's appointments with what their messages name (the clinic is the sweep's:
+    not joined again for every row)."""
+    return Appointment.objects.for_clinic(clinic).select_related(
+        "patient", "professional", "service"
+    )
+
+
 def _send_batches(queryset, *, clinic: Clinic, template: str, prefix: str) -> int:
     """Send ``template`` about every appointment of ``queryset`` not sent yet, a batch at a
     time: each batch reads its patients' consents in one query and records its messages in
@@ -131,6 +139,8 @@ def _send_batches(queryset, *, clinic: Clinic, template: str, prefix: str) -> in
         # From where the last batch ended: every due row is read once, not once a batch.
         batch = list(queryset.filter(after, _not_sent_yet(prefix)).order_by("start", "pk")[:BATCH])
         if batch:
+            for appointment in batch:
+                appointment.clinic = appointment.patient.clinic = clinic
             channels = first_channels(clinic=clinic, patients=[a.patient for a in batch])
             sent += messages_send_many(
                 clinic=clinic,
@@ -161,7 +171,7 @@ def reminders_48h_send(
     now = now or timezone.now()
     total = 0
     for clinic in clinics_at_local_hours(hours=local_hours, now=now):
-        due = _appointments(clinic).filter(
+        due = _due(clinic).filter(
             status__in=PENDING,
             start__gte=now + timedelta(hours=24),
             start__lte=now + timedelta(hours=48),
@@ -185,9 +195,7 @@ def reminders_eve_send(
     for clinic in clinics_at_local_hours(hours=local_hours, now=now):
         tomorrow = _local(clinic, now).date() + timedelta(days=1)
         start, end = local_day_bounds(clinic, tomorrow)
-        due = _appointments(clinic).filter(
-            status=S.SCHEDULED, start__gte=max(start, now), start__lt=end
-        )
+        due = _due(clinic).filter(status=S.SCHEDULED, start__gte=max(start, now), start__lt=end)
         total += _send_batches(due, clinic=clinic, template="lembrete_vespera", prefix=REMINDER_EVE)
     return total
 
