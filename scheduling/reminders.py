@@ -157,7 +157,8 @@ def _send_batches(queryset, *, clinic: Clinic, template: str, prefix: str) -> in
         if len(batch) < BATCH:
             return sent
         last = batch[-1]
-        after = Q(start__gt=last.start) | Q(start=last.start, pk__gt=last.pk)
+        # ``start >=`` first: the index range starts there (an OR alone scans the window).
+        after = Q(start__gte=last.start) & (Q(start__gt=last.start) | Q(pk__gt=last.pk))
 
 
 # --- Sweeps ---------------------------------------------------------------------------------
