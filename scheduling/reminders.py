@@ -15,7 +15,7 @@ from collections.abc import Collection
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import CharField, Exists, OuterRef, Q, Value
 from django.db.models.functions import Cast, Concat
 from django.utils import formats, timezone, translation
@@ -128,6 +128,18 @@ def _due(clinic: Clinic):
     )
 
 
+def _read(queryset) -> list:
+    """The rows of a batch read, planned with its values on PostgreSQL. Connections force
+    generic plans for prepared statements (``config/settings.py``), and the generic plan of
+    this read, not knowing where in the window the batch starts, joins and sorts the whole
+    rest of it every time (EXPLAIN in the middle of 100,000 due: 1,039 ms against 33 ms)."""
+    if connection.vendor != "postgresql":
+        return list(queryset)
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SET LOCAL plan_cache_mode = force_custom_plan")
+        return list(queryset)
+
+
 def _send_batches(queryset, *, clinic: Clinic, template: str, prefix: str) -> int:
     """Send ``template`` about every appointment of ``queryset`` not sent yet, a batch at a
     time: each batch reads its patients' consents in one query and records its messages in
@@ -137,7 +149,7 @@ def _send_batches(queryset, *, clinic: Clinic, template: str, prefix: str) -> in
     after = Q()
     while True:
         # From where the last batch ended: every due row is read once, not once a batch.
-        batch = list(queryset.filter(after, _not_sent_yet(prefix)).order_by("start", "pk")[:BATCH])
+        batch = _read(queryset.filter(after, _not_sent_yet(prefix)).order_by("start", "pk")[:BATCH])
         if batch:
             for appointment in batch:
                 appointment.clinic = appointment.patient.clinic = clinic
