@@ -40,7 +40,7 @@ def main(kind: str) -> None:
             "CUIDAR_FERNET_KEYS": Fernet.generate_key().decode(),
             "SECURE_SSL_REDIRECT": "False",
             "CUIDAR_API_RATE": "100000000/min",
-            "REDIS_URL": os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/3"),
+            "REDIS_URL": os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/12"),
             "CELERY_BROKER_URL": "memory://",
         }
     )

@@ -32,7 +32,7 @@ answered by wrk ≤ logged).
 Targets (issue 8): p95 < 100 ms for reads, < 150 ms for booking, and the appointment list
 at ≥ 40 % of the floor's throughput. wrk, gunicorn and PostgreSQL share this machine's CPUs.
 Needs PostgreSQL (BENCH_DATABASE_URL as in bench/scheduling.py), Redis (BENCH_REDIS_URL,
-default redis://127.0.0.1:6379/3) and ``wrk`` (Debian/Ubuntu: ``apt-get install wrk``).
+default redis://127.0.0.1:6379/12) and ``wrk`` (Debian/Ubuntu: ``apt-get install wrk``).
 Run: ``make bench`` or ``python bench/api.py``; prints a JSON object.
 """
 
@@ -64,7 +64,7 @@ READ_SECONDS = 10
 BOOKING_SECONDS = 5
 READ_PATHS = 5000  # distinct random URLs per read scenario, cycled
 BOOKINGS = 3000  # distinct free slots offered: more than 5 s of booking can use
-REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/3")
+REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/12")
 
 # One request per line of the file named by the first argument, the lines dealt out to the
 # threads in turn and cycled. GET: the line is the path; POST: the line is the JSON body
@@ -148,7 +148,7 @@ def free_port() -> int:
 
 
 def server_env() -> dict:
-    from cryptography.fernet import Fernet
+    from bench._production import PRODUCTION
 
     return {
         **os.environ,
@@ -156,7 +156,7 @@ def server_env() -> dict:
         "DEBUG": "False",
         "SECRET_KEY": "bench-" + "x" * 50,
         "ALLOWED_HOSTS": "127.0.0.1",
-        "CUIDAR_FERNET_KEYS": Fernet.generate_key().decode(),
+        "CUIDAR_FERNET_KEYS": PRODUCTION["CUIDAR_FERNET_KEYS"],
         "SECURE_SSL_REDIRECT": "False",
         "CUIDAR_API_RATE": "100000000/min",
         # Connections kept for the whole run: a backend replaced mid-scenario would take
@@ -355,6 +355,9 @@ def main() -> dict:
     list_paths = [
         "/api/v1/appointments/?" + urlencode({**q, "page_size": 50}) for q in list_queries
     ]
+    textbook_paths = [
+        "/bench/textbook/appointments/?" + urlencode({**q, "page_size": 50}) for q in list_queries
+    ]
     list_floor_paths = [
         "/bench/list-floor?" + urlencode({**q, "clinic": clinic.pk}) for q in list_queries
     ]
@@ -437,6 +440,9 @@ def main() -> dict:
             listing = scenario(
                 wrk, workdir, base, list_paths, seconds=READ_SECONDS, server=server, key=secret
             )
+            textbook = scenario(
+                wrk, workdir, base, textbook_paths, seconds=READ_SECONDS, server=server, key=secret
+            )
             booking = scenario(
                 wrk,
                 workdir,
@@ -464,7 +470,9 @@ def main() -> dict:
 
     # Every request wrk saw answered is in the log (wrk stops counting in-flight requests
     # at the end of a run, so the log may hold a few more). Warm-ups are logged too.
-    answered = sum(r["requests"] for r in (partner_floor, availability, uncached, listing, booking))
+    answered = sum(
+        r["requests"] for r in (partner_floor, availability, uncached, listing, textbook, booking)
+    )
     logged = ApiRequestLog.objects.filter(api_key=key).count()
     return {
         "data": {"appointments": Appointment.objects.filter(clinic=clinic).count()},
@@ -502,7 +510,11 @@ def main() -> dict:
             "share_of_data_floor_throughput": round(
                 listing["per_second"] / list_floor["per_second"], 2
             ),
+            "target_share_of_data_floor": 0.5,
+            "times_the_textbook_drf_list": round(listing["per_second"] / textbook["per_second"], 2),
+            "target_times_textbook": 3,
         },
+        "textbook_drf_list_same_week": textbook,
         "booking": {
             **booking,
             "booked": booked_count,

@@ -9,19 +9,32 @@ gunicorn (same process, middleware and database connection):
   for one professional's week (the same 50 rows, fields and formats), with hand-written SQL
   and no key, throttle, log or pagination: what reading that page from PostgreSQL costs
   at the least, the data floor.
+- ``/bench/textbook/appointments/``: the appointment list as the DRF documentation teaches
+  it — a ``ReadOnlyModelViewSet`` with a ``ModelSerializer`` of the same fields, the same
+  cursor pagination (by start, 50 a page) and the same filters through django-filter's
+  ``FilterSet`` — behind the same key, throttle and request log (``PartnerAPIMixin``), on
+  the same clinic's rows: what the list would cost written the usual way.
 """
 
 from zoneinfo import ZoneInfo
 
+import django_filters
 from django.db import connection
+from django.db.models import F
 from django.http import JsonResponse
 from django.urls import path
 from django.utils.dateparse import parse_datetime
+from django_filters.rest_framework import DjangoFilterBackend
+from rest_framework import serializers, viewsets
+from rest_framework.pagination import CursorPagination
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from clinic.api_framework import PartnerAPIMixin
 from config.urls import urlpatterns as cuidar_urlpatterns
+from scheduling.api import AppointmentSerializer
+from scheduling.choices import AppointmentStatus
+from scheduling.models import Appointment
 
 LIST_SQL = """
     SELECT a.id, a.patient_id, a.professional_id, a.service_id, a.room_id, a.start, a."end",
@@ -77,7 +90,51 @@ def list_floor(request):
     return JsonResponse({"next": None, "previous": None, "results": results})
 
 
+# --- The textbook list ----------------------------------------------------------------------
+class TextbookAppointmentSerializer(serializers.ModelSerializer):
+    replaced_by = serializers.IntegerField(source="replaced_by_pk", read_only=True)
+
+    class Meta:
+        model = Appointment
+        fields = AppointmentSerializer.Meta.fields
+        read_only_fields = fields
+
+
+class TextbookAppointmentFilter(django_filters.FilterSet):
+    status = django_filters.MultipleChoiceFilter(choices=AppointmentStatus.choices)
+    start_from = django_filters.IsoDateTimeFilter(field_name="start", lookup_expr="gte")
+    start_to = django_filters.IsoDateTimeFilter(field_name="start", lookup_expr="lt")
+
+    class Meta:
+        model = Appointment
+        fields = ["professional", "patient", "service"]
+
+
+class TextbookPagination(CursorPagination):
+    ordering = ("start", "pk")
+    page_size = 50
+    max_page_size = 200
+    page_size_query_param = "page_size"
+
+
+class TextbookAppointmentViewSet(PartnerAPIMixin, viewsets.ReadOnlyModelViewSet):
+    required_scopes = {"GET": "appointments:read"}
+    serializer_class = TextbookAppointmentSerializer
+    pagination_class = TextbookPagination
+    filter_backends = [DjangoFilterBackend]
+    filterset_class = TextbookAppointmentFilter
+
+    def get_queryset(self):
+        return Appointment.objects.filter(clinic=self.clinic).annotate(
+            replaced_by_pk=F("replaced_by__id")
+        )
+
+
 urlpatterns = [
+    path(
+        "bench/textbook/appointments/",
+        TextbookAppointmentViewSet.as_view({"get": "list"}),
+    ),
     path("bench/floor", floor),
     path("bench/partner-floor", PartnerFloor.as_view()),
     path("bench/list-floor", list_floor),

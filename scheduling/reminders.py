@@ -15,8 +15,8 @@ from collections.abc import Collection
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from django.db import transaction
-from django.db.models import CharField, Exists, OuterRef, Value
+from django.db import connection, transaction
+from django.db.models import CharField, Exists, OuterRef, Q, Value
 from django.db.models.functions import Cast, Concat
 from django.utils import formats, timezone, translation
 
@@ -24,7 +24,9 @@ from clinic.choices import ContactChannel, ReplyAction
 from clinic.messaging import (
     ReplyOutcome,
     first_channel,
+    first_channels,
     message_send,
+    messages_send_many,
     normalize_reply,
     reply_handler,
 )
@@ -118,17 +120,57 @@ def _appointments(clinic: Clinic):
     )
 
 
-def _send_batches(queryset, *, template: str, prefix: str) -> int:
+def _due(clinic: Clinic):
+    """A sweep's appointments with what their messages name (the clinic is the sweep's:
+    not joined again for every row)."""
+    return Appointment.objects.for_clinic(clinic).select_related(
+        "patient", "professional", "service"
+    )
+
+
+def _read(queryset) -> list:
+    """The rows of a batch read, planned with its values on PostgreSQL. Connections force
+    generic plans for prepared statements (``config/settings.py``), and the generic plan of
+    this read, not knowing where in the window the batch starts, joins and sorts the whole
+    rest of it every time (EXPLAIN in the middle of 100,000 due: 1,039 ms against 33 ms)."""
+    if connection.vendor != "postgresql":
+        return list(queryset)
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SET LOCAL plan_cache_mode = force_custom_plan")
+        return list(queryset)
+
+
+def _send_batches(queryset, *, clinic: Clinic, template: str, prefix: str) -> int:
+    """Send ``template`` about every appointment of ``queryset`` not sent yet, a batch at a
+    time: each batch reads its patients' consents in one query and records its messages in
+    one statement and one transaction (``messages_send_many``), so a sweep costs a few
+    queries per batch, not several per message."""
     sent = 0
+    after = Q()
     while True:
-        batch = list(queryset.filter(_not_sent_yet(prefix)).order_by("start", "pk")[:BATCH])
-        for appointment in batch:
-            appointment_message_send(
-                appointment, template=template, key=f"{prefix}:{appointment.pk}"
+        # From where the last batch ended: every due row is read once, not once a batch.
+        batch = _read(queryset.filter(after, _not_sent_yet(prefix)).order_by("start", "pk")[:BATCH])
+        if batch:
+            for appointment in batch:
+                appointment.clinic = appointment.patient.clinic = clinic
+            channels = first_channels(clinic=clinic, patients=[a.patient for a in batch])
+            sent += messages_send_many(
+                clinic=clinic,
+                template=template,
+                messages=[
+                    (
+                        appointment.patient,
+                        appointment_context(appointment, channel=channels[appointment.patient_id]),
+                        f"{prefix}:{appointment.pk}",
+                    )
+                    for appointment in batch
+                ],
             )
-            sent += 1
         if len(batch) < BATCH:
             return sent
+        last = batch[-1]
+        # ``start >=`` first: the index range starts there (an OR alone scans the window).
+        after = Q(start__gte=last.start) & (Q(start__gt=last.start) | Q(pk__gt=last.pk))
 
 
 # --- Sweeps ---------------------------------------------------------------------------------
@@ -142,12 +184,14 @@ def reminders_48h_send(
     now = now or timezone.now()
     total = 0
     for clinic in clinics_at_local_hours(hours=local_hours, now=now):
-        due = _appointments(clinic).filter(
+        due = _due(clinic).filter(
             status__in=PENDING,
             start__gte=now + timedelta(hours=24),
             start__lte=now + timedelta(hours=48),
         )
-        total += _send_batches(due, template="lembrete_consulta", prefix=REMINDER_48H)
+        total += _send_batches(
+            due, clinic=clinic, template="lembrete_consulta", prefix=REMINDER_48H
+        )
     return total
 
 
@@ -164,10 +208,8 @@ def reminders_eve_send(
     for clinic in clinics_at_local_hours(hours=local_hours, now=now):
         tomorrow = _local(clinic, now).date() + timedelta(days=1)
         start, end = local_day_bounds(clinic, tomorrow)
-        due = _appointments(clinic).filter(
-            status=S.SCHEDULED, start__gte=max(start, now), start__lt=end
-        )
-        total += _send_batches(due, template="lembrete_vespera", prefix=REMINDER_EVE)
+        due = _due(clinic).filter(status=S.SCHEDULED, start__gte=max(start, now), start__lt=end)
+        total += _send_batches(due, clinic=clinic, template="lembrete_vespera", prefix=REMINDER_EVE)
     return total
 
 
