@@ -1021,7 +1021,7 @@ def messages_send_many(
         with message_deliver_task.app.producer_or_acquire() as producer, producer.batch():
             for message_id in ids:
                 message_deliver_task.apply_async(
-                    args=[message_id], queue=DELIVER_QUEUE, producer=producer
+                    args=[message_id], queue=deliver_queue(purpose), producer=producer
                 )
 
     # robust: the messages are recorded; if the broker is down the retry sweep sends them.
