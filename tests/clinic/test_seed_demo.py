@@ -1,19 +1,17 @@
-import io
-
 import pytest
 from django.contrib.auth import authenticate
 from django.core.management import call_command
 
-from clinic.models import API_SCOPES, ApiKey, Clinic, Consent, Patient, Professional, Room
+from clinic.models import Clinic, Consent, Patient, Professional, Room
 from clinic.validators import cpf_validate
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def seeded(settings):
+def seeded(seeded_demo, settings):
+    """The demo with 40 patients, seeded once for this module (tests/conftest.py)."""
     settings.DEBUG = True
-    call_command("seed_demo", patients=40, stdout=open("/dev/null", "w"))  # noqa: SIM115
 
 
 def test_it_creates_the_demo_clinic_with_its_people(seeded):
@@ -55,23 +53,3 @@ def test_running_it_twice_changes_nothing(seeded):
     assert (Patient.objects.count(), Consent.objects.count(), Professional.objects.count()) == (
         counts
     )
-
-
-def test_the_demo_has_a_partner_api_key_with_every_scope_shown_on_every_run(settings, client):
-    settings.DEBUG = True
-
-    def seed() -> str:
-        out = io.StringIO()
-        call_command("seed_demo", patients=5, stdout=out)
-        [line] = [line for line in out.getvalue().splitlines() if "Partner API key" in line]
-        return line.rsplit(" ", 1)[1]
-
-    key = seed()
-    assert seed() == key  # the same key again, and still one key
-    [stored] = ApiKey.objects.all()
-    assert stored.clinic.name == "Clínica Demo"
-    assert sorted(stored.scopes) == sorted(API_SCOPES)
-    assert key not in str(stored.__dict__)  # only its hash is kept
-    response = client.get("/api/v1/services/", headers={"Authorization": f"Bearer {key}"})
-    assert response.status_code == 200
-    assert response.json()["results"]
