@@ -56,7 +56,12 @@ run: migrate ## Run the demo: web + Celery worker + beat on the embedded default
 	$(BIN)/python manage.py runserver $(HOST):$(PORT) & \
 	wait
 
-test: install-dev messages ## Lint and run the whole test suite (PostgreSQL when DATABASE_URL points at one)
+# make test runs the suite on every core, at most 4 (pytest-xdist; tests/conftest.py says how
+# workers are kept apart). PYTEST_ARGS="-n 0" runs it in one process; add --create-db after
+# editing a migration (the test database is otherwise reused between runs).
+PYTEST_ARGS ?= -n auto --maxprocesses=4
+
+test: install-dev messages ## Lint and run the whole test suite in parallel (PostgreSQL when DATABASE_URL points at one)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/pytest $(PYTEST_ARGS)
