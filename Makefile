@@ -60,7 +60,12 @@ SERVE = PATH="$(abspath $(BIN)):$$PATH" PYTHONUNBUFFERED=1 HOST=$(HOST) \
 serve: ## Only start web + worker + beat (no install, migrate or demo data; Ctrl-C stops all)
 	@$(SERVE)
 
-test: install-dev messages ## Lint and run the whole test suite (PostgreSQL when DATABASE_URL points at one)
+# make test runs the suite on every core, at most 4 (pytest-xdist; tests/conftest.py says how
+# workers are kept apart). PYTEST_ARGS="-n 0" runs it in one process; add --create-db after
+# editing a migration (the test database is otherwise reused between runs).
+PYTEST_ARGS ?= -n auto --maxprocesses=4
+
+test: install-dev messages ## Lint and run the whole test suite in parallel (PostgreSQL when DATABASE_URL points at one)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/pytest $(PYTEST_ARGS)

@@ -4,6 +4,14 @@ from django.utils.translation import gettext_lazy as _
 
 
 def _sync_role_groups(sender, using="default", **kwargs):
+    # post_migrate is sent once per installed app (on every migrate, and on every flush
+    # between transactional tests); the groups take permissions of every app, so they are
+    # synced once, when the last app's permissions exist.
+    from django.apps import apps
+
+    last = [config for config in apps.get_app_configs() if config.models_module is not None][-1]
+    if sender.label != last.label:
+        return
     from django.contrib.auth.models import Group, Permission
 
     from .roles import role_groups_sync

@@ -1,18 +1,18 @@
 """The receptionist's first minutes on the demo, through real sign-in (no force_login)."""
 
 import pytest
-from django.core.management import call_command
 from django.urls import reverse
 
 from clinic.models import Clinic, Patient
 
 pytestmark = pytest.mark.django_db
+DEMO_PATIENTS = 30
 
 
 @pytest.fixture
-def demo(settings):
+def demo(seeded_demo, settings):
+    """The demo, seeded once for this module (tests/conftest.py)."""
     settings.DEBUG = True
-    call_command("seed_demo", patients=30, stdout=open("/dev/null", "w"))  # noqa: SIM115
 
 
 def test_the_demo_receptionist_signs_in_switches_clinic_and_finds_a_patient_by_cpf(demo, client):

@@ -25,7 +25,7 @@ from integrations.subscriptions import subscription_create
 
 ROOT = Path(__file__).resolve().parents[2]
 
-pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.postgres, pytest.mark.processes, pytest.mark.django_db(transaction=True)]
 
 
 class Receiver(BaseHTTPRequestHandler):
