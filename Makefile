@@ -63,11 +63,13 @@ serve: ## Only start web + worker + beat (no install, migrate or demo data; Ctrl
 test: install-dev messages ## Lint and run the whole test suite (PostgreSQL when DATABASE_URL points at one)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 lint: install-dev ## ruff check and format check
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 fmt: install-dev ## Format and autofix
 	$(BIN)/ruff format .
