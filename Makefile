@@ -68,11 +68,13 @@ PYTEST_ARGS ?= -n auto --maxprocesses=4
 test: install-dev messages ## Lint and run the whole test suite in parallel (PostgreSQL when DATABASE_URL points at one)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 lint: install-dev ## ruff check and format check
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 fmt: install-dev ## Format and autofix
 	$(BIN)/ruff format .

@@ -14,11 +14,11 @@ from rest_framework import serializers, viewsets
 
 from clinic.api import ClinicTimeField
 from clinic.api_framework import PartnerAPIMixin
+from clinic.kernel.timezones import clinic_zone
 from scheduling.api import ClinicDateTimeField
 
 from .choices import PaymentStatus
 from .models import MONEY, Payment
-from .reports import clinic_zone
 
 SCOPE = "payments:read"
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")

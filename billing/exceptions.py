@@ -1,6 +1,6 @@
 """Errors of the billing app: one hierarchy, mapped to API errors in one place."""
 
-from config.errors import ApplicationError
+from clinic.kernel.errors import ApplicationError
 
 
 class BillingError(ApplicationError):

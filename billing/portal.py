@@ -18,6 +18,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
+from clinic.kernel.timezones import clinic_today
 from clinic.portal.sessions import portal_view
 from clinic.privacy import export_section
 
@@ -25,7 +26,7 @@ from . import selectors
 from .choices import Gateway
 from .models import Payment
 from .money import brl
-from .reports import OPEN, clinic_today
+from .reports import OPEN
 
 HISTORY_PER_PAGE = 20
 #: A package expiring within this many days gets an "expires soon" note (the same horizon

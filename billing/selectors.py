@@ -13,6 +13,8 @@ from django.db.models import Count, Exists, F, OuterRef, Prefetch, Q, QuerySet, 
 from django.utils import timezone
 from django.utils.translation import pgettext
 
+from clinic.kernel.timezones import clinic_today, clinic_zone
+
 from .choices import Gateway, InvoiceStatus, PackageStatus, PaymentStatus, TransactionKind
 from .conf import billing_option
 from .models import (
@@ -24,7 +26,7 @@ from .models import (
     Payment,
 )
 from .money import brl, money
-from .reports import OPEN, RECEIVED, Period, SettlementLine, clinic_today, clinic_zone
+from .reports import OPEN, RECEIVED, Period, SettlementLine
 
 P = PaymentStatus
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import re
 from typing import NoReturn
-from zoneinfo import ZoneInfo
 
 from django.core.exceptions import NON_FIELD_ERRORS
 from django.core.exceptions import ValidationError as DjangoValidationError
@@ -21,6 +20,8 @@ from django.utils.translation import gettext as _
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import exceptions, serializers, viewsets
 from rest_framework.response import Response
+
+from clinic.kernel.timezones import clinic_zone
 
 from . import services
 from .api_framework import PartnerAPIMixin, created
@@ -80,7 +81,7 @@ class ClinicTimeField(serializers.DateTimeField):
 
     def default_timezone(self):
         clinic = self.context.get("clinic")
-        return ZoneInfo(clinic.time_zone) if clinic is not None else super().default_timezone()
+        return clinic_zone(clinic) if clinic is not None else super().default_timezone()
 
 
 class ClinicRelatedField(serializers.PrimaryKeyRelatedField):

@@ -52,9 +52,9 @@ from rest_framework.response import Response
 from rest_framework.throttling import SimpleRateThrottle
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from config.errors import ApplicationError
-from integrations import shared_redis
-from integrations.shared_redis import StateUnavailable, state_get_many, state_set
+from clinic.kernel import redis as shared_redis
+from clinic.kernel.errors import ApplicationError
+from clinic.kernel.redis import StateUnavailable, state_get_many, state_set
 
 from .models import (
     API_KEY_PREFIX,

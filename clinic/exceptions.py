@@ -1,6 +1,6 @@
 """Errors of the clinic app."""
 
-from config.errors import ApplicationError
+from clinic.kernel.errors import ApplicationError
 
 
 class ClinicError(ApplicationError):

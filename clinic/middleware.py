@@ -1,8 +1,8 @@
 """Show staff every datetime in the time zone of the clinic they work in."""
 
-from zoneinfo import ZoneInfo
-
 from django.utils import timezone
+
+from clinic.kernel.timezones import clinic_zone
 
 from .tenancy import current_clinic
 
@@ -18,7 +18,7 @@ class ClinicTimezoneMiddleware:
         user = getattr(request, "user", None)
         clinic = current_clinic(request) if user is not None and user.is_staff else None
         if clinic is not None:
-            timezone.activate(ZoneInfo(clinic.time_zone))
+            timezone.activate(clinic_zone(clinic))
         else:
             timezone.deactivate()
         return self.get_response(request)

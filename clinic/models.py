@@ -31,7 +31,8 @@ from .choices import (
     State,
 )
 from .fields import CNPJField, CPFField, PhoneField
-from .tenancy import ClinicOwned, ClinicQuerySet
+from .kernel.tenancy import ClinicQuerySet
+from .tenancy import ClinicOwned
 
 
 def search_normalize(text: str) -> str:

@@ -1,7 +1,7 @@
 """Tenancy: the one way every query is scoped to a clinic.
 
 - Models owned by a clinic inherit :class:`ClinicOwned`; their manager offers
-  ``Model.objects.for_clinic(clinic)``.
+  ``Model.objects.for_clinic(clinic)`` (the queryset lives in ``clinic.kernel.tenancy``).
 - For a request (admin now; portal and API later) :func:`current_clinic` says which clinic
   the user works in: the one chosen in the clinic switcher (kept in the session) if the
   user is a member of it, otherwise their first clinic. Superusers may also work with no
@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
+from .kernel.tenancy import ClinicQuerySet
+
 if TYPE_CHECKING:
     from django.http import HttpRequest
 
@@ -22,14 +24,6 @@ if TYPE_CHECKING:
 
 SESSION_KEY = "cuidar_clinic_id"
 ALL_CLINICS = "all"  # what a superuser picks in the switcher to see every clinic
-
-
-class ClinicQuerySet(models.QuerySet):
-    def for_clinic(self, clinic: Clinic | int | None) -> ClinicQuerySet:
-        """Rows of one clinic. ``None`` means no clinic, so nothing (never "everything")."""
-        if clinic is None:
-            return self.none()
-        return self.filter(clinic=clinic)
 
 
 class ClinicOwned(models.Model):

@@ -60,7 +60,7 @@ class NotConfigured(Exception):
 
 def check_redis() -> None:
     """The shared state's Redis (throttles, breakers, key cache): one PING."""
-    from integrations.shared_redis import state_client
+    from clinic.kernel.redis import state_client
 
     client = state_client()
     if client is None:

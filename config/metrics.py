@@ -82,7 +82,7 @@ def redis_state() -> tuple[int, int]:
     """``(configured, up)`` of the shared state's Redis, asked now (not from the snapshot,
     which lives in that Redis): ``(0, 0)`` without ``REDIS_URL``. Alert on ``up == 0``:
     without Redis the sample is absent."""
-    from integrations.shared_redis import state_client
+    from clinic.kernel.redis import state_client
 
     client = state_client()
     if client is None:

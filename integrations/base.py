@@ -16,7 +16,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from config.errors import ApplicationError
+from clinic.kernel.errors import ApplicationError
 
 if TYPE_CHECKING:
     import requests

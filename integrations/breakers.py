@@ -24,9 +24,10 @@ from typing import TYPE_CHECKING, Any
 import pybreaker
 from django.conf import settings
 
+from clinic.kernel.redis import redis_client
+
 from .base import ProviderError
 from .choices import CircuitState
-from .shared_redis import redis_client
 
 if TYPE_CHECKING:
     import redis

@@ -35,7 +35,10 @@ from .http import redact
 from .models import ProviderAccount
 
 if TYPE_CHECKING:
-    from clinic.models import Clinic
+    from django.db.models import Model
+
+    #: A clinic or its id (integrations sits below clinic: it names only the model's base).
+    ClinicRef = Model | int
 
 logger = logging.getLogger(__name__)
 
@@ -64,11 +67,11 @@ class ChainResult:
     tried: list[tuple[str, str]] = field(default_factory=list)
 
 
-def _clinic_id(clinic: Clinic | int) -> int:
+def _clinic_id(clinic: ClinicRef) -> int:
     return clinic if isinstance(clinic, int) else clinic.pk
 
 
-def chain_for(clinic: Clinic | int, kind: str) -> list[ProviderAccount]:
+def chain_for(clinic: ClinicRef, kind: str) -> list[ProviderAccount]:
     """The clinic's enabled accounts for ``kind`` by (priority, pk), in one query; with none,
     the defaults of ``CUIDAR_DEFAULT_PROVIDERS[kind]`` (``["console"]`` when unset) as
     unsaved accounts without credentials."""
@@ -88,7 +91,7 @@ def chain_for(clinic: Clinic | int, kind: str) -> list[ProviderAccount]:
 
 
 def run_chain(
-    clinic: Clinic | int,
+    clinic: ClinicRef,
     kind: str,
     operation: str,
     *args,

@@ -12,21 +12,14 @@ from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from clinic.kernel.tenancy import ClinicQuerySet
+
 from .choices import (
     DeliveryStatus,
     InboundWebhookStatus,
     ProviderKind,
 )
 from .crypto import EncryptedJSONField
-
-
-class ClinicScopedQuerySet(models.QuerySet):
-    """Same contract as ``clinic.tenancy.ClinicQuerySet`` (this layer cannot import it)."""
-
-    def for_clinic(self, clinic):
-        if clinic is None:
-            return self.none()
-        return self.filter(clinic=clinic)
 
 
 class Event(models.Model):
@@ -48,7 +41,7 @@ class Event(models.Model):
     payload = models.JSONField(_("payload"), default=dict)
     created_at = models.DateTimeField(_("created at"), default=timezone.now, db_index=True)
 
-    objects = ClinicScopedQuerySet.as_manager()
+    objects = ClinicQuerySet.as_manager()
 
     class Meta:
         verbose_name = _("event")
@@ -90,7 +83,7 @@ class Delivery(models.Model):
     succeeded_at = models.DateTimeField(_("succeeded at"), null=True, blank=True)
     dead_at = models.DateTimeField(_("dead since"), null=True, blank=True)
 
-    objects = ClinicScopedQuerySet.as_manager()
+    objects = ClinicQuerySet.as_manager()
 
     class Meta:
         verbose_name = _("delivery")
@@ -170,7 +163,7 @@ class ProviderAccount(models.Model):
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
     updated_at = models.DateTimeField(_("updated at"), auto_now=True)
 
-    objects = ClinicScopedQuerySet.as_manager()
+    objects = ClinicQuerySet.as_manager()
 
     class Meta:
         verbose_name = _("provider account")
@@ -214,7 +207,7 @@ class ExternalCall(models.Model):
     correlation_id = models.CharField(_("correlation id"), max_length=64, blank=True)
     created_at = models.DateTimeField(_("created at"), default=timezone.now)
 
-    objects = ClinicScopedQuerySet.as_manager()
+    objects = ClinicQuerySet.as_manager()
 
     class Meta:
         verbose_name = _("external call")
@@ -271,7 +264,7 @@ class InboundWebhook(models.Model):
     attempts = models.PositiveSmallIntegerField(_("failed attempts"), default=0)
     next_attempt_at = models.DateTimeField(_("next attempt at"), null=True, blank=True)
 
-    objects = ClinicScopedQuerySet.as_manager()
+    objects = ClinicQuerySet.as_manager()
 
     class Meta:
         verbose_name = _("inbound webhook")
@@ -308,7 +301,7 @@ class WebhookSubscription(models.Model):
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
     updated_at = models.DateTimeField(_("updated at"), auto_now=True)
 
-    objects = ClinicScopedQuerySet.as_manager()
+    objects = ClinicQuerySet.as_manager()
 
     class Meta:
         verbose_name = _("webhook subscription")
@@ -350,7 +343,7 @@ class ConsoleRecord(models.Model):
     response = models.JSONField(_("response"), default=dict)
     created_at = models.DateTimeField(_("created at"), default=timezone.now, db_index=True)
 
-    objects = ClinicScopedQuerySet.as_manager()
+    objects = ClinicQuerySet.as_manager()
 
     class Meta:
         verbose_name = _("console record")

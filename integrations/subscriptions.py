@@ -21,7 +21,7 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from config.errors import ApplicationError
+from clinic.kernel.errors import ApplicationError
 
 from . import signing
 from .base import PermanentProviderError, ProviderError

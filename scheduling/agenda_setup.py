@@ -31,8 +31,8 @@ from functools import cached_property
 from django.conf import settings
 from django.db import connection, transaction
 
+from clinic.kernel.redis import StateUnavailable, state_get_many, state_set
 from clinic.models import Professional
-from integrations.shared_redis import StateUnavailable, state_get_many, state_set
 
 from .models import ClinicClosure, Service, WorkingHours
 

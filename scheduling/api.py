@@ -16,7 +16,6 @@ import contextlib
 import decimal
 import functools
 from datetime import timedelta
-from zoneinfo import ZoneInfo
 
 from django.db import models
 from django.db.models import F, Prefetch
@@ -33,6 +32,7 @@ from rest_framework.views import APIView
 from clinic.api import ClinicRelatedField, ClinicTimeField
 from clinic.api_framework import Cursor, PartnerAPIMixin, created, problem_exception_handler
 from clinic.choices import Council
+from clinic.kernel.timezones import clinic_zone
 from clinic.models import Patient, Professional, Room
 
 from .agenda_setup import agenda_setup
@@ -261,7 +261,7 @@ class AppointmentSerializer(serializers.ModelSerializer):
         zone = self.__dict__.get("_zone")
         if zone is None:
             clinic = self.context.get("clinic")
-            zone = ZoneInfo(clinic.time_zone) if clinic else timezone.get_current_timezone()
+            zone = clinic_zone(clinic) if clinic else timezone.get_current_timezone()
             self._zone = zone
         text = value.astimezone(zone).isoformat()
         return text[:-6] + "Z" if text.endswith("+00:00") else text

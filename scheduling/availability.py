@@ -30,6 +30,8 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import get_language
 
+from clinic.kernel.timezones import clinic_zone
+
 from .agenda_setup import AgendaSetup, agenda_setup
 from .choices import OCCUPYING_STATUSES
 from .conf import clinic_option
@@ -211,7 +213,7 @@ def _search_prepare(
     before = service.buffer_before_minutes * _MINUTE
     after = service.buffer_after_minutes * _MINUTE
     step = max(int(clinic_option(clinic, "slot_step_minutes")), 1) * _MINUTE
-    tz = ZoneInfo(clinic.time_zone)
+    tz = clinic_zone(clinic)
     first_day = _dt(lo).astimezone(tz).date()
     last_day = _dt(hi).astimezone(tz).date()
 

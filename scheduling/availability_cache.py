@@ -40,7 +40,7 @@ from datetime import datetime, timedelta
 
 from django.db.models.signals import m2m_changed, post_delete, post_save
 
-from integrations.shared_redis import StateUnavailable, state_get_many, state_set
+from clinic.kernel.redis import StateUnavailable, state_get_many, state_set
 
 from .agenda_setup import cache_enabled, setup_version_name, version_current, versions_replace
 from .availability import Slot, _us

@@ -20,6 +20,7 @@ from django.urls import reverse
 from django.utils import formats, timezone
 from django.utils.translation import gettext as _
 
+from clinic.kernel.timezones import clinic_zone
 from clinic.selectors import patient_search
 
 from . import agenda, services
@@ -49,7 +50,7 @@ def checkin_view(model_admin, request):
     clinic, redirect = agenda.clinic_or_redirect(model_admin, request)
     if redirect:
         return redirect
-    zone = agenda.clinic_zone(clinic)
+    zone = clinic_zone(clinic)
     if request.method == "POST":
         return _checkin_post(model_admin, request, clinic, zone)
     return agenda.render_in_zone(zone, _checkin_page, model_admin, request, clinic, zone)

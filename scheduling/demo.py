@@ -9,11 +9,11 @@ or the hour, the demo is seeded (a weekend, a holiday, late evening, New Year's 
 from contextlib import suppress
 from datetime import datetime, time, timedelta
 from decimal import Decimal
-from zoneinfo import ZoneInfo
 
 from django.db import transaction
 from django.utils import timezone
 
+from clinic.kernel.timezones import clinic_today, clinic_zone
 from clinic.models import Patient, Professional, Room
 
 from . import services
@@ -97,8 +97,8 @@ PER_DAY = 3
 
 
 def _appointments(clinic, rng) -> int:
-    zone = ZoneInfo(clinic.time_zone)
-    today = timezone.now().astimezone(zone).date()
+    zone = clinic_zone(clinic)
+    today = clinic_today(clinic)
     patients = list(Patient.objects.for_clinic(clinic).order_by("pk"))
     professionals = {p.pk: p for p in Professional.objects.for_clinic(clinic)}
     setup = agenda_setup(clinic.pk)

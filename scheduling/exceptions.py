@@ -3,7 +3,7 @@
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
-from config.errors import ApplicationError
+from clinic.kernel.errors import ApplicationError
 
 
 class SchedulingError(ApplicationError):

@@ -18,7 +18,8 @@ from django.db.models import F, Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from clinic.tenancy import ClinicOwned, ClinicQuerySet
+from clinic.kernel.tenancy import ClinicQuerySet
+from clinic.tenancy import ClinicOwned
 
 from .choices import (
     OCCUPYING_STATUSES,

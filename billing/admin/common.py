@@ -6,17 +6,17 @@ from __future__ import annotations
 from decimal import Decimal
 
 from django import forms
-from django.contrib import admin, messages
+from django.contrib import admin
 from django.core.exceptions import ValidationError
-from django.http import Http404, HttpResponseRedirect
+from django.http import Http404
 from django.urls import reverse
 from django.utils import formats
 from django.utils.html import format_html
-from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from clinic.admin_base import scope_queryset
+from clinic.kernel import views as kernel_views
 from clinic.tenancy import current_clinic
 
 from ..reports import amount_parse, decimal_places
@@ -133,13 +133,12 @@ class ViewOnlyDetailMixin:
 def clinic_or_redirect(model_admin, request):
     """The clinic a desk page works in, or a redirect to the dashboard for a superuser
     viewing all clinics."""
-    clinic = current_clinic(request)
-    if clinic is None:
-        messages.warning(request, gettext("Choose a clinic at the top of the page first."))
-        return None, HttpResponseRedirect(
-            reverse("admin:index", current_app=model_admin.admin_site.name)
-        )
-    return clinic, None
+    return kernel_views.clinic_or_redirect(
+        model_admin,
+        request,
+        current_clinic(request),
+        gettext("Choose a clinic at the top of the page first."),
+    )
 
 
 def scoped_or_404(model_admin, request, pk, queryset=None):
@@ -152,15 +151,6 @@ def scoped_or_404(model_admin, request, pk, queryset=None):
     if obj is None:
         raise Http404
     return obj
-
-
-def safe_next(request, fallback: str) -> str:
-    wanted = request.POST.get("next") or request.GET.get("next") or ""
-    if wanted and url_has_allowed_host_and_scheme(
-        wanted, allowed_hosts={request.get_host()}, require_https=request.is_secure()
-    ):
-        return wanted
-    return fallback
 
 
 def page_context(model_admin, request, **extra) -> dict:

@@ -20,6 +20,8 @@ from django.utils.html import format_html
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
+from clinic.kernel.timezones import clinic_zone
+from clinic.kernel.views import safe_next
 from clinic.models import Patient
 from scheduling.models import Appointment
 
@@ -28,7 +30,6 @@ from ..choices import Gateway, PaymentMethod, PaymentStatus
 from ..exceptions import BillingError, GatewayUnavailable
 from ..models import Payment
 from ..money import brl
-from ..reports import clinic_zone
 from ..services import GATEWAY_METHODS
 from .common import (
     DateInput,
@@ -38,7 +39,6 @@ from .common import (
     admin_url,
     clinic_or_redirect,
     page_context,
-    safe_next,
     scoped_or_404,
     status_badge,
 )

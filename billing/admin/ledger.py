@@ -19,6 +19,7 @@ from django.utils.translation import gettext_lazy as _
 
 from clinic.admin_base import ClinicScopedAdmin
 from clinic.audit import audit_staff
+from clinic.kernel.timezones import clinic_today
 from clinic.models import AuditEntry
 from clinic.tenancy import current_clinic
 
@@ -262,7 +263,7 @@ class FinancialTransactionAdmin(ClinicScopedAdmin):
                 reports.revenue_table(name, clinic=clinic, period=period, total=total)
                 for name in reports.REVENUE_TABLES
             ]
-            today = reports.clinic_today(clinic)
+            today = clinic_today(clinic)
             summary = reports.receivables_summary(clinic=clinic, today=today)
             receivables = reports.receivables_table(
                 clinic=clinic,
@@ -313,8 +314,8 @@ class FinancialTransactionAdmin(ClinicScopedAdmin):
                 f"{admin_url(self, 'billing_reports')}?{request.GET.urlencode()}"
             )
         if name == "receivables":
-            table = reports.receivables_table(clinic=clinic, today=reports.clinic_today(clinic))
-            filename = f"receivables-{reports.clinic_today(clinic):%Y%m%d}"
+            table = reports.receivables_table(clinic=clinic, today=clinic_today(clinic))
+            filename = f"receivables-{clinic_today(clinic):%Y%m%d}"
         else:
             table = reports.revenue_table(name, clinic=clinic, period=period)
             filename = f"revenue-{name}-{period.first:%Y%m%d}-{period.last:%Y%m%d}"

@@ -35,7 +35,6 @@ from dataclasses import dataclass
 from datetime import timedelta
 from functools import partial, wraps
 from urllib.parse import urlencode
-from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.core import signing
@@ -50,6 +49,8 @@ from django.utils.crypto import constant_time_compare, salted_hmac
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
+
+from clinic.kernel.timezones import clinic_zone
 
 from .. import messaging, validators
 from ..audit import request_origin
@@ -549,7 +550,7 @@ def portal_view(view):
                 response.delete_cookie(COOKIE_NAME, path=COOKIE_PATH)
             return _secure(response)
         request.portal = Portal(session=session)
-        timezone.activate(ZoneInfo(session.clinic.time_zone))
+        timezone.activate(clinic_zone(session.clinic))
         try:
             return _secure(view(request, *args, **kwargs))
         finally:

@@ -4,7 +4,6 @@ and its ``.ics`` file."""
 from __future__ import annotations
 
 from datetime import UTC
-from zoneinfo import ZoneInfo
 
 from django.contrib import messages
 from django.core.paginator import Paginator
@@ -14,6 +13,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from clinic.kernel.timezones import clinic_zone
 from clinic.models import Room
 from clinic.portal.sessions import portal_view, safe_next
 
@@ -216,7 +216,7 @@ def _reschedule_page(
     error: str = "",
     status: int = 200,
 ) -> HttpResponse:
-    days = links._days_to_offer(free, ZoneInfo(request.portal.clinic.time_zone))
+    days = links._days_to_offer(free, clinic_zone(request.portal.clinic))
     shown = [slot for _day, day_slots in days for slot in day_slots]
     return render(
         request,

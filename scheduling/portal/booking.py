@@ -15,6 +15,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
 from django.views.decorators.http import require_http_methods
 
+from clinic.kernel.timezones import clinic_zone
 from clinic.models import Clinic, Professional, Room
 from clinic.portal.sessions import portal_view
 
@@ -210,7 +211,7 @@ def _book_page(
     """Render the current step of ``choice``."""
     portal = request.portal
     clinic = portal.clinic
-    zone = ZoneInfo(clinic.time_zone)
+    zone = clinic_zone(clinic)
     error = error or choice.error
     if error and status == 200:
         status = 400
@@ -325,7 +326,7 @@ def book(request: HttpRequest) -> HttpResponse:
     """``/portal/agendar/``: GET shows the current step of the choices in the query string;
     the confirm step's POST books."""
     clinic = request.portal.clinic
-    zone = ZoneInfo(clinic.time_zone)
+    zone = clinic_zone(clinic)
     if request.method != "POST":
         choice = _read_choice(clinic, request.GET, zone)
         if choice.step == "confirm":

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from zoneinfo import ZoneInfo
-
 from django.utils.translation import gettext_lazy
 
+from clinic.kernel.timezones import clinic_zone
 from clinic.privacy import export_section
 
 from .. import selectors
@@ -18,7 +17,7 @@ from .common import (
 @export_section("appointments", gettext_lazy("Appointments"), order=20)
 def export_appointments(patient) -> list[dict]:
     """Every appointment of the patient (never the clinic's internal notes)."""
-    zone = ZoneInfo(patient.clinic.time_zone)
+    zone = clinic_zone(patient.clinic)
     rows = []
     for a in selectors.appointment_list_for_patient(patient=patient).order_by("start", "pk"):
         rows.append(

@@ -345,7 +345,7 @@ def test_staff_working_in_no_clinic_get_a_field_error_not_a_crash(agenda, superu
 
 
 def test_when_redis_is_down_every_search_is_computed(agenda, monkeypatch):
-    from integrations import shared_redis
+    from clinic.kernel import redis as shared_redis
     from tests.api.test_framework import DownRedis
 
     expected = fresh(agenda)

@@ -24,9 +24,9 @@ from clinic.api_framework import (
     api_key_revoke,
     api_request_log_flush,
 )
+from clinic.kernel import redis as shared_redis
 from clinic.models import ApiKey, ApiRequestLog
 from clinic.tasks import api_request_log_flush_task, api_request_log_purge_task
-from integrations import shared_redis
 from scheduling.api import LIST_COLUMNS, AppointmentSerializer
 from scheduling.choices import AppointmentStatus
 from scheduling.models import Appointment
