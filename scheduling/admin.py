@@ -25,7 +25,7 @@ from django.utils.html import format_html
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
-from clinic.admin_base import ClinicScopedAdmin, scope_queryset
+from clinic.admin.base import ClinicScopedAdmin, scope_queryset
 from clinic.audit import audit_staff_view
 from clinic.models import Patient, Professional
 from clinic.selectors import patient_search

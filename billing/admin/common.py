@@ -16,7 +16,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
-from clinic.admin_base import scope_queryset
+from clinic.admin.base import scope_queryset
 from clinic.tenancy import current_clinic
 
 from ..reports import amount_parse, decimal_places

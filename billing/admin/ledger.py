@@ -17,7 +17,7 @@ from django.utils.http import urlencode
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
-from clinic.admin_base import ClinicScopedAdmin
+from clinic.admin.base import ClinicScopedAdmin
 from clinic.audit import audit_staff
 from clinic.models import AuditEntry
 from clinic.tenancy import current_clinic
