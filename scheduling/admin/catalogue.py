@@ -26,8 +26,8 @@ from django.utils.translation import gettext_lazy as _
 from clinic.admin.base import ClinicScopedAdmin, ClinicScopedInline
 from clinic.tenancy import current_clinic
 
-from . import services
-from .models import (
+from .. import services
+from ..models import (
     CalendarFeed,
     ClinicClosure,
     Service,
