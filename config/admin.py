@@ -18,7 +18,7 @@ class CuidarAdminSite(admin.AdminSite):
     enable_nav_sidebar = True
 
     def get_urls(self):
-        from scheduling.series import series_urls
+        from scheduling.admin.series import series_urls
 
         return [
             path("switch-clinic/", self.admin_view(self.switch_clinic), name="switch_clinic"),

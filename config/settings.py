@@ -343,7 +343,7 @@ if not CUIDAR_FERNET_KEYS:
 
 # The admin's tenancy mixin, named here so that the integrations app (a lower layer) can use
 # it without importing the clinic app (DESIGN.md "Layers").
-CUIDAR_SCOPED_ADMIN = "clinic.admin_base.ClinicScopedAdmin"
+CUIDAR_SCOPED_ADMIN = "clinic.admin.base.ClinicScopedAdmin"
 
 # Lets a monitor read /health/integrations with "Authorization: Bearer <token>".
 CUIDAR_HEALTH_TOKEN = env_secret("CUIDAR_HEALTH_TOKEN")

@@ -3,7 +3,7 @@
 the links in their reminders.
 
 The admin page "Book a series" is not here: it lives in the admin site, see
-:func:`scheduling.series.series_urls`.
+:func:`scheduling.admin.series.series_urls`.
 """
 
 from django.urls import path

@@ -15,7 +15,7 @@ from django.utils.html import format_html
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
-from clinic.admin_base import scope_queryset
+from clinic.admin.base import scope_queryset
 from clinic.kernel import views as kernel_views
 from clinic.tenancy import current_clinic
 

@@ -15,7 +15,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
-from clinic.admin_base import ClinicScopedAdmin
+from clinic.admin.base import ClinicScopedAdmin
 
 from .. import services
 from ..choices import InvoiceStatus

@@ -17,7 +17,7 @@ from django.utils.http import urlencode
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
-from clinic.admin_base import ClinicScopedAdmin
+from clinic.admin.base import ClinicScopedAdmin
 from clinic.audit import audit_staff
 from clinic.kernel.timezones import clinic_today
 from clinic.models import AuditEntry

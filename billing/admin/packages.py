@@ -15,7 +15,7 @@ from django.utils.html import format_html
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
-from clinic.admin_base import ClinicScopedAdmin, ClinicScopedInline, scope_queryset
+from clinic.admin.base import ClinicScopedAdmin, ClinicScopedInline, scope_queryset
 from clinic.models import Patient
 from clinic.selectors import patient_search
 from clinic.tenancy import current_clinic

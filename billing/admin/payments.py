@@ -13,7 +13,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
-from clinic.admin_base import ClinicScopedAdmin, ClinicScopedInline
+from clinic.admin.base import ClinicScopedAdmin, ClinicScopedInline
 from clinic.models import Patient
 from clinic.selectors import patient_search
 from clinic.tenancy import current_clinic

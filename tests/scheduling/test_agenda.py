@@ -1,5 +1,5 @@
 """The receptionist's agenda: the day and week views, one-click status changes and
-rescheduling to a free slot (scheduling/agenda.py)."""
+rescheduling to a free slot (scheduling/admin/agenda.py)."""
 
 from datetime import date, datetime, time
 from types import SimpleNamespace

@@ -1,5 +1,5 @@
 """The appointment admin: the changelist, booking through the add form, the read-only
-change page and the bulk status actions (scheduling/admin.py)."""
+change page and the bulk status actions (scheduling/admin/appointments.py)."""
 
 import json
 import re

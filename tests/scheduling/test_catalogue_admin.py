@@ -14,7 +14,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-import scheduling.admin_catalogue  # noqa: F401  (registers the ModelAdmins)
+import scheduling.admin.catalogue  # noqa: F401  (registers the ModelAdmins)
 from scheduling import services
 from scheduling.choices import OfferStatus, Weekday
 from scheduling.models import (

@@ -1,5 +1,5 @@
 """Check-in at the reception desk: scanning the patient's QR code, or finding the patient
-and clicking (scheduling/checkin.py)."""
+and clicking (scheduling/admin/checkin.py)."""
 
 from datetime import date, datetime, time
 from types import SimpleNamespace

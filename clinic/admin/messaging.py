@@ -17,13 +17,13 @@ from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_POST
 
-from . import message_templates
-from .admin_base import ClinicScopedAdmin, scope_queryset
-from .audit import audit_staff_view
-from .choices import ContactChannel, MessageStatus
-from .messaging import MESSAGE_CHANNELS, message_reply, received_mark_answered
-from .models import MessageTemplate, OutboundMessage, Patient, ReceivedMessage
-from .tenancy import current_clinic
+from .. import message_templates
+from ..audit import audit_staff_view
+from ..choices import ContactChannel, MessageStatus
+from ..messaging import MESSAGE_CHANNELS, message_reply, received_mark_answered
+from ..models import MessageTemplate, OutboundMessage, Patient, ReceivedMessage
+from ..tenancy import current_clinic
+from .base import ClinicScopedAdmin, scope_queryset
 
 TIMELINE_LIMIT = 200
 
@@ -175,7 +175,7 @@ class MessageTemplateAdmin(ClinicScopedAdmin):
 
 
 def _purpose_label(purpose: str) -> str:
-    from .choices import ConsentPurpose
+    from ..choices import ConsentPurpose
 
     return ConsentPurpose(purpose).label
 

@@ -23,9 +23,11 @@ from django.utils.translation import gettext as _
 from clinic.kernel.timezones import clinic_zone
 from clinic.selectors import patient_search
 
-from . import agenda, services
-from .choices import TRANSITIONS, AppointmentStatus
-from .exceptions import NoAppointmentToday, SchedulingError
+from .. import services
+from ..agenda import local_label
+from ..choices import TRANSITIONS, AppointmentStatus
+from ..exceptions import NoAppointmentToday, SchedulingError
+from . import agenda as pages
 
 S = AppointmentStatus
 MAX_PATIENTS = 20
@@ -47,13 +49,13 @@ def checkin_view(model_admin, request):
     scan) or ``appointment`` (a click): check in, then back here (ready for the next)."""
     if not model_admin.has_change_permission(request):
         raise PermissionDenied
-    clinic, redirect = agenda.clinic_or_redirect(model_admin, request)
+    clinic, redirect = pages.clinic_or_redirect(model_admin, request)
     if redirect:
         return redirect
     zone = clinic_zone(clinic)
     if request.method == "POST":
         return _checkin_post(model_admin, request, clinic, zone)
-    return agenda.render_in_zone(zone, _checkin_page, model_admin, request, clinic, zone)
+    return pages.render_in_zone(zone, _checkin_page, model_admin, request, clinic, zone)
 
 
 def _here(model_admin, request) -> str:
@@ -100,7 +102,7 @@ def _checkin_post(model_admin, request, clinic, zone):
         messages.error(
             request,
             _("%(appointment)s was not changed: %(reason)s")
-            % {"appointment": agenda.local_label(appointment, zone), "reason": exc.message},
+            % {"appointment": local_label(appointment, zone), "reason": exc.message},
         )
     else:
         messages.success(request, _done_message(appointment, zone))
@@ -126,7 +128,7 @@ def _checkin_page(model_admin, request, clinic, zone):
     expected = [
         _row(a, zone) for a in today.filter(status__in=[S.SCHEDULED, S.CONFIRMED]).order_by("start")
     ]
-    context = agenda.page_context(
+    context = pages.page_context(
         model_admin,
         request,
         title=_("Check-in"),
@@ -135,7 +137,7 @@ def _checkin_page(model_admin, request, clinic, zone):
         patients=patients,
         expected=expected,
         max_patients=MAX_PATIENTS,
-        agenda_url=agenda.day_url(model_admin, timezone.localdate(timezone=zone)),
+        agenda_url=pages.day_url(model_admin, timezone.localdate(timezone=zone)),
     )
     return TemplateResponse(request, "scheduling/admin/checkin.html", context)
 

@@ -8,7 +8,7 @@ taken in between, nothing is booked at all and the page says which.
 The page belongs to the admin site; wire it in ``CuidarAdminSite.get_urls`` *before* the
 admin's own URLs (their catch-all would swallow it)::
 
-    from scheduling.series import series_urls
+    from scheduling.admin.series import series_urls
     return [..., *series_urls(self), *super().get_urls()]
 
 It is then ``reverse("admin:scheduling_series")`` → ``/admin/scheduling/series/``.
@@ -31,11 +31,11 @@ from django.utils.translation import gettext_lazy as _
 from clinic.models import Patient, Professional, Room
 from clinic.tenancy import current_clinic
 
-from . import services
-from .admin_catalogue import clinic_time
-from .choices import Channel
-from .exceptions import SchedulingError, SeriesClash
-from .models import Appointment, Service
+from .. import services
+from ..choices import Channel
+from ..exceptions import SchedulingError, SeriesClash
+from ..models import Appointment, Service
+from .catalogue import clinic_time
 
 TEMPLATE = "scheduling/series.html"
 

@@ -9,9 +9,9 @@ from django.utils.html import format_html
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
-from .admin_base import ClinicScopedAdmin, ReadOnlyScopedAdmin
-from .api_framework import api_key_create, api_key_revoke
-from .models import API_SCOPES, ApiKey, ApiRequestLog
+from ..api_framework import api_key_create, api_key_revoke
+from ..models import API_SCOPES, ApiKey, ApiRequestLog
+from .base import ClinicScopedAdmin, ReadOnlyScopedAdmin
 
 
 class ApiKeyForm(forms.ModelForm):

@@ -20,12 +20,12 @@ from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_POST
 
-from . import privacy, selectors
-from .admin_base import ClinicScopedAdmin, ReadOnlyScopedAdmin, scope_queryset
-from .models import AuditEntry, Patient, PortalSession, PrivacyRequest
-from .portal.profile import device_label
-from .portal.sessions import session_end
-from .tenancy import current_clinic
+from .. import privacy, selectors
+from ..models import AuditEntry, Patient, PortalSession, PrivacyRequest
+from ..portal.profile import device_label
+from ..portal.sessions import session_end
+from ..tenancy import current_clinic
+from .base import ClinicScopedAdmin, ReadOnlyScopedAdmin, scope_queryset
 
 REQUEST_FIELDS = (
     "patient",

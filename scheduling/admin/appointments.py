@@ -1,6 +1,4 @@
-"""Admin of the scheduling app.
-
-First part: appointments — the changelist, booking through ``appointment_book``, the
+"""Appointments in the admin: the changelist, booking through ``appointment_book``, the
 read-only change page (times and people change by rescheduling), bulk status actions, and
 the agenda and check-in pages registered on the appointment admin's URLs.
 """
@@ -25,16 +23,19 @@ from django.utils.html import format_html
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
-from clinic.admin_base import ClinicScopedAdmin, scope_queryset
+from clinic.admin.base import ClinicScopedAdmin, scope_queryset
 from clinic.audit import audit_staff_view
 from clinic.models import Patient, Professional
 from clinic.selectors import patient_search
 from clinic.tenancy import current_clinic
 
-from . import agenda, checkin, services
-from .choices import AppointmentStatus
-from .exceptions import SchedulingError, wrong_pair_message
-from .models import Appointment, Service
+from .. import services
+from ..agenda import STATUS_ACTIONS, actions_allowed, can_reschedule, clinic_zone, local_label
+from ..choices import AppointmentStatus
+from ..exceptions import SchedulingError, wrong_pair_message
+from ..models import Appointment, Service
+from . import agenda as pages
+from . import checkin
 
 S = AppointmentStatus
 
@@ -156,7 +157,7 @@ class AppointmentDayFilter(admin.SimpleListFilter):
         return (("today", _("Today")), ("tomorrow", _("Tomorrow")), ("week", _("This week")))
 
     def queryset(self, request, queryset):
-        zone = agenda.clinic_zone(current_clinic(request))
+        zone = clinic_zone(current_clinic(request))
         today = timezone.localdate(timezone=zone)
         first, days = {
             "today": (today, 1),
@@ -181,11 +182,11 @@ class ClinicRelatedFilter(admin.RelatedFieldListFilter):
 def _run_status_action(modeladmin, request, queryset, name: str, reason: str = ""):
     """Apply one status change to each selected appointment through its service, and report
     what changed and, row by row, what the status machine refused."""
-    action = agenda.STATUS_ACTIONS[name]
-    zone = agenda.clinic_zone(current_clinic(request))
+    action = STATUS_ACTIONS[name]
+    zone = clinic_zone(current_clinic(request))
     done = []
     for appointment in queryset.select_related("patient", "service").order_by("start", "pk"):
-        label = agenda.local_label(appointment, zone)
+        label = local_label(appointment, zone)
         try:
             action.run(appointment, user=request.user, reason=reason)
         except SchedulingError as exc:
@@ -433,32 +434,32 @@ class AppointmentAdmin(ClinicScopedAdmin):
         if any(k in request.POST for k in ("_continue", "_addanother", IS_POPUP_VAR)):
             return super().response_add(request, obj, post_url_continue)
         # Back to the agenda of the booked day, where the new appointment shows.
-        zone = agenda.clinic_zone(obj.clinic)
+        zone = clinic_zone(obj.clinic)
         self.message_user(
             request,
             gettext("Booked: %(appointment)s, %(service)s with %(professional)s.")
             % {
-                "appointment": agenda.local_label(obj, zone),
+                "appointment": local_label(obj, zone),
                 "service": obj.service,
                 "professional": obj.professional,
             },
             messages.SUCCESS,
         )
-        return HttpResponseRedirect(agenda.day_url(self, obj.start.astimezone(zone).date()))
+        return HttpResponseRedirect(pages.day_url(self, obj.start.astimezone(zone).date()))
 
     def has_delete_permission(self, request, obj=None):
         return False  # appointments are cancelled, never deleted
 
     # --- Views in the clinic's time zone ----------------------------------------------------
     def changelist_view(self, request, extra_context=None):
-        zone = agenda.clinic_zone(current_clinic(request))
+        zone = clinic_zone(current_clinic(request))
         extra = {
             "agenda_url": reverse("admin:scheduling_agenda", current_app=self.admin_site.name),
             "checkin_url": reverse("admin:scheduling_checkin", current_app=self.admin_site.name),
             "can_check_in": self.has_change_permission(request),
             **(extra_context or {}),
         }
-        return agenda.render_in_zone(zone, super().changelist_view, request, extra)
+        return pages.render_in_zone(zone, super().changelist_view, request, extra)
 
     def add_view(self, request, form_url="", extra_context=None):
         clinic = current_clinic(request)
@@ -472,15 +473,15 @@ class AppointmentAdmin(ClinicScopedAdmin):
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
         obj = self.get_object(request, unquote(object_id))  # another clinic's: 404
-        zone = agenda.clinic_zone(obj.clinic)
-        extra = {"subtitle": agenda.local_label(obj, zone), **(extra_context or {})}
+        zone = clinic_zone(obj.clinic)
+        extra = {"subtitle": local_label(obj, zone), **(extra_context or {})}
         if self.has_change_permission(request, obj):
             extra.update(
-                status_actions=agenda.actions_allowed(obj),
-                can_reschedule=agenda.can_reschedule(obj),
+                status_actions=actions_allowed(obj),
+                can_reschedule=can_reschedule(obj),
             )
-        extra["agenda_url"] = agenda.day_url(self, obj.start.astimezone(zone).date())
-        response = agenda.render_in_zone(
+        extra["agenda_url"] = pages.day_url(self, obj.start.astimezone(zone).date())
+        response = pages.render_in_zone(
             zone, super().change_view, request, object_id, form_url, extra
         )
         if request.method == "GET" and response.status_code == 200:
@@ -490,8 +491,8 @@ class AppointmentAdmin(ClinicScopedAdmin):
 
     def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
         if object_id is None:
-            zone = agenda.clinic_zone(current_clinic(request))
-            return agenda.render_in_zone(
+            zone = clinic_zone(current_clinic(request))
+            return pages.render_in_zone(
                 zone, super().changeform_view, request, object_id, form_url, extra_context
             )
         return super().changeform_view(request, object_id, form_url, extra_context)
@@ -504,14 +505,14 @@ class AppointmentAdmin(ClinicScopedAdmin):
             reason = request.POST.get("reason", "").strip()
             _run_status_action(self, request, queryset, "cancel", reason=reason)
             return None
-        zone = agenda.clinic_zone(current_clinic(request))
+        zone = clinic_zone(current_clinic(request))
         rows = queryset.select_related("patient", "service", "professional")
         context = {
             **self.admin_site.each_context(request),
             "title": gettext("Cancel appointments"),
             "opts": self.opts,
             "queryset": rows,
-            "labels": [agenda.local_label(a, zone) for a in rows],
+            "labels": [local_label(a, zone) for a in rows],
             "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
             "action": "cancel_selected",
         }
@@ -538,20 +539,16 @@ class AppointmentAdmin(ClinicScopedAdmin):
         ]
 
     def agenda_day_view(self, request):
-        return agenda.day_view(self, request)
+        return pages.day_view(self, request)
 
     def agenda_week_view(self, request):
-        return agenda.week_view(self, request)
+        return pages.week_view(self, request)
 
     def transition_view(self, request, object_id, action):
-        return agenda.transition_view(self, request, object_id, action)
+        return pages.transition_view(self, request, object_id, action)
 
     def reschedule_view(self, request, object_id):
-        return agenda.reschedule_view(self, request, object_id)
+        return pages.reschedule_view(self, request, object_id)
 
     def checkin_view(self, request):
         return checkin.checkin_view(self, request)
-
-
-# --- The catalogue (services, hours, time off, closures, waitlist, feeds) ------------------
-from . import admin_catalogue  # noqa: E402, F401  (registers those ModelAdmins)

@@ -1,7 +1,7 @@
 """Admin of the agenda's catalogue: services, working hours, time off, clinic closures, the
 waitlist and professionals' calendar feeds.
 
-Every ModelAdmin here is a :class:`~clinic.admin_base.ClinicScopedAdmin` (rows, FK and M2M
+Every ModelAdmin here is a :class:`~clinic.admin.base.ClinicScopedAdmin` (rows, FK and M2M
 choices and object URLs limited to the current clinic). Related-field filters use
 ``RelatedOnlyFieldListFilter``: its choices come from the scoped queryset, whereas the plain
 related filter would list every clinic's professionals and rooms.
@@ -23,11 +23,11 @@ from django.utils.html import format_html
 from django.utils.translation import gettext, pgettext_lazy
 from django.utils.translation import gettext_lazy as _
 
-from clinic.admin_base import ClinicScopedAdmin, ClinicScopedInline
+from clinic.admin.base import ClinicScopedAdmin, ClinicScopedInline
 from clinic.tenancy import current_clinic
 
-from . import services
-from .models import (
+from .. import services
+from ..models import (
     CalendarFeed,
     ClinicClosure,
     Service,
