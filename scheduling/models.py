@@ -297,7 +297,7 @@ class AppointmentQuerySet(ClinicQuerySet):
 class Appointment(ClinicOwned):
     """A patient's appointment with a professional for a service, maybe in a room.
 
-    Every change goes through ``scheduling/services.py``, which checks the status machine
+    Every change goes through ``scheduling/services/``, which checks the status machine
     (``choices.TRANSITIONS``), records who and how, and publishes the event.
     """
 

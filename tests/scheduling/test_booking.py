@@ -1,4 +1,4 @@
-"""Booking and the appointment status machine, through scheduling/services.py."""
+"""Booking and the appointment status machine, through scheduling/services/."""
 
 from datetime import datetime, timedelta
 from decimal import Decimal
