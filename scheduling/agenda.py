@@ -21,6 +21,8 @@ from django.utils import formats, timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
+from clinic.kernel.timezones import clinic_zone as kernel_clinic_zone
+
 from . import conf, services
 from .availability import Slot
 from .choices import OCCUPYING_STATUSES, TRANSITIONS, AppointmentStatus
@@ -45,7 +47,7 @@ def clinic_zone(clinic) -> ZoneInfo:
     """The clinic's time zone (the site's default for a superuser viewing all clinics)."""
     if clinic is None:
         return timezone.get_default_timezone()
-    return ZoneInfo(clinic.time_zone)
+    return kernel_clinic_zone(clinic)
 
 
 def local_label(appointment: Appointment, zone) -> str:

@@ -12,8 +12,9 @@ from zoneinfo import ZoneInfo
 
 from django.db.models import Count, DecimalField, ExpressionWrapper, F, Q, Sum, Value
 from django.db.models.functions import Coalesce, TruncDate
-from django.utils import timezone
 from django.utils.translation import gettext as _
+
+from clinic.kernel.timezones import clinic_today, clinic_zone
 
 from ..choices import PaymentMethod, PaymentStatus
 from ..models import Payment
@@ -45,14 +46,6 @@ class Period:
     def end(self) -> datetime:
         """The first instant after the period."""
         return datetime.combine(self.last + timedelta(days=1), time.min, tzinfo=self.zone)
-
-
-def clinic_zone(clinic) -> ZoneInfo:
-    return ZoneInfo(clinic.time_zone)
-
-
-def clinic_today(clinic, now: datetime | None = None) -> date:
-    return timezone.localdate(now or timezone.now(), clinic_zone(clinic))
 
 
 def period_this_month(clinic, now: datetime | None = None) -> Period:

@@ -22,9 +22,9 @@ from django.http import Http404, HttpResponseNotAllowed, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils import formats, timezone
-from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
 
+from clinic.kernel import views as kernel_views
 from clinic.models import Professional, Room
 from clinic.tenancy import current_clinic
 
@@ -95,22 +95,12 @@ def _parse_day(value: str | None, zone) -> date:
 def clinic_or_redirect(model_admin, request):
     """The current clinic, or a redirect to the dashboard for a superuser viewing all
     clinics (an agenda is always one clinic's)."""
-    clinic = current_clinic(request)
-    if clinic is None:
-        messages.warning(request, _("Choose a clinic at the top of the page to see its agenda."))
-        return None, HttpResponseRedirect(
-            reverse("admin:index", current_app=model_admin.admin_site.name)
-        )
-    return clinic, None
-
-
-def _safe_next(request, fallback: str) -> str:
-    wanted = request.POST.get("next") or request.GET.get("next") or ""
-    if wanted and url_has_allowed_host_and_scheme(
-        wanted, allowed_hosts={request.get_host()}, require_https=request.is_secure()
-    ):
-        return wanted
-    return fallback
+    return kernel_views.clinic_or_redirect(
+        model_admin,
+        request,
+        current_clinic(request),
+        _("Choose a clinic at the top of the page to see its agenda."),
+    )
 
 
 def page_context(model_admin, request, **extra) -> dict:
@@ -417,7 +407,7 @@ def transition_view(model_admin, request, object_id, action):
             _("%(done)s: %(appointment)s.") % {"done": status_action.done, "appointment": label},
         )
     fallback = day_url(model_admin, appointment.start.astimezone(zone).date())
-    return HttpResponseRedirect(_safe_next(request, fallback))
+    return HttpResponseRedirect(kernel_views.safe_next(request, fallback))
 
 
 # --- Reschedule -----------------------------------------------------------------------------

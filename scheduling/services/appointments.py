@@ -4,13 +4,13 @@ no-show, cancel, reschedule, notes, check-in by token, today's appointments."""
 from __future__ import annotations
 
 from datetime import date, datetime, timedelta
-from zoneinfo import ZoneInfo
 
 from django.db import IntegrityError, OperationalError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from clinic.kernel.timezones import clinic_zone
 from clinic.models import Clinic, Patient, Professional, Room
 from integrations.events import publish
 
@@ -363,12 +363,12 @@ def appointment_check_in_by_token(*, clinic: Clinic, token: str, by=None) -> App
 
 def local_day_bounds(clinic: Clinic, day: date) -> tuple[datetime, datetime]:
     """[00:00, next 00:00) of a local day of the clinic, as aware datetimes."""
-    zone = ZoneInfo(clinic.time_zone)
+    zone = clinic_zone(clinic)
     start = datetime.combine(day, datetime.min.time(), tzinfo=zone)
     return start, datetime.combine(day + timedelta(days=1), datetime.min.time(), tzinfo=zone)
 
 
 def appointments_today(*, clinic: Clinic, now: datetime | None = None):
-    today = (now or timezone.now()).astimezone(ZoneInfo(clinic.time_zone)).date()
+    today = (now or timezone.now()).astimezone(clinic_zone(clinic)).date()
     start, end = local_day_bounds(clinic, today)
     return Appointment.objects.for_clinic(clinic).filter(start__gte=start, start__lt=end)

@@ -4,12 +4,12 @@ with buffers), what clashes there, a free room, the event payload."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from zoneinfo import ZoneInfo
 
 from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from clinic.kernel.timezones import clinic_zone
 from clinic.models import Clinic, Professional, Room
 from integrations.events import publish
 
@@ -102,7 +102,7 @@ def _professional_busy(
     )
     if clash is None:
         return ""
-    zone = ZoneInfo(clinic.time_zone)
+    zone = clinic_zone(clinic)
 
     def hhmm(moment: datetime) -> str:
         return moment.astimezone(zone).strftime("%H:%M")

@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 from django.db import transaction
 from django.utils.translation import gettext as _
 
+from clinic.kernel.timezones import clinic_zone
 from clinic.models import Clinic, Patient, Professional, Room
 
 from ..choices import Channel
@@ -49,7 +50,7 @@ def _series_starts(
         raise SchedulingError(_("Say how many sessions, or until which date."))
     if interval_weeks < 1:
         raise SchedulingError(_("The interval must be at least one week."))
-    zone = ZoneInfo(clinic.time_zone)
+    zone = clinic_zone(clinic)
     local = first_start.astimezone(zone)
     starts = []
     k = 0

@@ -4,12 +4,12 @@ expiry."""
 from __future__ import annotations
 
 from datetime import date, datetime, timedelta
-from zoneinfo import ZoneInfo
 
 from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from clinic.kernel.timezones import clinic_zone
 from clinic.models import Clinic, Patient, Professional
 from integrations.events import publish
 
@@ -92,7 +92,7 @@ def waitlist_offer_slot(
         .exists()
     ):
         return []  # someone booked it already
-    local = start.astimezone(ZoneInfo(clinic.time_zone))
+    local = start.astimezone(clinic_zone(clinic))
     open_for_slot = WaitlistOffer.objects.filter(
         clinic=clinic, professional_id=professional_id, start=start, status=OfferStatus.OPEN
     )
