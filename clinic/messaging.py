@@ -906,6 +906,11 @@ def birthdays_greet(
 
 
 # --- Many messages at once (the reminder sweeps) --------------------------------------------
+#: Messages a delivery task of the bulk path sends one after the other: a slow provider
+#: call (up to its 10 s timeout) delays at most this many behind it.
+DELIVER_BATCH = 50
+
+
 def first_channels(
     *, clinic: Clinic | int, patients: Collection[Patient], purpose: str = ConsentPurpose.UTILITY
 ) -> dict[int, str]:
@@ -1014,15 +1019,15 @@ def messages_send_many(
     ids = [message.pk for message in rows]
 
     def enqueue():
-        from .tasks import message_deliver_task
+        from .tasks import messages_deliver_batch_task
 
-        # One broker round trip for the lot where the transport can batch (Redis
-        # pipelines them); others publish each message as it comes.
-        with message_deliver_task.app.producer_or_acquire() as producer, producer.batch():
-            for message_id in ids:
-                message_deliver_task.apply_async(
-                    args=[message_id], queue=deliver_queue(purpose), producer=producer
-                )
+        # One task per DELIVER_BATCH messages, not one per message: publishing costs about
+        # as much as building the message. Bounded, so one slow provider call delays few.
+        queue = deliver_queue(purpose)
+        for start in range(0, len(ids), DELIVER_BATCH):
+            messages_deliver_batch_task.apply_async(
+                args=[ids[start : start + DELIVER_BATCH]], queue=queue
+            )
 
     # robust: the messages are recorded; if the broker is down the retry sweep sends them.
     transaction.on_commit(enqueue, robust=True)
