@@ -152,22 +152,27 @@ class AppointmentLinks:
             for path in [reverse("scheduling:appointment_link", args=[action, "TOKEN"])]
         }
         self._timestamp = signing.b62_encode(int(time.time()))
+        self._channels = frozenset(Channel.values)
 
-    def __call__(self, *, appointment_id: int, action: str, channel: str) -> str:
-        if action not in LINK_ACTIONS:
-            raise ValueError(f"unknown link action: {action!r}")
-        if channel not in Channel.values:
+    def __call__(self, *, appointment_id: int, channel: str) -> dict[str, str]:
+        """Every action's link (``LINK_ACTIONS``) of one appointment: action → URL."""
+        if channel not in self._channels:
             raise ValueError(f"unknown channel: {channel!r}")
         data = json.dumps({"a": appointment_id, "c": str(channel)}, separators=(",", ":"))
         if len(zlib.compress(data.encode())) < len(data) - 1:  # never for these claims
-            return appointment_link(
-                appointment=Appointment(pk=appointment_id), action=action, channel=channel
-            )
+            return {
+                action: appointment_link(
+                    appointment=Appointment(pk=appointment_id), action=action, channel=channel
+                )
+                for action in LINK_ACTIONS
+            }
         value = f"{signing.b64_encode(data.encode()).decode()}:{self._timestamp}"
-        mac = hmac.new(self._keys[action], value.encode(), hashlib.sha256).digest()
-        token = f"{value}:{signing.b64_encode(mac).decode()}"
-        before, after = self._around_token[action]
-        return f"{before}{token}{after}"
+        links = {}
+        for action, key in self._keys.items():
+            mac = signing.b64_encode(hmac.new(key, value.encode(), hashlib.sha256).digest())
+            before, after = self._around_token[action]
+            links[action] = f"{before}{value}:{mac.decode()}{after}"
+        return links
 
 
 def offer_link(*, offer: WaitlistOffer, channel: str) -> str:

@@ -105,10 +105,8 @@ def appointment_context(
         "hours": str(appointment.service.cancellation_window_hours),
     }
     if links and signer is not None:
-        for action in ("confirm", "cancel", "reschedule"):
-            context[f"{action}_link"] = signer(
-                appointment_id=appointment.pk, action=action, channel=channel
-            )
+        for action, url in signer(appointment_id=appointment.pk, channel=channel).items():
+            context[f"{action}_link"] = url
     elif links:
         for action in ("confirm", "cancel", "reschedule"):
             context[f"{action}_link"] = appointment_link(
