@@ -135,3 +135,30 @@ def test_a_batch_task_redelivered_after_its_worker_died_mid_batch_sends_nothing_
     statuses = dict(OutboundMessage.objects.values_list("pk", "status"))
     assert statuses[ids[1]] == MessageStatus.UNCERTAIN
     assert [statuses[i] for i in (ids[0], ids[2], ids[3])] == [MessageStatus.SENT] * 3
+
+
+def test_a_message_recorded_in_bulk_is_the_row_a_single_send_records(
+    clinic_a, django_capture_on_commit_callbacks
+):
+    alone, many = patients(clinic_a, 2)
+    context = {"date": "24/11/2026", "time": "09:00", "confirm_link": "https://x/c"}
+    with django_capture_on_commit_callbacks(execute=False):
+        one = messaging.message_send(
+            clinic=clinic_a, patient=alone, template="lembrete_vespera", context=context,
+            idempotency_key="alone",
+        )  # fmt: skip
+        messaging.messages_send_many(
+            clinic=clinic_a, template="lembrete_vespera", messages=[(many, context, "many")]
+        )
+
+    def row(message):
+        return {
+            f.attname: getattr(message, f.attname)
+            for f in OutboundMessage._meta.concrete_fields
+            if f.attname not in {"id", "patient_id", "idempotency_key", "created_at"}
+        }
+
+    bulk = OutboundMessage.objects.get(idempotency_key="many")
+    one.refresh_from_db()
+    assert row(bulk) == row(one)
+    assert bulk.template_variables and bulk.created_at is not None
