@@ -1,6 +1,10 @@
 """Celery tasks of the clinic app: thin, they fetch by id and call one service."""
 
+import logging
+
 from celery import shared_task
+
+logger = logging.getLogger(__name__)
 
 
 @shared_task(name="clinic.message_deliver", acks_late=True)
@@ -9,6 +13,22 @@ def message_deliver_task(message_id: int) -> None:
     from .messaging import message_deliver
 
     message_deliver(message_id=message_id)
+
+
+@shared_task(name="clinic.messages_deliver_batch", acks_late=True)
+def messages_deliver_batch_task(message_ids: list[int]) -> None:
+    """Deliver a batch of queued messages one after the other (the bulk sweeps enqueue one
+    such task per ``DELIVER_BATCH`` messages). Safe redelivered: each message is claimed on
+    its own, so one already sent, in progress or uncertain is skipped, never sent again."""
+    from .messaging import message_deliver
+
+    for message_id in message_ids:
+        try:
+            message_deliver(message_id=message_id)
+        except Exception:
+            # One message's fault must not hold back the rest of the batch; this one stays
+            # queued (or in progress until its lease ends) for the retry sweep.
+            logger.exception("delivery of message %s failed", message_id)
 
 
 @shared_task(name="clinic.messages_retry")

@@ -40,6 +40,7 @@ app.conf.task_routes = {
     "scheduling.waitlist_offers_expire": {"queue": "default"},
     "config.metrics_snapshot": {"queue": "default"},
     "clinic.message_deliver": {"queue": PATIENT_QUEUE},
+    "clinic.messages_deliver_batch": {"queue": PATIENT_QUEUE},
     "clinic.messages_retry": {"queue": PATIENT_QUEUE},
     "clinic.portal_code_send": {"queue": PATIENT_QUEUE},
     "clinic.birthdays_greet": {"queue": "integrations-low"},

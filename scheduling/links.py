@@ -23,7 +23,12 @@ No sign-in: the token in the URL is the only key.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import json
 import logging
+import time
+import zlib
 from collections.abc import Callable
 from contextlib import nullcontext
 from datetime import date, datetime, timedelta
@@ -126,6 +131,48 @@ def appointment_link(*, appointment: Appointment, action: str, channel: str) -> 
     )
     path = reverse("scheduling:appointment_link", args=[action, token])
     return settings.CUIDAR_PUBLIC_URL + path
+
+
+class AppointmentLinks:
+    """:func:`appointment_link` for many appointments (a reminder batch): the same URLs,
+    made without redoing per link what is the same for all — the signer, the key derived
+    for each action's salt, the path around the token and the timestamp (the batch's
+    second). Exactly what ``signing.dumps(..., compress=True)`` produces (the claims are
+    too short for zlib to shorten), so :func:`appointment_from_link` reads them."""
+
+    def __init__(self):
+        secret = settings.SECRET_KEY.encode()
+        self._keys = {
+            action: hashlib.sha256(f"{_salt(action)}signer".encode() + secret).digest()
+            for action in LINK_ACTIONS
+        }
+        self._around_token = {
+            action: (settings.CUIDAR_PUBLIC_URL + path).rsplit("TOKEN", 1)
+            for action in LINK_ACTIONS
+            for path in [reverse("scheduling:appointment_link", args=[action, "TOKEN"])]
+        }
+        self._timestamp = signing.b62_encode(int(time.time()))
+        self._channels = frozenset(Channel.values)
+
+    def __call__(self, *, appointment_id: int, channel: str) -> dict[str, str]:
+        """Every action's link (``LINK_ACTIONS``) of one appointment: action → URL."""
+        if channel not in self._channels:
+            raise ValueError(f"unknown channel: {channel!r}")
+        data = json.dumps({"a": appointment_id, "c": str(channel)}, separators=(",", ":"))
+        if len(zlib.compress(data.encode())) < len(data) - 1:  # never for these claims
+            return {
+                action: appointment_link(
+                    appointment=Appointment(pk=appointment_id), action=action, channel=channel
+                )
+                for action in LINK_ACTIONS
+            }
+        value = f"{signing.b64_encode(data.encode()).decode()}:{self._timestamp}"
+        links = {}
+        for action, key in self._keys.items():
+            mac = signing.b64_encode(hmac.new(key, value.encode(), hashlib.sha256).digest())
+            before, after = self._around_token[action]
+            links[action] = f"{before}{value}:{mac.decode()}{after}"
+        return links
 
 
 def offer_link(*, offer: WaitlistOffer, channel: str) -> str:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Collection
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from django.db import connection, transaction
@@ -37,6 +37,7 @@ from . import conf
 from .choices import AppointmentStatus as S
 from .choices import Channel
 from .exceptions import CancellationWindowClosed, InvalidTransition
+from .links import AppointmentLinks
 from .models import Appointment, WaitlistOffer
 from .services import appointment_cancel, appointment_confirm, appointment_mark_no_show
 
@@ -67,15 +68,32 @@ def _local(clinic: Clinic, moment: datetime) -> datetime:
     return moment.astimezone(ZoneInfo(clinic.time_zone))
 
 
-def appointment_context(appointment: Appointment, *, channel: str, links: bool = True) -> dict:
+def _weekday(day: date) -> str:
+    """The weekday's name in the patients' language, as in a sentence ("quarta-feira")."""
+    with translation.override(MESSAGE_LANGUAGE):
+        return formats.date_format(day, "l").lower()
+
+
+def appointment_context(
+    appointment: Appointment,
+    *,
+    channel: str,
+    links: bool = True,
+    signer: AppointmentLinks | None = None,
+    weekdays: dict[date, str] | None = None,
+) -> dict:
     """The variables of an appointment's messages: date and time in the clinic's zone,
-    names, address, preparation and the one-click links."""
+    names, address, preparation and the one-click links. A batch passes one ``signer``
+    (:class:`~scheduling.links.AppointmentLinks`) and one ``weekdays`` cache for all its
+    appointments."""
     from .links import appointment_link
 
     clinic = appointment.clinic
     local = _local(clinic, appointment.start)
-    with translation.override(MESSAGE_LANGUAGE):
-        weekday = formats.date_format(local, "l").lower()  # "quarta-feira", as in a sentence
+    if weekdays is None:
+        weekday = _weekday(local.date())
+    elif (weekday := weekdays.get(local.date())) is None:
+        weekday = weekdays[local.date()] = _weekday(local.date())
     context = {
         "date": local.strftime("%d/%m/%Y"),
         "weekday": weekday,
@@ -86,7 +104,10 @@ def appointment_context(appointment: Appointment, *, channel: str, links: bool =
         "preparation": appointment.service.preparation_instructions,
         "hours": str(appointment.service.cancellation_window_hours),
     }
-    if links:
+    if links and signer is not None:
+        for action, url in signer(appointment_id=appointment.pk, channel=channel).items():
+            context[f"{action}_link"] = url
+    elif links:
         for action in ("confirm", "cancel", "reschedule"):
             context[f"{action}_link"] = appointment_link(
                 appointment=appointment, action=action, channel=channel
@@ -154,13 +175,19 @@ def _send_batches(queryset, *, clinic: Clinic, template: str, prefix: str) -> in
             for appointment in batch:
                 appointment.clinic = appointment.patient.clinic = clinic
             channels = first_channels(clinic=clinic, patients=[a.patient for a in batch])
+            signer, weekdays = AppointmentLinks(), {}
             sent += messages_send_many(
                 clinic=clinic,
                 template=template,
                 messages=[
                     (
                         appointment.patient,
-                        appointment_context(appointment, channel=channels[appointment.patient_id]),
+                        appointment_context(
+                            appointment,
+                            channel=channels[appointment.patient_id],
+                            signer=signer,
+                            weekdays=weekdays,
+                        ),
                         f"{prefix}:{appointment.pk}",
                     )
                     for appointment in batch

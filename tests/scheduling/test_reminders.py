@@ -16,8 +16,8 @@ from clinic.messaging import birthdays_greet
 from clinic.models import OutboundMessage
 from clinic.tasks import birthdays_greet_task
 from integrations.models import ConsoleRecord
-from scheduling import reminders
-from scheduling.choices import AppointmentStatus
+from scheduling import links, reminders
+from scheduling.choices import AppointmentStatus, Channel
 from scheduling.tasks import reminders_eve_task
 from tests.clinic.factories import ClinicFactory, PatientFactory, ProfessionalFactory
 from tests.scheduling.factories import AppointmentFactory, ServiceFactory
@@ -119,6 +119,43 @@ def test_the_eve_reminder_goes_to_tomorrows_unconfirmed_appointments(
     [message] = sent("lembrete_vespera")
     assert message.patient == unconfirmed.patient
     assert "amanhã, 24/11/2026, às 09:00" in message.body
+
+
+@pytest.mark.django_db
+def test_a_swept_reminder_carries_the_same_links_as_one_sent_alone_and_they_open_it(
+    desk, django_capture_on_commit_callbacks
+):
+    due = appointment(desk, EVENING + timedelta(hours=40))
+
+    with (
+        time_machine.travel(EVENING, tick=False),
+        django_capture_on_commit_callbacks(execute=True),
+    ):
+        assert reminders.reminders_48h_send() == 1
+        expected = {
+            action: links.appointment_link(appointment=due, action=action, channel=Channel.WHATSAPP)
+            for action in ("confirm", "cancel")
+        }
+        message = sent("lembrete_consulta").get()
+        for action, url in expected.items():
+            assert url in message.body
+            token = url.rstrip("/").rsplit("/", 1)[1]
+            found, channel = links.appointment_from_link(action=action, token=token)
+            assert (found, channel) == (due, Channel.WHATSAPP)
+
+
+@pytest.mark.django_db
+def test_batch_signed_links_are_exactly_those_of_appointment_link(desk):
+    due = appointment(desk, EVENING + timedelta(hours=40))
+    with time_machine.travel(EVENING, tick=False):
+        signer = links.AppointmentLinks()
+        for channel in Channel.values:
+            assert signer(appointment_id=due.pk, channel=channel) == {
+                action: links.appointment_link(appointment=due, action=action, channel=channel)
+                for action in links.LINK_ACTIONS
+            }
+        with pytest.raises(ValueError):
+            signer(appointment_id=due.pk, channel="pigeon")
 
 
 @pytest.mark.django_db
