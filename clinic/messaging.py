@@ -56,6 +56,7 @@ from .choices import (
     MessageStatus,
     ReplyAction,
 )
+from .kernel.timezones import clinic_today
 from .models import Clinic, Consent, MessageTemplate, OutboundMessage, Patient, ReceivedMessage
 from .selectors import clinics_at_local_hours, consents_in_force
 from .services import consent_revoke
@@ -864,7 +865,6 @@ def birthdays_greet(
     to marketing on some channel; delivery checks the opt-in in force per channel. Once a
     year per patient (key ``birthday:<patient>:<year>``)."""
     import calendar
-    from zoneinfo import ZoneInfo
 
     from django.db.models import CharField, Exists, OuterRef, Q, Value
     from django.db.models.functions import Cast, Concat
@@ -872,7 +872,7 @@ def birthdays_greet(
     now = now or timezone.now()
     greeted = 0
     for clinic in clinics_at_local_hours(hours=local_hours, now=now):
-        today = now.astimezone(ZoneInfo(clinic.time_zone)).date()
+        today = clinic_today(clinic, now)
         born_today = Q(birth_date__month=today.month, birth_date__day=today.day)
         if today.month == 2 and today.day == 28 and not calendar.isleap(today.year):
             born_today |= Q(birth_date__month=2, birth_date__day=29)

@@ -49,6 +49,7 @@ from django.utils.translation import gettext_lazy
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
+from clinic.kernel.timezones import clinic_zone
 from clinic.models import Clinic, Room
 from clinic.validators import phone_format
 
@@ -273,7 +274,7 @@ def _render(
     status: int = 200,
 ) -> HttpResponse:
     """Render a links page with the clinic's name and phone, times in its time zone."""
-    zone = timezone.override(ZoneInfo(clinic.time_zone)) if clinic else nullcontext()
+    zone = timezone.override(clinic_zone(clinic)) if clinic else nullcontext()
     context = {
         "clinic": clinic,
         "clinic_phone": phone_format(clinic.phone) if clinic and clinic.phone else "",
@@ -499,7 +500,7 @@ def _slot_page(
     status: int = 200,
 ) -> HttpResponse:
     """A choice of the free times, grouped by the clinic's local day, as radio buttons."""
-    days = _days_to_offer(free, ZoneInfo(appointment.clinic.time_zone))
+    days = _days_to_offer(free, clinic_zone(appointment.clinic))
     shown = [slot for _day, day_slots in days for slot in day_slots]
     return _appointment_page(
         request,

@@ -13,7 +13,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Collection
 from datetime import date, datetime, timedelta
-from zoneinfo import ZoneInfo
 
 from django.db import connection, transaction
 from django.db.models import CharField, Exists, OuterRef, Q, Value
@@ -21,6 +20,7 @@ from django.db.models.functions import Cast, Concat
 from django.utils import formats, timezone, translation
 
 from clinic.choices import ContactChannel, ReplyAction
+from clinic.kernel.timezones import clinic_zone
 from clinic.messaging import (
     ReplyOutcome,
     first_channel,
@@ -65,7 +65,7 @@ _REPLY_VIA = {
 
 # --- Context --------------------------------------------------------------------------------
 def _local(clinic: Clinic, moment: datetime) -> datetime:
-    return moment.astimezone(ZoneInfo(clinic.time_zone))
+    return moment.astimezone(clinic_zone(clinic))
 
 
 def _weekday(day: date) -> str:

@@ -24,6 +24,7 @@ from django.utils.translation import gettext, pgettext_lazy
 from django.utils.translation import gettext_lazy as _
 
 from clinic.admin.base import ClinicScopedAdmin, ClinicScopedInline
+from clinic.kernel.timezones import clinic_zone as kernel_clinic_zone
 from clinic.tenancy import current_clinic
 
 from .. import services
@@ -45,7 +46,7 @@ def clinic_zone(request) -> ZoneInfo | None:
     """The current clinic's time zone; ``None`` (the project default) for a superuser
     viewing all clinics."""
     clinic = current_clinic(request)
-    return ZoneInfo(clinic.time_zone) if clinic is not None else None
+    return kernel_clinic_zone(clinic) if clinic is not None else None
 
 
 @contextmanager
