@@ -88,3 +88,12 @@ class ExpenseFactory(factory.django.DjangoModelFactory):
     amount = Decimal("3500.00")
     competence_date = factory.LazyFunction(timezone.localdate)
     payment_date = factory.LazyAttribute(lambda o: o.competence_date + timedelta(days=5))
+
+
+def income_booked(payment: Payment) -> list[Decimal]:
+    """The income the ledger holds for ``payment``, in the order it was booked."""
+    return list(
+        FinancialTransaction.objects.filter(payment=payment, kind=TransactionKind.INCOME)
+        .order_by("pk")
+        .values_list("amount", flat=True)
+    )

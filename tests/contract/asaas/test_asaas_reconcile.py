@@ -13,9 +13,10 @@ from responses import matchers
 
 import integrations.payments.asaas  # noqa: F401  (registers the adapter)
 from billing import services
-from billing.choices import PaymentDivergence, PaymentStatus, TransactionKind
-from billing.models import FinancialTransaction, Payment
+from billing.choices import PaymentDivergence, PaymentStatus
+from billing.models import Payment
 from integrations.models import ProviderAccount
+from tests.billing.factories import income_booked
 from tests.clinic.factories import PatientFactory
 from tests.contract.recordings import recordings
 
@@ -65,14 +66,6 @@ def account(clinic_a):
     return asaas_account(clinic_a)
 
 
-def income(payment):
-    return list(
-        FinancialTransaction.objects.filter(payment=payment, kind=TransactionKind.INCOME)
-        .order_by("pk")
-        .values_list("amount", flat=True)
-    )
-
-
 def test_reconciliation_reads_the_charge_and_pays_what_asaas_received(account):
     payment = pending_charge(account)
     responses.get(
@@ -86,7 +79,7 @@ def test_reconciliation_reads_the_charge_and_pays_what_asaas_received(account):
     assert (result.asked, result.changed, result.errors) == (1, 1, 0)
     payment.refresh_from_db()
     assert payment.status == PaymentStatus.PAID
-    assert income(payment) == [Decimal("150.90")]
+    assert income_booked(payment) == [Decimal("150.90")]
     assert timezone.localdate(payment.paid_at) == date(2026, 5, 5)  # Asaas' payment date
 
 
@@ -168,7 +161,7 @@ def test_a_received_webhook_of_less_than_the_charge_leaves_the_rest_owed(
     assert payment.status == PaymentStatus.PENDING
     assert payment.divergence == PaymentDivergence.UNDERPAID
     assert (payment.amount_received, payment.amount_owed) == (Decimal("1.00"), Decimal("149.90"))
-    assert income(payment) == [Decimal("1.00")]
+    assert income_booked(payment) == [Decimal("1.00")]
 
 
 def test_reconciliation_runs_a_constant_number_of_queries_per_charge(

@@ -17,11 +17,12 @@ from responses import matchers
 
 import integrations.payments.mercadopago  # noqa: F401  (registers the adapter)
 from billing import services
-from billing.choices import PaymentDivergence, PaymentStatus, TransactionKind
-from billing.models import FinancialTransaction, Payment
+from billing.choices import PaymentDivergence, PaymentStatus
+from billing.models import Payment
 from integrations import inbound
 from integrations.choices import InboundWebhookStatus
 from integrations.models import Event, InboundWebhook, ProviderAccount
+from tests.billing.factories import income_booked
 from tests.clinic.factories import PatientFactory
 from tests.contract.recordings import recordings
 
@@ -69,14 +70,6 @@ def payment(account) -> Payment:
         gateway_account=account,
         gateway_payment_id=PAYMENT_ID,
         due_date=date(2026, 5, 11),
-    )
-
-
-def income(payment):
-    return list(
-        FinancialTransaction.objects.filter(payment=payment, kind=TransactionKind.INCOME)
-        .order_by("pk")
-        .values_list("amount", flat=True)
     )
 
 
@@ -148,7 +141,7 @@ def test_an_approved_payment_of_less_than_the_charge_leaves_the_rest_owed(
     assert payment.status == PaymentStatus.PENDING
     assert payment.divergence == PaymentDivergence.UNDERPAID
     assert (payment.amount_received, payment.amount_owed) == (Decimal("1.00"), Decimal("149.90"))
-    assert income(payment) == [Decimal("1.00")]
+    assert income_booked(payment) == [Decimal("1.00")]
 
 
 def test_reconciliation_pays_an_approved_payment_whose_notification_was_lost(payment):
@@ -159,7 +152,7 @@ def test_reconciliation_pays_an_approved_payment_whose_notification_was_lost(pay
     assert (result.asked, result.changed) == (1, 1)
     payment.refresh_from_db()
     assert payment.status == PaymentStatus.PAID
-    assert income(payment) == [Decimal("150.90")]
+    assert income_booked(payment) == [Decimal("150.90")]
     assert services.payments_reconcile().asked == 0
 
 

@@ -13,9 +13,10 @@ from responses import matchers
 
 import integrations.payments.pagbank  # noqa: F401  (registers the adapter)
 from billing import services
-from billing.choices import PaymentDivergence, PaymentStatus, TransactionKind
-from billing.models import FinancialTransaction, Payment
+from billing.choices import PaymentDivergence, PaymentStatus
+from billing.models import Payment
 from integrations.models import ProviderAccount
+from tests.billing.factories import income_booked
 from tests.clinic.factories import PatientFactory
 from tests.contract.recordings import recordings
 
@@ -63,14 +64,6 @@ def payment(account) -> Payment:
     )
 
 
-def income(payment):
-    return list(
-        FinancialTransaction.objects.filter(payment=payment, kind=TransactionKind.INCOME)
-        .order_by("pk")
-        .values_list("amount", flat=True)
-    )
-
-
 def test_reconciliation_reads_the_order_and_pays_its_paid_charge(payment):
     responses.get(
         f"{BASE}/orders/{ORDER_ID}",
@@ -83,7 +76,7 @@ def test_reconciliation_reads_the_order_and_pays_its_paid_charge(payment):
     assert (result.asked, result.changed, result.errors) == (1, 1, 0)
     payment.refresh_from_db()
     assert payment.status == PaymentStatus.PAID
-    assert income(payment) == [Decimal("150.90")]
+    assert income_booked(payment) == [Decimal("150.90")]
 
 
 def test_an_order_still_waiting_stays_pending(payment):
@@ -125,4 +118,4 @@ def test_a_notification_whose_paid_charge_is_less_leaves_the_rest_owed(
     assert payment.status == PaymentStatus.PENDING
     assert payment.divergence == PaymentDivergence.UNDERPAID
     assert (payment.amount_received, payment.amount_owed) == (Decimal("1.00"), Decimal("149.90"))
-    assert income(payment) == [Decimal("1.00")]
+    assert income_booked(payment) == [Decimal("1.00")]
