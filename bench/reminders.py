@@ -38,23 +38,14 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 # Before the environment below: bench.scheduling sets its own on import.
-from bench._production import PRODUCTION  # noqa: E402
+from bench._production import bench_environment, database_create  # noqa: E402
 from bench.scheduling import insert_select  # noqa: E402
 
 DATABASE_URL = os.environ.get(
     "BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/cuidar_bench"
 )
 BROKER_URL = os.environ.get("BENCH_BROKER_URL", "redis://127.0.0.1:6379/13")
-os.environ.update(
-    {
-        "DATABASE_URL": DATABASE_URL,
-        "CELERY_BROKER_URL": BROKER_URL,
-        "REDIS_URL": os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/12"),
-        "DJANGO_SETTINGS_MODULE": "config.settings",
-        "LOG_LEVEL": "WARNING",
-        **PRODUCTION,
-    }
-)
+os.environ.update(bench_environment(DATABASE_URL, BROKER_URL))
 
 ZONE = "America/Sao_Paulo"
 TZ = ZoneInfo(ZONE)
@@ -71,14 +62,7 @@ def log(message: str) -> None:
 
 
 def ensure_database() -> None:
-    import psycopg
-
-    name = DATABASE_URL.rsplit("/", 1)[1]
-    admin_url = DATABASE_URL.rsplit("/", 1)[0] + "/postgres"
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone()
-        if not exists:
-            conn.execute(f'CREATE DATABASE "{name}"')
+    database_create(DATABASE_URL)
 
 
 def generate(count: int, tomorrow):
