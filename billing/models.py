@@ -11,7 +11,7 @@ from django.db import models
 from django.db.models import F, Q
 from django.utils.translation import gettext_lazy as _
 
-from clinic.tenancy import ClinicOwned
+from clinic.kernel.tenancy import ClinicOwned
 
 from .choices import (
     Gateway,

@@ -56,6 +56,7 @@ from clinic.kernel import redis as shared_redis
 from clinic.kernel.errors import ApplicationError
 from clinic.kernel.redis import StateUnavailable, state_get_many, state_set
 
+from .kernel.tenancy import current_clinic
 from .models import (
     API_KEY_PREFIX,
     API_SCOPES,
@@ -65,7 +66,6 @@ from .models import (
     IdempotencyRecord,
     api_key_hash,
 )
-from .tenancy import current_clinic
 
 logger = logging.getLogger(__name__)
 IDEMPOTENCY_TTL = timedelta(hours=24)

@@ -4,7 +4,7 @@ from django.utils import timezone
 
 from clinic.kernel.timezones import clinic_zone
 
-from .tenancy import current_clinic
+from .kernel.tenancy import current_clinic
 
 
 class ClinicTimezoneMiddleware:

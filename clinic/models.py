@@ -31,8 +31,7 @@ from .choices import (
     State,
 )
 from .fields import CNPJField, CPFField, PhoneField
-from .kernel.tenancy import ClinicQuerySet
-from .tenancy import ClinicOwned
+from .kernel.tenancy import ClinicOwned, ClinicQuerySet
 
 
 def search_normalize(text: str) -> str:

@@ -7,7 +7,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from clinic import tenancy
+from clinic.kernel import tenancy
 
 
 class CuidarAdminSite(admin.AdminSite):

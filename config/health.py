@@ -111,7 +111,7 @@ def integrations(request):
     all) or for a monitor presenting ``Authorization: Bearer <CUIDAR_HEALTH_TOKEN>``."""
     from django.conf import settings
 
-    from clinic.tenancy import clinics_for_user
+    from clinic.kernel.tenancy import clinics_for_user
     from integrations.health import integrations_health
 
     token = getattr(settings, "CUIDAR_HEALTH_TOKEN", "")

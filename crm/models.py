@@ -5,7 +5,7 @@ from django.db import models
 from django.utils.translation import gettext_lazy as _
 
 from clinic.fields import PhoneField
-from clinic.tenancy import ClinicOwned
+from clinic.kernel.tenancy import ClinicOwned
 
 
 class LeadStatus(models.TextChoices):

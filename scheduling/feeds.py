@@ -17,7 +17,7 @@ from django.utils import timezone
 from django.utils.translation import gettext
 from icalendar import Calendar, Event
 
-from clinic.tenancy import current_clinic
+from clinic.kernel.tenancy import current_clinic
 
 from .choices import AppointmentStatus
 from .models import Appointment, CalendarFeed

@@ -18,8 +18,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from clinic.kernel.tenancy import ClinicQuerySet
-from clinic.tenancy import ClinicOwned
+from clinic.kernel.tenancy import ClinicOwned, ClinicQuerySet
 
 from .choices import (
     OCCUPYING_STATUSES,

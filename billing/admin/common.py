@@ -17,7 +17,7 @@ from django.utils.translation import gettext_lazy as _
 
 from clinic.admin.base import scope_queryset
 from clinic.kernel import views as kernel_views
-from clinic.tenancy import current_clinic
+from clinic.kernel.tenancy import current_clinic
 
 from ..reports import amount_parse, decimal_places
 

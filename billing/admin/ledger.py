@@ -19,9 +19,9 @@ from django.utils.translation import gettext_lazy as _
 
 from clinic.admin.base import ClinicScopedAdmin
 from clinic.audit import audit_staff
+from clinic.kernel.tenancy import current_clinic
 from clinic.kernel.timezones import clinic_today
 from clinic.models import AuditEntry
-from clinic.tenancy import current_clinic
 
 from .. import reports, selectors, services
 from ..choices import TransactionCategory, TransactionKind

@@ -16,9 +16,9 @@ from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from clinic.admin.base import ClinicScopedAdmin, ClinicScopedInline, scope_queryset
+from clinic.kernel.tenancy import current_clinic
 from clinic.models import Patient
 from clinic.selectors import patient_search
-from clinic.tenancy import current_clinic
 from scheduling.models import Service
 
 from .. import services

@@ -14,9 +14,9 @@ from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from clinic.admin.base import ClinicScopedAdmin, ClinicScopedInline
+from clinic.kernel.tenancy import current_clinic
 from clinic.models import Patient
 from clinic.selectors import patient_search
-from clinic.tenancy import current_clinic
 
 from ..models import FinancialTransaction, Payment, PaymentRefund
 from ..money import brl

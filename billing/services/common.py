@@ -10,6 +10,7 @@ from decimal import Decimal
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from clinic.kernel.tenancy import other_clinic_object
 from clinic.models import Clinic
 from integrations.events import publish
 
@@ -140,6 +141,6 @@ def _receive_part(payment: Payment, *, received, when: datetime | None) -> Payme
 
 
 def _same_clinic(clinic: Clinic, *objects) -> None:
-    for obj in objects:
-        if obj is not None and obj.clinic_id != clinic.pk:
-            raise ValueError(f"{obj!r} belongs to another clinic")
+    # Edges scope their choices; reaching here is a bug or tampering.
+    if (obj := other_clinic_object(clinic, *objects)) is not None:
+        raise ValueError(f"{obj!r} belongs to another clinic")

@@ -12,7 +12,7 @@ from __future__ import annotations
 from django.contrib import admin
 from django.http import Http404
 
-from ..tenancy import current_clinic
+from ..kernel.tenancy import current_clinic
 
 
 def _is_clinic_owned(model) -> bool:

@@ -20,9 +20,9 @@ from django.views.decorators.http import require_POST
 from .. import message_templates
 from ..audit import audit_staff_view
 from ..choices import ContactChannel, MessageStatus
+from ..kernel.tenancy import current_clinic
 from ..messaging import MESSAGE_CHANNELS, message_reply, received_mark_answered
 from ..models import MessageTemplate, OutboundMessage, Patient, ReceivedMessage
-from ..tenancy import current_clinic
 from .base import ClinicScopedAdmin, scope_queryset
 
 TIMELINE_LIMIT = 200

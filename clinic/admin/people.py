@@ -9,8 +9,8 @@ from django.utils.translation import gettext_lazy as _
 
 from .. import selectors, services
 from ..audit import audit_staff_view
+from ..kernel.tenancy import current_clinic
 from ..models import Consent, Patient, Professional, Room
-from ..tenancy import current_clinic
 from .base import ClinicScopedAdmin, ClinicScopedInline
 from .messaging import PatientMessagesMixin
 

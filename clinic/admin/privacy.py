@@ -21,10 +21,10 @@ from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_POST
 
 from .. import privacy, selectors
+from ..kernel.tenancy import current_clinic
 from ..models import AuditEntry, Patient, PortalSession, PrivacyRequest
 from ..portal.profile import device_label
 from ..portal.sessions import session_end
-from ..tenancy import current_clinic
 from .base import ClinicScopedAdmin, ReadOnlyScopedAdmin, scope_queryset
 
 REQUEST_FIELDS = (

@@ -9,8 +9,8 @@ from django.http import Http404
 from django.utils.translation import gettext_lazy as _
 
 from .. import services
+from ..kernel.tenancy import clinics_for_user, current_clinic
 from ..models import Clinic, Membership
-from ..tenancy import clinics_for_user, current_clinic
 from .people import ADDRESS_FIELDS
 
 User = get_user_model()

@@ -25,8 +25,8 @@ from django.utils import formats, timezone
 from django.utils.translation import gettext as _
 
 from clinic.kernel import views as kernel_views
+from clinic.kernel.tenancy import current_clinic
 from clinic.models import Professional, Room
-from clinic.tenancy import current_clinic
 
 from .. import services
 from ..agenda import (

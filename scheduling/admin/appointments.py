@@ -25,9 +25,9 @@ from django.utils.translation import gettext_lazy as _
 
 from clinic.admin.base import ClinicScopedAdmin, scope_queryset
 from clinic.audit import audit_staff_view
+from clinic.kernel.tenancy import current_clinic
 from clinic.models import Patient, Professional
 from clinic.selectors import patient_search
-from clinic.tenancy import current_clinic
 
 from .. import services
 from ..agenda import STATUS_ACTIONS, actions_allowed, can_reschedule, clinic_zone, local_label

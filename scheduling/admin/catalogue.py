@@ -24,8 +24,8 @@ from django.utils.translation import gettext, pgettext_lazy
 from django.utils.translation import gettext_lazy as _
 
 from clinic.admin.base import ClinicScopedAdmin, ClinicScopedInline
+from clinic.kernel.tenancy import current_clinic
 from clinic.kernel.timezones import clinic_zone as kernel_clinic_zone
-from clinic.tenancy import current_clinic
 
 from .. import services
 from ..models import (

@@ -28,8 +28,8 @@ from django.utils import formats, timezone
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
+from clinic.kernel.tenancy import current_clinic
 from clinic.models import Patient, Professional, Room
-from clinic.tenancy import current_clinic
 
 from .. import services
 from ..choices import Channel

@@ -9,6 +9,7 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from clinic.kernel.tenancy import other_clinic_object
 from clinic.kernel.timezones import clinic_zone
 from clinic.models import Clinic, Professional, Room
 from integrations.events import publish
@@ -152,10 +153,8 @@ def _conflict_message(conflicts: list[str], *, professional_busy: str = "") -> s
 
 
 def _same_clinic(clinic: Clinic, *objects) -> None:
-    for obj in objects:
-        if obj is not None and obj.clinic_id != clinic.pk:
-            # Edges scope their choices; reaching here is a bug or tampering.
-            raise SchedulingError(_("%(obj)s belongs to another clinic.") % {"obj": obj})
+    if (obj := other_clinic_object(clinic, *objects)) is not None:
+        raise SchedulingError(_("%(obj)s belongs to another clinic.") % {"obj": obj})
 
 
 def _free_room(

@@ -41,7 +41,7 @@ def test_demo_users_sign_in_with_the_demo_password(seeded):
 def test_the_demo_receptionist_works_in_two_clinics(seeded):
     from django.contrib.auth import get_user_model
 
-    from clinic.tenancy import clinics_for_user
+    from clinic.kernel.tenancy import clinics_for_user
 
     recepcao = get_user_model().objects.get(username="recepcao")
     assert clinics_for_user(recepcao).count() == 2
