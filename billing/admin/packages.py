@@ -37,7 +37,7 @@ from .common import (
     scoped_or_404,
     status_badge,
 )
-from .desk import CHARGE, RECEIVE, PaymentChoiceForm, patient_field, submitted_mode
+from .desk_forms import CHARGE, RECEIVE, PaymentChoiceForm, patient_field, submitted_mode
 
 
 # --- Packages the clinic sells --------------------------------------------------------------
