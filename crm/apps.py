@@ -7,9 +7,11 @@ class CrmConfig(AppConfig):
     verbose_name = _("CRM")
 
     def ready(self):
-        # A patient anonymised at their request (LGPD): their leads are erased too.
+        # Every plug-in point this app fills, named in one place (docs/architecture.md,
+        # "Plug-in points").
         from clinic.privacy import patient_anonymising
 
         from .receivers import erase_patient_leads
 
+        # Signal: a patient anonymised at their request (LGPD) has their leads erased too.
         patient_anonymising.connect(erase_patient_leads, dispatch_uid="crm.leads_anonymise")

@@ -7,7 +7,14 @@ class SchedulingConfig(AppConfig):
     verbose_name = _("Scheduling")
 
     def ready(self):
-        # Cached availability answers are dropped when what they were computed from changes.
+        # Every plug-in point this app fills, named in one place (docs/architecture.md,
+        # "Plug-in points"). Importing a module registers what it declares.
+        from . import (
+            handlers,  # noqa: F401  @subscriber: waitlist offers, booking and no-show messages
+            reminders,  # noqa: F401  @reply_handler: "1"/"2"/"3" answers to a reminder
+        )
         from .availability_cache import connect_signals
+        from .portal import export  # noqa: F401  @export_section: appointments, waiting list
 
+        # Model signals: cached availability is dropped when what it was computed from changes.
         connect_signals()
