@@ -53,8 +53,10 @@ def main(kind: str) -> None:
     from django.utils import timezone
     from pyinstrument import Profiler
 
-    from clinic.api_framework import api_key_create
-    from clinic.models import API_SCOPES, ApiKey, Clinic, Professional
+    from clinic.models import Clinic, Professional
+    from clinic.partner_api.keys import api_key_create
+    from clinic.partner_api.models import ApiKey
+    from clinic.partner_api.scopes import API_SCOPES
     from scheduling.models import Service
 
     clinic = Clinic.objects.order_by("pk").first()

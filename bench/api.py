@@ -309,8 +309,11 @@ def main() -> dict:
     from django.core.management import call_command
     from django.utils import timezone
 
-    from clinic.api_framework import api_key_create, api_request_log_flush
-    from clinic.models import API_SCOPES, ApiKey, ApiRequestLog, Patient, Professional
+    from clinic.models import Patient, Professional
+    from clinic.partner_api.keys import api_key_create
+    from clinic.partner_api.models import ApiKey, ApiRequestLog
+    from clinic.partner_api.request_log import api_request_log_flush
+    from clinic.partner_api.scopes import API_SCOPES
     from integrations.models import Event
     from scheduling.availability import slot_list_available
     from scheduling.models import Appointment

@@ -30,7 +30,7 @@ from rest_framework.pagination import CursorPagination
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from clinic.api_framework import PartnerAPIMixin
+from clinic.partner_api.views import PartnerAPIMixin
 from config.urls import urlpatterns as cuidar_urlpatterns
 from scheduling.api import AppointmentSerializer
 from scheduling.choices import AppointmentStatus

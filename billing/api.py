@@ -12,10 +12,9 @@ from django.utils import timezone
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import serializers, viewsets
 
-from clinic.api import ClinicTimeField
-from clinic.api_framework import PartnerAPIMixin
 from clinic.kernel.timezones import clinic_zone
-from scheduling.api import ClinicDateTimeField
+from clinic.partner_api.fields import ClinicDateTimeField, ClinicTimeField
+from clinic.partner_api.views import PartnerAPIMixin
 
 from .choices import PaymentStatus
 from .models import MONEY, Payment

@@ -21,15 +21,15 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema
 from rest_framework import exceptions, serializers, viewsets
 from rest_framework.response import Response
 
-from clinic.kernel.timezones import clinic_zone
-
 from . import services
-from .api_framework import PartnerAPIMixin, created
 from .audit import audit_api_read
 from .choices import ContactChannel, Sex, State
 from .exceptions import ClinicError
 from .messaging import phone_variants
-from .models import ApiKey, Patient
+from .models import Patient
+from .partner_api.fields import ClinicTimeField
+from .partner_api.models import ApiKey
+from .partner_api.views import PartnerAPIMixin, created
 from .validators import cpf_normalize, cpf_validate, phone_normalize
 
 READ = "patients:read"
@@ -75,15 +75,6 @@ def _raise_for(exc: DjangoValidationError) -> NoReturn:
 
 
 # --- Serializers ----------------------------------------------------------------------------
-class ClinicTimeField(serializers.DateTimeField):
-    """A datetime as it is read at the clinic: ISO 8601 in the clinic's time zone
-    (``context["clinic"]``), offset included."""
-
-    def default_timezone(self):
-        clinic = self.context.get("clinic")
-        return clinic_zone(clinic) if clinic is not None else super().default_timezone()
-
-
 class ClinicRelatedField(serializers.PrimaryKeyRelatedField):
     """A primary key among the rows of the request's clinic (``context["clinic"]``):
     ``queryset`` says which rows (all clinics'), each request sees its own clinic's, and

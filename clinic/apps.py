@@ -32,6 +32,3 @@ class ClinicConfig(AppConfig):
         from .handlers import anymail_tracking_received
 
         tracking.connect(anymail_tracking_received, dispatch_uid="clinic.anymail_tracking")
-        # A cached API key is dropped when the key or its clinic is saved, in every process
-        # (a Celery task may revoke a key or deactivate a clinic too).
-        from . import api_framework  # noqa: F401

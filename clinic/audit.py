@@ -18,7 +18,8 @@ import re
 from django.http import HttpRequest
 from django.utils.translation import gettext as _
 
-from .models import API_KEY_PREFIX, AuditEntry, Clinic, Patient
+from .models import AuditEntry, Clinic, Patient
+from .partner_api.models import API_KEY_PREFIX
 
 A = AuditEntry.Actor
 

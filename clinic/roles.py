@@ -203,10 +203,10 @@ _ADMIN = (
         "integrations.change_webhooksubscription",
         "integrations.delete_webhooksubscription",
         # Partner API keys: the clinic administrator issues and revokes them.
-        "clinic.view_apikey",
-        "clinic.add_apikey",
-        "clinic.change_apikey",
-        "clinic.view_apirequestlog",
+        "partner_api.view_apikey",
+        "partner_api.add_apikey",
+        "partner_api.change_apikey",
+        "partner_api.view_apirequestlog",
     }
 )
 

@@ -49,23 +49,6 @@ def birthdays_greet_task(local_hours: list[int] | None = None) -> int:
     return birthdays_greet(local_hours=local_hours)
 
 
-@shared_task(name="clinic.api_request_log_flush")
-def api_request_log_flush_task() -> int:
-    """Periodic (every minute): write the partner API's request log buffered in Redis
-    (``clinic.api_framework``); requests flush it too, each time it fills up."""
-    from .api_framework import api_request_log_flush
-
-    return api_request_log_flush()
-
-
-@shared_task(name="clinic.api_request_log_purge")
-def api_request_log_purge_task() -> int:
-    """Sundays 03:30: the partner API's request log past its retention (90 days) goes."""
-    from .api_framework import api_request_log_purge
-
-    return api_request_log_purge()
-
-
 @shared_task(name="clinic.portal_code_send", acks_late=True)
 def portal_code_send_task(challenge_id: str) -> bool:
     """A portal sign-in code: drawn and sent here, after the page answered (safe twice)."""

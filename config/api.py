@@ -10,9 +10,8 @@ from rest_framework.routers import DefaultRouter
 from billing import api as billing_api
 from clinic import api as clinic_api
 from crm import api as crm_api
+from integrations import api as integrations_api
 from scheduling import api as scheduling_api
-
-from . import api_integrations
 
 router = DefaultRouter()
 
@@ -25,9 +24,9 @@ router.register("appointments", scheduling_api.AppointmentViewSet, basename="app
 router.register("patients", clinic_api.PatientViewSet, basename="patient")
 router.register("leads", crm_api.LeadViewSet, basename="lead")
 router.register("payments", billing_api.PaymentViewSet, basename="payment")
-router.register("events", api_integrations.EventViewSet, basename="event")
-router.register("webhooks", api_integrations.WebhookSubscriptionViewSet, basename="webhook")
-router.register("dlq", api_integrations.DeadLetterViewSet, basename="dead-letter")
+router.register("events", integrations_api.EventViewSet, basename="event")
+router.register("webhooks", integrations_api.WebhookSubscriptionViewSet, basename="webhook")
+router.register("dlq", integrations_api.DeadLetterViewSet, basename="dead-letter")
 
 urlpatterns = [
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
@@ -44,7 +43,7 @@ urlpatterns += [
 urlpatterns += [
     re_path(
         r"^health/integrations/?$",
-        api_integrations.IntegrationsHealthView.as_view(),
+        integrations_api.IntegrationsHealthView.as_view(),
         name="api-health-integrations",
     ),
 ]

@@ -3,7 +3,7 @@
 ``timeout`` is ``CUIDAR_WEB_WORKER_TIMEOUT``, the variable Django's settings read too: a
 sync worker whose request runs longer is killed, so no request outlives it, and an
 Idempotency-Key claimed by a request whose worker died is free again shortly after
-(clinic.api_framework.idempotency_claim_ttl). Both must read the same value.
+(clinic.partner_api.idempotency.idempotency_claim_ttl). Both must read the same value.
 """
 
 import os

@@ -77,6 +77,7 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",  # Swagger UI's files, served as our static files (offline)
     "django_celery_beat",
     # Cuidar, in layer order (lower first): see DESIGN.md "Layers".
+    "clinic.partner_api",  # the partner API framework: below integrations, above the kernel
     "integrations",
     "clinic",
     "scheduling",
@@ -291,15 +292,15 @@ CELERY_DB_REUSE_MAX = env.int("CELERY_DB_REUSE_MAX", default=200)
 # --- Web workers ----------------------------------------------------------------------------
 # gunicorn kills a web worker whose request has run this many seconds (config/gunicorn.py
 # reads the same variable). It also bounds how long an Idempotency-Key stays "in flight"
-# after its worker died (clinic.api_framework.idempotency_claim_ttl).
+# after its worker died (clinic.partner_api.idempotency.idempotency_claim_ttl).
 CUIDAR_WEB_WORKER_TIMEOUT = env.int("CUIDAR_WEB_WORKER_TIMEOUT", default=30)
 
 # --- REST API -------------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    # Partner keys: requests per key (clinic.api_framework.ApiKeyThrottle), in the cache.
+    # Partner keys: requests per key (clinic.partner_api.throttling.ApiKeyThrottle), in the cache.
     "DEFAULT_THROTTLE_RATES": {"api_key": env.str("CUIDAR_API_RATE", default="600/min")},
-    "EXCEPTION_HANDLER": "clinic.api_framework.problem_exception_handler",
+    "EXCEPTION_HANDLER": "clinic.partner_api.problems.problem_exception_handler",
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,

@@ -8,8 +8,9 @@ from django.utils.translation import gettext as _
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, viewsets
 
-from clinic.api import ClinicTimeField, drf_validation_error
-from clinic.api_framework import PartnerAPIMixin, created
+from clinic.api import drf_validation_error
+from clinic.partner_api.fields import ClinicTimeField
+from clinic.partner_api.views import PartnerAPIMixin, created
 
 from . import services
 

@@ -1,7 +1,7 @@
 """The agenda in the partner API (``/api/v1/``): services, professionals, free slots and
 appointments.
 
-Built on ``clinic.api_framework`` (keys, scopes, throttling, cursors, problem+json,
+Built on ``clinic.partner_api`` (keys, scopes, throttling, cursors, problem+json,
 idempotency). Every queryset starts from the key's clinic (``self.clinic``): another
 clinic's id is a 404 on a detail route, absent from a list, and a field error in a body or
 a query string. Every write goes through ``scheduling.services`` with ``via=Channel.API``.
@@ -12,7 +12,6 @@ and must arrive with an offset: a partner's "09:00" is never guessed.
 
 from __future__ import annotations
 
-import contextlib
 import decimal
 import functools
 from datetime import timedelta
@@ -20,7 +19,6 @@ from datetime import timedelta
 from django.db import models
 from django.db.models import F, Prefetch
 from django.utils import timezone
-from django.utils.dateparse import parse_datetime
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import mixins, serializers, viewsets
@@ -29,11 +27,13 @@ from rest_framework.response import Response
 from rest_framework.reverse import reverse
 from rest_framework.views import APIView
 
-from clinic.api import ClinicRelatedField, ClinicTimeField
-from clinic.api_framework import Cursor, PartnerAPIMixin, created, problem_exception_handler
+from clinic.api import ClinicRelatedField
 from clinic.choices import Council
 from clinic.kernel.timezones import clinic_zone
 from clinic.models import Patient, Professional, Room
+from clinic.partner_api.fields import ClinicDateTimeField
+from clinic.partner_api.problems import problem_exception_handler
+from clinic.partner_api.views import Cursor, PartnerAPIMixin, created
 
 from .agenda_setup import agenda_setup
 from .availability import slot_list_available
@@ -57,23 +57,6 @@ def _reads(scope: str) -> dict[str, str]:
 
 
 # --- Fields ---------------------------------------------------------------------------------
-class ClinicDateTimeField(ClinicTimeField):
-    """ISO 8601 in the clinic's time zone, offset included; input must carry an offset."""
-
-    default_error_messages = {
-        "naive": _("Include the UTC offset, e.g. 2026-03-02T09:00:00-03:00."),
-    }
-
-    def to_internal_value(self, value):
-        if isinstance(value, str):
-            parsed = None
-            with contextlib.suppress(ValueError):  # malformed: the parent says how
-                parsed = parse_datetime(value.strip())
-            if parsed is not None and timezone.is_naive(parsed):
-                self.fail("naive")
-        return super().to_internal_value(value)
-
-
 class CommaSeparatedChoicesField(serializers.MultipleChoiceField):
     """``?status=scheduled,confirmed`` or ``?status=scheduled&status=confirmed``."""
 

@@ -2,7 +2,7 @@
 
 from rest_framework.test import APIClient
 
-from clinic.api_framework import api_key_create
+from clinic.partner_api.keys import api_key_create
 
 
 def key_client(clinic, *scopes, name: str = "Parceiro") -> APIClient:

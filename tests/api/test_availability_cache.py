@@ -11,7 +11,7 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from clinic.api_framework import api_key_create
+from clinic.partner_api.keys import api_key_create
 from scheduling import agenda_setup, availability_cache
 from scheduling.api import SlotSerializer
 from scheduling.availability import slot_list_available
@@ -346,7 +346,7 @@ def test_staff_working_in_no_clinic_get_a_field_error_not_a_crash(agenda, superu
 
 def test_when_redis_is_down_every_search_is_computed(agenda, monkeypatch):
     from clinic.kernel import redis as shared_redis
-    from tests.api.test_framework import DownRedis
+    from tests.clinic.partner_api.test_framework import DownRedis
 
     expected = fresh(agenda)
     monkeypatch.setattr(shared_redis, "state_client", lambda: DownRedis())

@@ -9,8 +9,8 @@ from hypothesis import HealthCheck, settings
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import response_schema_conformance
 
-from clinic.api_framework import api_key_create
-from clinic.models import API_SCOPES
+from clinic.partner_api.keys import api_key_create
+from clinic.partner_api.scopes import API_SCOPES
 from tests.clinic.factories import ClinicFactory, PatientFactory, ProfessionalFactory
 from tests.scheduling.factories import ServiceFactory
 

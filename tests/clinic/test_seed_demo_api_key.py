@@ -6,7 +6,8 @@ import io
 import pytest
 from django.core.management import call_command
 
-from clinic.models import API_SCOPES, ApiKey
+from clinic.partner_api.models import ApiKey
+from clinic.partner_api.scopes import API_SCOPES
 
 pytestmark = pytest.mark.django_db
 

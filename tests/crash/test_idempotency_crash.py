@@ -121,8 +121,9 @@ def test_a_retry_succeeds_soon_after_the_worker_holding_its_key_is_killed(clinic
     from django.test import override_settings
     from django.utils import timezone
 
-    from clinic.api_framework import idempotency_claim_ttl
-    from clinic.models import IdempotencyRecord, Patient
+    from clinic.models import Patient
+    from clinic.partner_api.idempotency import idempotency_claim_ttl
+    from clinic.partner_api.models import IdempotencyRecord
     from tests.api.helpers import key_client
 
     base, hang_file = gunicorn

@@ -17,8 +17,9 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from clinic.api_framework import ApiKeyThrottle, api_key_create, api_key_revoke
-from clinic.models import API_SCOPES
+from clinic.partner_api.keys import api_key_create, api_key_revoke
+from clinic.partner_api.scopes import API_SCOPES
+from clinic.partner_api.throttling import ApiKeyThrottle
 from scheduling.choices import AppointmentStatus, Channel, Weekday
 from scheduling.models import Appointment
 from tests.clinic.factories import PatientFactory, ProfessionalFactory, RoomFactory

@@ -19,7 +19,6 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
 from clinic import services
-from clinic.api_framework import api_key_create
 from clinic.choices import (
     ConsentPurpose,
     ConsentStatus,
@@ -29,17 +28,10 @@ from clinic.choices import (
     Sex,
     State,
 )
-from clinic.models import (
-    API_KEY_PREFIX,
-    API_SCOPES,
-    ApiKey,
-    Clinic,
-    Membership,
-    Patient,
-    Professional,
-    Room,
-    api_key_hash,
-)
+from clinic.models import Clinic, Membership, Patient, Professional, Room
+from clinic.partner_api.keys import api_key_create
+from clinic.partner_api.models import API_KEY_PREFIX, ApiKey, api_key_hash
+from clinic.partner_api.scopes import API_SCOPES
 
 FEMALE_NAMES = [
     "Ana", "Maria", "Juliana", "Fernanda", "Patrícia", "Aline", "Camila", "Beatriz", "Larissa",

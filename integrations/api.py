@@ -1,9 +1,9 @@
 """Partner API of the integrations: the clinic's domain events, its webhook subscriptions,
 its dead letters and the health of its integrations.
 
-These views live in ``config`` (the composition root) rather than in ``integrations``:
-they are built on the API framework of ``clinic``, which the lowest layer may not import
-(DESIGN.md "Layers").
+Built on the partner API framework, ``clinic.partner_api``, the one part of clinic below
+integrations (with the kernel): this app imports nothing else of clinic (DESIGN.md
+"Layers"). The routes are joined in ``config/api.py``.
 
 - ``GET /api/v1/events/`` (``events:read``)
 - ``/api/v1/webhooks/`` CRUD and ``POST …/{id}/ping/`` (``webhooks:manage``)
@@ -22,20 +22,16 @@ from rest_framework.permissions import SAFE_METHODS, BasePermission
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from clinic.api import ClinicTimeField
-from clinic.api_framework import (
-    Cursor,
-    PartnerAPIMixin,
-    created,
-    idempotency_outside_transaction,
-)
-from clinic.models import ApiKey
-from integrations import outbox, subscriptions
-from integrations.choices import DeliveryStatus
-from integrations.events import EVENT_TYPES
-from integrations.health import integrations_health
-from integrations.models import DeadLetter, Event, WebhookSubscription
-from scheduling.api import ClinicDateTimeField
+from clinic.partner_api.fields import ClinicDateTimeField, ClinicTimeField
+from clinic.partner_api.idempotency import idempotency_outside_transaction
+from clinic.partner_api.models import ApiKey
+from clinic.partner_api.views import Cursor, PartnerAPIMixin, created
+
+from . import outbox, subscriptions
+from .choices import DeliveryStatus
+from .events import EVENT_TYPES
+from .health import integrations_health
+from .models import DeadLetter, Event, WebhookSubscription
 
 EVENTS = "events:read"
 WEBHOOKS = "webhooks:manage"

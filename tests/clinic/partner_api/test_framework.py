@@ -15,18 +15,13 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from rest_framework import serializers
 
-from clinic import api_framework
-from clinic.api_framework import (
-    LOG_BUFFER,
-    LOG_FLUSH_AT,
-    ApiKeyThrottle,
-    api_key_create,
-    api_key_revoke,
-    api_request_log_flush,
-)
 from clinic.kernel import redis as shared_redis
-from clinic.models import ApiKey, ApiRequestLog
-from clinic.tasks import api_request_log_flush_task, api_request_log_purge_task
+from clinic.partner_api import _state, keys, request_log
+from clinic.partner_api.keys import api_key_create, api_key_revoke
+from clinic.partner_api.models import ApiKey, ApiRequestLog
+from clinic.partner_api.request_log import LOG_BUFFER, LOG_FLUSH_AT, api_request_log_flush
+from clinic.partner_api.tasks import api_request_log_flush_task, api_request_log_purge_task
+from clinic.partner_api.throttling import ApiKeyThrottle
 from scheduling.api import LIST_COLUMNS, AppointmentSerializer
 from scheduling.choices import AppointmentStatus
 from scheduling.models import Appointment
@@ -110,13 +105,11 @@ def test_a_revocation_also_drops_the_copy_cached_before_its_commit(partner, monk
     the old row: the cached copy is dropped again after the commit."""
     key, client = partner
     dropped = []
-    monkeypatch.setattr(
-        api_framework.transaction, "on_commit", lambda fn, *a, **k: dropped.append(fn)
-    )
+    monkeypatch.setattr(keys.transaction, "on_commit", lambda fn, *a, **k: dropped.append(fn))
     api_key_revoke(key=key)
     stale = ApiKey.objects.select_related("clinic").get(pk=key.pk)
     stale.revoked_at = None
-    api_framework._state_set(api_framework._key_cache_name(key.key_hash), stale, 60)
+    _state.state_put(keys.key_cache_name(key.key_hash), stale, 60)
     for drop in dropped:
         drop()
     assert client.get(SERVICES).status_code == 401
@@ -135,7 +128,7 @@ def test_last_used_is_written_at_most_once_a_minute(partner):
         assert not [q for q in queries if q["sql"].startswith("UPDATE")]
         assert ApiKey.objects.get(pk=key.pk).last_used_at == first
         clock.shift(timedelta(seconds=31))
-        api_framework._state_delete([f"api-key-used:{key.pk}"])  # Redis expires it itself
+        _state.state_delete([f"api-key-used:{key.pk}"])  # Redis expires it itself
         client.get(SERVICES)
         assert ApiKey.objects.get(pk=key.pk).last_used_at == first + timedelta(seconds=61)
 
@@ -145,10 +138,10 @@ def test_last_used_is_written_once_even_when_the_cached_copy_is_stale(partner):
     key, client = partner
     with time_machine.travel(timezone.now(), tick=False):
         client.get(SERVICES)
-        api_framework._state_delete([api_framework._key_cache_name(key.key_hash)])
+        _state.state_delete([keys.key_cache_name(key.key_hash)])
         ApiKey.objects.filter(pk=key.pk).update(last_used_at=None)  # as a stale copy reads
-        api_framework._state_set(
-            api_framework._key_cache_name(key.key_hash),
+        _state.state_put(
+            keys.key_cache_name(key.key_hash),
             ApiKey.objects.select_related("clinic").get(pk=key.pk),
             60,
         )
@@ -202,12 +195,12 @@ class FakeRedis:
 @pytest.fixture
 def buffer(monkeypatch):
     fake = FakeRedis()
-    monkeypatch.setattr(api_framework, "_log_buffer", lambda: fake)
+    monkeypatch.setattr(request_log, "_log_buffer", lambda: fake)
     return fake
 
 
 def test_without_redis_each_request_is_logged_as_it_happens(partner, monkeypatch):
-    monkeypatch.setattr(api_framework, "_log_buffer", lambda: None)
+    monkeypatch.setattr(request_log, "_log_buffer", lambda: None)
     key, client = partner
     client.get(SERVICES)
     log = ApiRequestLog.objects.get(api_key=key)
@@ -250,12 +243,12 @@ def test_rows_stay_buffered_when_the_database_refuses_them(partner, buffer, monk
     def refuse(*args, **kwargs):
         raise DatabaseError("disk full")
 
-    monkeypatch.setattr(api_framework, "_log_insert", refuse)
+    monkeypatch.setattr(request_log, "_log_insert", refuse)
     with pytest.raises(DatabaseError):
         api_request_log_flush()
     assert buffer.llen(LOG_BUFFER) == 1
     monkeypatch.undo()
-    monkeypatch.setattr(api_framework, "_log_buffer", lambda: buffer)
+    monkeypatch.setattr(request_log, "_log_buffer", lambda: buffer)
     assert api_request_log_flush() == 1
     assert ApiRequestLog.objects.filter(api_key=key).count() == 1
 
@@ -264,7 +257,7 @@ def test_requests_leave_the_writing_to_a_worker_asked_every_log_flush_at_rows(
     partner, buffer, monkeypatch
 ):
     key, client = partner
-    monkeypatch.setattr(api_framework, "LOG_FLUSH_AT", 3)
+    monkeypatch.setattr(request_log, "LOG_FLUSH_AT", 3)
     asked = []
     monkeypatch.setattr(
         api_request_log_flush_task, "delay", lambda: asked.append(buffer.llen(LOG_BUFFER))
@@ -279,7 +272,7 @@ def test_with_no_worker_flushing_a_request_writes_a_batch_past_the_high_water_ma
     partner, buffer, monkeypatch
 ):
     key, client = partner
-    monkeypatch.setattr(api_framework, "LOG_FLUSH_INLINE_AT", 4)
+    monkeypatch.setattr(request_log, "LOG_FLUSH_INLINE_AT", 4)
     monkeypatch.setattr(api_request_log_flush_task, "delay", lambda: None)  # a lost task
     for _ in range(3):
         client.get(SERVICES)
@@ -294,11 +287,11 @@ def test_a_full_buffer_that_cannot_be_written_does_not_break_the_answer(
 ):
     _key, client = partner
     monkeypatch.setattr(
-        api_framework, "_log_insert", lambda raw: (_ for _ in ()).throw(DatabaseError("x"))
+        request_log, "_log_insert", lambda raw: (_ for _ in ()).throw(DatabaseError("x"))
     )
     # Inline: past the high-water mark; queued: the eager flush task raises in the request.
     monkeypatch.setattr(
-        api_framework, "LOG_FLUSH_INLINE_AT" if where == "inline" else "LOG_FLUSH_AT", 1
+        request_log, "LOG_FLUSH_INLINE_AT" if where == "inline" else "LOG_FLUSH_AT", 1
     )
     assert client.get(SERVICES).status_code == 200
     assert buffer.llen(LOG_BUFFER) == 1
@@ -332,7 +325,7 @@ def test_a_row_of_a_key_deleted_meanwhile_is_kept_without_the_key(partner, buffe
 @pytest.mark.skipif(not settings.REDIS_URL, reason="needs REDIS_URL (a real Redis)")
 def test_the_buffer_works_on_a_real_redis(partner):
     key, client = partner
-    real = api_framework._log_buffer()
+    real = request_log._log_buffer()
     real.delete(LOG_BUFFER)
     for _ in range(3):
         client.get(SERVICES)
@@ -491,7 +484,7 @@ def test_the_request_log_is_kept_ninety_days_then_purged_in_batches(partner, mon
             clinic_id=key.clinic_id, api_key=key, method="GET", path="/x", status=200,
             latency_ms=1, created_at=now - timedelta(days=days),
         )  # fmt: skip
-    monkeypatch.setattr(api_framework, "LOG_PURGE_BATCH", 2)  # three batches
+    monkeypatch.setattr(request_log, "LOG_PURGE_BATCH", 2)  # three batches
     assert api_request_log_purge_task() == 3
     kept = sorted((now - log.created_at).days for log in ApiRequestLog.objects.all())
     assert kept == [1, 89]

@@ -3,8 +3,8 @@
 import pytest
 from django.urls import reverse
 
-from clinic.api_framework import ApiKeyAuthentication, api_key_create
-from clinic.models import ApiKey, api_key_hash
+from clinic.partner_api.keys import ApiKeyAuthentication, api_key_create
+from clinic.partner_api.models import ApiKey, api_key_hash
 
 pytestmark = pytest.mark.django_db
 
@@ -26,7 +26,7 @@ def test_the_administrator_creates_a_key_and_sees_it_once(client_for, admin_a, c
     client = client_for(admin_a)
 
     response = client.post(
-        reverse("admin:clinic_apikey_add"),
+        reverse("admin:partner_api_apikey_add"),
         {"name": "Site de marketing", "scopes": ["leads:write", "availability:read"]},
         follow=True,
     )
@@ -38,13 +38,14 @@ def test_the_administrator_creates_a_key_and_sees_it_once(client_for, admin_a, c
     [secret] = [part for m in shown for part in m.split("<code>")[1:]]
     secret = secret.split("</code>")[0]
     assert api_key_hash(secret) == key.key_hash
-    page = client.get(reverse("admin:clinic_apikey_change", args=[key.pk])).content.decode()
+    page = client.get(reverse("admin:partner_api_apikey_change", args=[key.pk])).content.decode()
     assert secret not in page
 
 
 def test_a_receptionist_cannot_see_api_keys(client_for, receptionist_a):
     assert (
-        client_for(receptionist_a).get(reverse("admin:clinic_apikey_changelist")).status_code == 403
+        client_for(receptionist_a).get(reverse("admin:partner_api_apikey_changelist")).status_code
+        == 403
     )
 
 
@@ -54,7 +55,7 @@ def test_a_revoked_key_stops_working_at_once(client_for, admin_a, clinic_a, rf):
     assert ApiKeyAuthentication().authenticate(request)[1] == key
 
     client_for(admin_a).post(
-        reverse("admin:clinic_apikey_changelist"),
+        reverse("admin:partner_api_apikey_changelist"),
         {"action": "revoke", "_selected_action": [key.pk]},
     )
 
@@ -66,5 +67,5 @@ def test_a_revoked_key_stops_working_at_once(client_for, admin_a, clinic_a, rf):
 
 def test_another_clinics_key_is_not_found_in_the_admin(client_for, admin_a, clinic_b):
     key, _secret = api_key_create(clinic=clinic_b, name="B", scopes=["patients:read"])
-    response = client_for(admin_a).get(reverse("admin:clinic_apikey_change", args=[key.pk]))
+    response = client_for(admin_a).get(reverse("admin:partner_api_apikey_change", args=[key.pk]))
     assert response.status_code in (302, 404)

@@ -11,8 +11,9 @@ import time_machine
 from django.utils import timezone
 
 from clinic import services
-from clinic.api_framework import _idempotency_claim_take_over, idempotency_claim_ttl
-from clinic.models import IdempotencyRecord, Patient
+from clinic.models import Patient
+from clinic.partner_api.idempotency import _idempotency_claim_take_over, idempotency_claim_ttl
+from clinic.partner_api.models import IdempotencyRecord
 from tests.api.helpers import key_client
 
 pytestmark = pytest.mark.django_db

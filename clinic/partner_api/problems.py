@@ -1,0 +1,75 @@
+"""Errors as ``application/problem+json`` (RFC 9457): type, title, status, detail, and a
+field map for validation problems; DRF's errors and every ``ApplicationError`` alike.
+``problem_exception_handler`` is DRF's ``EXCEPTION_HANDLER`` (config/settings.py)."""
+
+from __future__ import annotations
+
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.http import Http404
+from django.utils.translation import gettext as _
+from rest_framework import exceptions
+from rest_framework.response import Response
+from rest_framework.views import exception_handler as drf_exception_handler
+
+from clinic.kernel.errors import ApplicationError
+
+PROBLEM_JSON = "application/problem+json"
+
+
+def _field_map(detail) -> dict:
+    if isinstance(detail, dict):
+        return {
+            str(name): [str(m) for m in (msgs if isinstance(msgs, list) else [msgs])]
+            for name, msgs in detail.items()
+        }
+    return {}
+
+
+def problem_exception_handler(exc, context):
+    """Every error as ``application/problem+json``: type, title, status, detail, and
+    ``errors`` (field → messages) for validation problems."""
+    if isinstance(exc, ApplicationError):
+        body = {
+            "type": f"https://cuidar.dev/problems/{exc.code}",
+            "title": exc.code.replace("_", " "),
+            "status": exc.status_code,
+            "detail": str(exc.message),
+        }
+        if exc.fields:
+            body["errors"] = {k: [str(m) for m in v] for k, v in exc.fields.items()}
+        return Response(body, status=exc.status_code, content_type=PROBLEM_JSON)
+    if isinstance(exc, Http404):
+        exc = exceptions.NotFound()
+    elif isinstance(exc, DjangoPermissionDenied):
+        exc = exceptions.PermissionDenied()
+    response = drf_exception_handler(exc, context)
+    if response is None:
+        return None
+    detail = response.data
+    body = {
+        "type": f"https://cuidar.dev/problems/{getattr(exc, 'default_code', 'error')}",
+        "title": str(getattr(exc, "default_detail", "Error")),
+        "status": response.status_code,
+    }
+    if isinstance(exc, exceptions.ValidationError):
+        body["detail"] = _("The request has invalid fields.")
+        errors = _field_map(detail)
+        if not errors and isinstance(detail, list):
+            errors = {"non_field_errors": [str(m) for m in detail]}
+        body["errors"] = errors
+    else:
+        body["detail"] = str(detail.get("detail", detail) if isinstance(detail, dict) else detail)
+    response.data = body
+    response.content_type = PROBLEM_JSON
+    return response
+
+
+def problem(status_code: int, detail: str, *, code: str = "error", **extra) -> Response:
+    body = {
+        "type": f"https://cuidar.dev/problems/{code}",
+        "title": code.replace("_", " "),
+        "status": status_code,
+        "detail": detail,
+        **extra,
+    }
+    return Response(body, status=status_code, content_type=PROBLEM_JSON)
