@@ -79,6 +79,7 @@ INSTALLED_APPS = [
     # Cuidar, in layer order (lower first): see DESIGN.md "Layers".
     "integrations",
     "clinic",
+    "clinic.portal",  # the portal shell (sign-in, sessions, profile): above clinic's core
     "scheduling",
     "billing",
     "crm",
