@@ -2,8 +2,8 @@
 requests.
 
 Each app contributes the part of a patient's data it owns through ``export_section``
-(clinic must not import scheduling or billing, so they register themselves from their
-``portal`` module)::
+(clinic must not import scheduling, billing or its own portal sub-app, so they register
+themselves: from their ``portal`` module, or ``clinic.portal.privacy``)::
 
     @export_section("appointments", _("Appointments"), order=20)
     def appointments(patient) -> list[dict]:
@@ -59,7 +59,6 @@ from .models import (
     Consent,
     OutboundMessage,
     Patient,
-    PortalSession,
     PrivacyRequest,
     ReceivedMessage,
     new_checkin_token,
@@ -70,7 +69,8 @@ from .validators import phone_format
 
 #: Sent by ``patient_anonymise`` inside its transaction, before the contact data is erased:
 #: ``patient`` (still with its phone and e-mail) and ``by``. Apps that keep copies of a
-#: patient's contact data (crm's leads) erase them in a receiver.
+#: patient's contact data (crm's leads) erase them in a receiver; the portal ends the
+#: patient's sessions in one (``clinic.portal.privacy``).
 patient_anonymising = Signal()
 
 
@@ -223,26 +223,6 @@ def _export_messages_received(patient: Patient) -> list[dict]:
             "action": m.get_action_display(),
         }
         for m in rows
-    ]
-
-
-@export_section("portal_sessions", _("Sign-ins to the patient portal"), order=80)
-def _export_portal_sessions(patient: Patient) -> list[dict]:
-    rows = (
-        PortalSession.objects.for_clinic(patient.clinic_id)
-        .filter(patient=patient)
-        .order_by("-created_at", "-pk")
-        .only("created_at", "last_seen_at", "ended_at", "ip", "user_agent")
-    )
-    return [
-        {
-            "signed_in_at": _iso(s.created_at),
-            "last_seen_at": _iso(s.last_seen_at),
-            "ended_at": _iso(s.ended_at),
-            "ip": s.ip or "",
-            "device": s.user_agent,
-        }
-        for s in rows
     ]
 
 
@@ -460,20 +440,19 @@ def patient_anonymise(*, patient: Patient, by) -> PrivacyRequest | None:
 
     Erased: contact data (phone, e-mail, address, and the addresses in the message log),
     how the patient found the clinic; revoked (new rows, with ``by`` as the recorder):
-    every granted marketing and data-sharing consent; ended: every portal session; the
-    check-in QR code is replaced. Kept: name, social name, CPF, birth date and the health
-    fields — they identify the clinical record, which must be kept for 20 years (Lei
-    13.787/2018, art. 6) — and appointments, payments and invoices (tax law). Utility
-    consents stay as they were: with no address left nothing can be sent, and the record
-    of what the patient agreed to is evidence.
+    every granted marketing and data-sharing consent; ended (by the portal's receiver of
+    ``patient_anonymising``): every portal session; the check-in QR code is replaced.
+    Kept: name, social name, CPF, birth date and the health fields — they identify the
+    clinical record, which must be kept for 20 years (Lei 13.787/2018, art. 6) — and
+    appointments, payments and invoices (tax law). Utility consents stay as they were: with
+    no address left nothing can be sent, and the record of what the patient agreed to is
+    evidence.
 
     Returns the deletion request it closed (None when there was no open one).
     """
-    from .portal.sessions import sessions_end_all
-
     _lock_patient(patient)
     # Apps above this one (crm's leads) erase their copies while the contact data is still
-    # there to match them, in this transaction.
+    # there to match them, and the portal ends the patient's sessions, in this transaction.
     patient_anonymising.send(sender=Patient, patient=patient, by=by)
     for name in ANONYMISED_FIELDS:
         setattr(patient, name, "")
@@ -498,7 +477,6 @@ def patient_anonymise(*, patient: Patient, by) -> PrivacyRequest | None:
                 legal_basis=ConsentLegalBasis.CONSENT,
                 recorded_by=by,
             )
-    sessions_end_all(patient=patient)
     request = (
         privacy_requests_of(patient=patient)
         .select_for_update()

@@ -166,8 +166,8 @@ _MANAGER = (
         "clinic.view_membership",
         # Handle patients' LGPD requests (anonymise, refuse); see and end portal sessions.
         "clinic.change_privacyrequest",
-        "clinic.view_portalsession",
-        "clinic.change_portalsession",
+        "portal.view_portalsession",
+        "portal.change_portalsession",
         # The audit trail (read-only: nobody may change it).
         "clinic.view_auditentry",
     }

@@ -47,19 +47,3 @@ def birthdays_greet_task(local_hours: list[int] | None = None) -> int:
     from .messaging import birthdays_greet
 
     return birthdays_greet(local_hours=local_hours)
-
-
-@shared_task(name="clinic.portal_code_send", acks_late=True)
-def portal_code_send_task(challenge_id: str) -> bool:
-    """A portal sign-in code: drawn and sent here, after the page answered (safe twice)."""
-    from .portal.sessions import challenge_code_send
-
-    return challenge_code_send(challenge_id=challenge_id)
-
-
-@shared_task(name="clinic.portal_challenges_purge")
-def portal_challenges_purge_task() -> int:
-    """Daily 04:00: portal sign-in challenges older than a day are deleted."""
-    from .portal.sessions import challenges_purge
-
-    return challenges_purge()

@@ -44,6 +44,10 @@ from clinic.choices import MembershipRole
 from clinic.models import Membership
 from tests.clinic.factories import ClinicFactory, PatientFactory, UserFactory
 
+#: The portal's personas (``portal_a``: patient A signed in; ``portal_client_for(patient)``),
+#: used by the portal tests of every app.
+pytest_plugins = ["tests.clinic.portal.fixtures"]
+
 POSTGRES_ONLY = "PostgreSQL only: set DATABASE_URL=postgres://… to run it"
 
 #: Tests that start real processes: one worker runs them, one after another.

@@ -2,8 +2,8 @@
 every clinic-owned ModelAdmin of every app stands on), ``tenancy`` (clinics, memberships,
 staff accounts), ``people`` (patients, professionals, rooms, consents), ``messaging``
 (message texts, messages, the unanswered inbox, the patient's timeline) and ``privacy``
-(LGPD requests, portal sessions, the audit trail). API keys and the request log are in
-``clinic.partner_api.admin``.
+(LGPD requests, the audit trail). API keys and the request log are in
+``clinic.partner_api.admin``, portal sessions in ``clinic.portal.admin``.
 
 Django autodiscovers ``clinic.admin``: importing the modules registers their ModelAdmins.
 """

@@ -12,7 +12,9 @@ from __future__ import annotations
 from django.contrib import admin
 from django.http import Http404
 
+from .. import selectors
 from ..kernel.tenancy import current_clinic
+from ..models import Patient
 
 
 def _is_clinic_owned(model) -> bool:
@@ -33,6 +35,21 @@ def scope_queryset(request, queryset):
     if clinic is None:
         return queryset.none()
     return queryset.filter(clinic=clinic)
+
+
+def search_by_patient(request, queryset, search_term):
+    """``get_search_results`` of a changelist of a patient's rows (privacy requests, portal
+    sessions): rows whose patient matches by name (accents ignored) or CPF, as on the
+    patient list, among the request clinic's patients."""
+    term = (search_term or "").strip()
+    if not term:
+        return queryset, False
+    patients = selectors.patient_search(
+        clinic=current_clinic(request),
+        term=term,
+        queryset=scope_queryset(request, Patient.objects.all()),
+    )
+    return queryset.filter(patient__in=patients.values("pk")), False
 
 
 class ClinicScopedAdminMixin:

@@ -1,5 +1,5 @@
-"""Privacy (LGPD) in the admin: the patients' requests made on the portal, and who is
-signed in to the portal.
+"""Privacy (LGPD) in the admin: the patients' requests made on the portal, and the audit
+trail. (Who is signed in to the portal is the portal's admin: ``clinic.portal.admin``.)
 
 A deletion request is handled on its page: "Anonymise contact and marketing data and
 close" ("Anonimizar dados de contato e marketing e concluir") runs
@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
-from django.db.models import Q
 from django.http import HttpResponseRedirect
 from django.urls import path, reverse
 from django.utils.html import format_html
@@ -20,12 +19,9 @@ from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_POST
 
-from .. import privacy, selectors
-from ..kernel.tenancy import current_clinic
-from ..models import AuditEntry, Patient, PortalSession, PrivacyRequest
-from ..portal.profile import device_label
-from ..portal.sessions import session_end
-from .base import ClinicScopedAdmin, ReadOnlyScopedAdmin, scope_queryset
+from .. import privacy
+from ..models import AuditEntry, PrivacyRequest
+from .base import ClinicScopedAdmin, ReadOnlyScopedAdmin, search_by_patient
 
 REQUEST_FIELDS = (
     "patient",
@@ -37,19 +33,6 @@ REQUEST_FIELDS = (
     "handled_by",
     "resolution",
 )
-
-
-def _search_patients(model_admin, request, queryset, search_term):
-    """Search by the patient's name (accents ignored) or CPF, as on the patient list."""
-    term = (search_term or "").strip()
-    if not term:
-        return queryset, False
-    patients = selectors.patient_search(
-        clinic=current_clinic(request),
-        term=term,
-        queryset=scope_queryset(request, Patient.objects.all()),
-    )
-    return queryset.filter(patient__in=patients.values("pk")), False
 
 
 @admin.register(PrivacyRequest)
@@ -65,7 +48,7 @@ class PrivacyRequestAdmin(ClinicScopedAdmin):
     list_per_page = 50
 
     def get_search_results(self, request, queryset, search_term):
-        return _search_patients(self, request, queryset, search_term)
+        return search_by_patient(request, queryset, search_term)
 
     def get_fields(self, request, obj=None):
         if obj is not None and self._can_handle(request, obj):
@@ -179,67 +162,6 @@ class PrivacyRequestAdmin(ClinicScopedAdmin):
         else:
             self.message_user(request, gettext("The request was refused."), messages.SUCCESS)
         return self._back(obj)
-
-
-class SessionStateFilter(admin.SimpleListFilter):
-    title = _("state")
-    parameter_name = "state"
-
-    def lookups(self, request, model_admin):
-        return (("open", _("Active")), ("ended", _("Ended")))
-
-    def queryset(self, request, queryset):
-        if self.value() == "open":
-            return queryset.filter(ended_at__isnull=True)
-        if self.value() == "ended":
-            return queryset.filter(~Q(ended_at__isnull=True))
-        return queryset
-
-
-@admin.register(PortalSession)
-class PortalSessionAdmin(ClinicScopedAdmin):
-    """Who signed in to the patient portal, from where; a session can be ended here (a lost
-    phone, a shared computer)."""
-
-    list_display = ("patient", "device", "ip", "created_at", "last_seen_at", "ended_at")
-    list_filter = (SessionStateFilter, "created_at")
-    list_select_related = ("patient",)
-    search_fields = ("patient__search_name",)  # widened in get_search_results (CPF)
-    search_help_text = _("Search by the patient's name or CPF.")
-    fields = ("patient", "created_at", "last_seen_at", "ended_at", "ip", "user_agent")
-    readonly_fields = fields
-    actions = ("end_sessions",)
-    list_per_page = 50
-
-    @admin.display(description=_("device"), ordering="user_agent")
-    def device(self, obj):
-        return device_label(obj.user_agent)
-
-    def get_search_results(self, request, queryset, search_term):
-        return _search_patients(self, request, queryset, search_term)
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
-    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
-        context.update(
-            show_save=False, show_save_and_continue=False, show_save_and_add_another=False
-        )
-        return super().render_change_form(request, context, add, change, form_url, obj)
-
-    @admin.action(description=_("End the selected sessions"), permissions=["change"])
-    def end_sessions(self, request, queryset):
-        sessions = list(queryset.filter(ended_at__isnull=True))
-        for session in sessions:
-            session_end(session=session)
-        self.message_user(
-            request,
-            gettext("%(count)d session(s) ended.") % {"count": len(sessions)},
-            messages.SUCCESS,
-        )
 
 
 @admin.register(AuditEntry)

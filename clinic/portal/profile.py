@@ -27,9 +27,10 @@ from django.views.decorators.http import require_http_methods
 from .. import privacy, services
 from ..audit import audit_entries_about, audit_entry_for_patient, audit_patient
 from ..choices import ConsentPurpose, ContactChannel
-from ..models import AuditEntry, Consent, PortalSession, PrivacyRequest
+from ..models import AuditEntry, Consent, PrivacyRequest
 from . import sessions
 from .forms import ConsentsForm, ContactForm, DeletionRequestForm, consent_field_name
+from .models import PortalSession
 from .sessions import Portal, portal_view
 
 CONSENT_HISTORY_PAGE = 50

@@ -55,7 +55,8 @@ from clinic.kernel.timezones import clinic_zone
 from .. import messaging, validators
 from ..audit import request_origin
 from ..choices import ConsentPurpose, MessageStatus
-from ..models import Clinic, OutboundMessage, Patient, PortalChallenge, PortalSession
+from ..models import Clinic, OutboundMessage, Patient
+from .models import PortalChallenge, PortalSession
 
 logger = logging.getLogger(__name__)
 
@@ -202,7 +203,7 @@ def challenge_start(*, identifier: str, ip: str | None) -> PortalChallenge:
 
 
 def _code_send_enqueue(challenge_id: str) -> None:
-    from ..tasks import portal_code_send_task
+    from .tasks import portal_code_send_task  # tasks imports this module
 
     try:
         # The queue of patient-facing messages: a code is awaited by someone at the screen.

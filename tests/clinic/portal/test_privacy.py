@@ -17,11 +17,11 @@ from clinic.choices import ConsentPurpose, ConsentSource, ConsentStatus, Contact
 from clinic.models import (
     Consent,
     OutboundMessage,
-    PortalSession,
     PrivacyRequest,
     ReceivedMessage,
 )
 from clinic.portal import sessions
+from clinic.portal.models import PortalSession
 from integrations.models import Event
 from tests.clinic.factories import ConsentFactory, PatientFactory
 
@@ -540,10 +540,10 @@ def test_a_manager_sees_and_ends_only_their_clinics_portal_sessions(
     _token, mine = sessions.session_start(patient=patient_a)
     _token, theirs = sessions.session_start(patient=patient_b)
     client = client_for(manager_a)
-    url = reverse("admin:clinic_portalsession_changelist")
+    url = reverse("admin:portal_portalsession_changelist")
     response = client.get(url, {"state": "open"})
     assert list(response.context["cl"].result_list) == [mine]
-    other = reverse("admin:clinic_portalsession_change", args=[theirs.pk])
+    other = reverse("admin:portal_portalsession_change", args=[theirs.pk])
     assert client.get(other).status_code == 404
 
     client.post(url, {"action": "end_sessions", "_selected_action": [mine.pk, theirs.pk]})
@@ -556,11 +556,11 @@ def test_a_manager_sees_and_ends_only_their_clinics_portal_sessions(
 def test_roles_grant_privacy_permissions(receptionist_a, manager_a, admin_a):
     assert receptionist_a.has_perm("clinic.view_privacyrequest")
     assert not receptionist_a.has_perm("clinic.change_privacyrequest")
-    assert not receptionist_a.has_perm("clinic.view_portalsession")
+    assert not receptionist_a.has_perm("portal.view_portalsession")
     for user in (manager_a, admin_a):
         assert user.has_perm("clinic.view_privacyrequest")
         assert user.has_perm("clinic.change_privacyrequest")
-        assert user.has_perm("clinic.change_portalsession")
+        assert user.has_perm("portal.change_portalsession")
         assert not user.has_perm("clinic.delete_privacyrequest")
 
 

@@ -13,8 +13,9 @@ from django.utils import timezone
 
 from clinic import services
 from clinic.choices import ConsentPurpose, ConsentStatus, ContactChannel
-from clinic.models import AuditEntry, OutboundMessage, Patient, PortalChallenge, PortalSession
+from clinic.models import AuditEntry, OutboundMessage, Patient
 from clinic.portal import sessions
+from clinic.portal.models import PortalChallenge, PortalSession
 from integrations.models import ConsoleRecord
 from tests.clinic.factories import ClinicFactory, PatientFactory
 
@@ -429,7 +430,7 @@ def test_old_challenges_are_purged_and_recent_ones_kept(maria):
     PortalChallenge.objects.filter(pk=old.pk).update(
         created_at=timezone.now() - timedelta(days=1, minutes=1)
     )
-    from clinic.tasks import portal_challenges_purge_task
+    from clinic.portal.tasks import portal_challenges_purge_task
 
     assert portal_challenges_purge_task() == 1
     assert list(PortalChallenge.objects.values_list("pk", flat=True)) == [recent.pk]
@@ -544,7 +545,7 @@ def test_the_code_is_sent_once_when_its_task_runs_twice(maria, django_capture_on
 def test_the_code_still_goes_out_when_the_broker_is_down(
     client, maria, monkeypatch, django_capture_on_commit_callbacks
 ):
-    from clinic.tasks import portal_code_send_task
+    from clinic.portal.tasks import portal_code_send_task
 
     def broker_down(*args, **kwargs):
         raise ConnectionError("broker down")

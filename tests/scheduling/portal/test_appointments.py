@@ -16,7 +16,7 @@ from scheduling.availability import slot_list_available
 from scheduling.choices import AppointmentStatus, Channel
 from scheduling.models import Appointment, WaitlistEntry
 from tests.clinic.factories import PatientFactory
-from tests.portal.agenda import NOW, THURSDAY_11H, TUESDAY_8H, book, open_desk
+from tests.scheduling.portal.agenda import NOW, THURSDAY_11H, TUESDAY_8H, book, open_desk
 
 pytestmark = pytest.mark.django_db
 

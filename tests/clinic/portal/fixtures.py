@@ -1,4 +1,5 @@
-"""Portal fixtures: ``portal_client_for(patient)`` is a test client signed in to the portal
+"""Portal fixtures, for every app's portal tests (a plugin: ``tests/conftest.py`` names it in
+``pytest_plugins``): ``portal_client_for(patient)`` is a test client signed in to the portal
 as that patient (a real ``PortalSession`` and its cookie, as the sign-in steps leave them)."""
 
 import pytest
@@ -32,15 +33,6 @@ def portal(patient_a, portal_client_for):
     client = portal_client_for(patient_a)
     client.defaults["HTTP_ACCEPT_LANGUAGE"] = "en"
     return client
-
-
-@pytest.fixture
-def frozen_now(time_machine):
-    """The clock stopped at ``agenda.NOW`` (Monday 2 March 2026, 09:00 in São Paulo)."""
-    from tests.portal.agenda import NOW
-
-    time_machine.move_to(NOW, tick=False)
-    return time_machine
 
 
 @pytest.fixture

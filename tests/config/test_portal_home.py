@@ -10,7 +10,7 @@ from django.urls import reverse
 
 from scheduling import services
 from tests.clinic.factories import PatientFactory
-from tests.portal.agenda import NOW, THURSDAY_11H, TUESDAY_8H, book, open_desk
+from tests.scheduling.portal.agenda import NOW, THURSDAY_11H, TUESDAY_8H, book, open_desk
 
 pytestmark = pytest.mark.django_db
 
@@ -18,8 +18,10 @@ HOME = reverse("portal:home")
 
 
 @pytest.fixture(autouse=True)
-def now(frozen_now):
-    return frozen_now
+def now(time_machine):
+    """The clock stopped at ``agenda.NOW`` (Monday 2 March 2026, 09:00 in São Paulo)."""
+    time_machine.move_to(NOW, tick=False)
+    return time_machine
 
 
 @pytest.fixture

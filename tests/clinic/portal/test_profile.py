@@ -10,8 +10,9 @@ from django.utils import timezone
 
 from clinic import services
 from clinic.choices import ConsentPurpose, ConsentSource, ConsentStatus, ContactChannel
-from clinic.models import Consent, Patient, PortalSession
+from clinic.models import Consent, Patient
 from clinic.portal import sessions
+from clinic.portal.models import PortalSession
 from clinic.portal.profile import device_label
 from clinic.privacy import PORTAL_CONSENT_TEXT_VERSION
 from integrations.models import Event
