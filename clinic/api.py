@@ -28,9 +28,8 @@ from .api_framework import PartnerAPIMixin, created
 from .audit import audit_api_read
 from .choices import ContactChannel, Sex, State
 from .exceptions import ClinicError
-from .messaging import phone_variants
 from .models import ApiKey, Patient
-from .validators import cpf_normalize, cpf_validate, phone_normalize
+from .validators import cpf_normalize, cpf_validate, phone_normalize, phone_variants
 
 READ = "patients:read"
 WRITE = "patients:write"

@@ -26,12 +26,6 @@ class ClinicConfig(AppConfig):
     def ready(self):
         # After every migrate (when all permissions exist), keep the role groups exact.
         post_migrate.connect(_sync_role_groups, dispatch_uid="clinic.sync_role_groups")
-        # E-mail delivery/read receipts arrive through anymail's tracking signal.
-        from anymail.signals import tracking
-
-        from .handlers import anymail_tracking_received
-
-        tracking.connect(anymail_tracking_received, dispatch_uid="clinic.anymail_tracking")
         # A cached API key is dropped when the key or its clinic is saved, in every process
         # (a Celery task may revoke a key or deactivate a clinic too).
         from . import api_framework  # noqa: F401

@@ -79,6 +79,7 @@ INSTALLED_APPS = [
     # Cuidar, in layer order (lower first): see DESIGN.md "Layers".
     "integrations",
     "clinic",
+    "clinic.messaging",
     "scheduling",
     "billing",
     "crm",

@@ -14,13 +14,8 @@ from django.utils import timezone
 from clinic import privacy, services
 from clinic.audit import audit_record
 from clinic.choices import ConsentPurpose, ConsentSource, ConsentStatus, ContactChannel
-from clinic.models import (
-    Consent,
-    OutboundMessage,
-    PortalSession,
-    PrivacyRequest,
-    ReceivedMessage,
-)
+from clinic.messaging.models import OutboundMessage, ReceivedMessage
+from clinic.models import Consent, PortalSession, PrivacyRequest
 from clinic.portal import sessions
 from integrations.models import Event
 from tests.clinic.factories import ConsentFactory, PatientFactory

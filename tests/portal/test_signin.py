@@ -13,7 +13,8 @@ from django.utils import timezone
 
 from clinic import services
 from clinic.choices import ConsentPurpose, ConsentStatus, ContactChannel
-from clinic.models import AuditEntry, OutboundMessage, Patient, PortalChallenge, PortalSession
+from clinic.messaging.models import OutboundMessage
+from clinic.models import AuditEntry, Patient, PortalChallenge, PortalSession
 from clinic.portal import sessions
 from integrations.models import ConsoleRecord
 from tests.clinic.factories import ClinicFactory, PatientFactory
