@@ -1,9 +1,9 @@
 """The agenda's messages: confirmations, reminders, no-shows, waitlist offers, and what
 patients answer.
 
-Sends go through ``clinic.messaging.services.message_send`` with one idempotency key per job and
-appointment (``reminder-48h:<id>`` …), so a sweep that runs twice, or two overlapping runs,
-send each message once. Sweeps are periodic jobs (``config/celery.py``) that select due rows
+Sends go through ``clinic.messaging.services.message_send`` with one idempotency key per job
+and appointment (``reminder-48h:<id>`` …), so a sweep that runs twice, or two overlapping
+runs, send each message once. Sweeps are periodic jobs (``config/celery.py``) that select due rows
 per clinic, in bounded batches, on the ``(clinic, status, start)`` index — never Celery ETA
 tasks scheduled days ahead.
 """
