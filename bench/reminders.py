@@ -205,7 +205,7 @@ def clear(clinic) -> None:
 def sweep(clinic, now) -> dict:
     from django.db import connection
 
-    from clinic.models import OutboundMessage
+    from clinic.messaging.models import OutboundMessage
     from scheduling.reminders import reminders_eve_send
 
     clear(clinic)
@@ -238,7 +238,7 @@ def floor(clinic) -> dict:
     statement, each batch its own transaction (the sweep's batches)."""
     import psycopg
 
-    from clinic.models import OutboundMessage
+    from clinic.messaging.models import OutboundMessage
 
     fields = [f for f in OutboundMessage._meta.concrete_fields if not f.primary_key]
     columns = [f.column for f in fields]

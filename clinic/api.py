@@ -25,12 +25,11 @@ from . import services
 from .audit import audit_api_read
 from .choices import ContactChannel, Sex, State
 from .exceptions import ClinicError
-from .messaging import phone_variants
 from .models import Patient
 from .partner_api.fields import ClinicTimeField
 from .partner_api.models import ApiKey
 from .partner_api.views import PartnerAPIMixin, created
-from .validators import cpf_normalize, cpf_validate, phone_normalize
+from .validators import cpf_normalize, cpf_validate, phone_normalize, phone_variants
 
 READ = "patients:read"
 WRITE = "patients:write"

@@ -26,9 +26,3 @@ class ClinicConfig(AppConfig):
     def ready(self):
         # After every migrate (when all permissions exist), keep the role groups exact.
         post_migrate.connect(_sync_role_groups, dispatch_uid="clinic.sync_role_groups")
-        # E-mail delivery/read receipts arrive through anymail's tracking signal.
-        from anymail.signals import tracking
-
-        from .handlers import anymail_tracking_received
-
-        tracking.connect(anymail_tracking_received, dispatch_uid="clinic.anymail_tracking")

@@ -137,7 +137,7 @@ class ConsentSource(models.TextChoices):
 
 class MessageStatus(models.TextChoices):
     """Where an outbound message is. Receipts only move it forward (see
-    ``messaging.STATUS_RANK``): a late "delivered" never overwrites "read"."""
+    ``clinic.messaging.receipts.STATUS_RANK``): a late "delivered" never overwrites "read"."""
 
     QUEUED = "queued", _("Queued")
     SENT = "sent", _("Sent")

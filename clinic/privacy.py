@@ -2,8 +2,9 @@
 requests.
 
 Each app contributes the part of a patient's data it owns through ``export_section``
-(clinic must not import scheduling, billing or its own portal sub-app, so they register
-themselves: from their ``portal`` module, or ``clinic.portal.privacy``)::
+(clinic must not import scheduling, billing or its own sub-apps, so they register
+themselves: from their ``portal`` module, or ``clinic.messaging.privacy`` and
+``clinic.portal.privacy``)::
 
     @export_section("appointments", _("Appointments"), order=20)
     def appointments(patient) -> list[dict]:
@@ -57,10 +58,8 @@ from .models import (
     ADDRESS_FIELDS,
     AuditEntry,
     Consent,
-    OutboundMessage,
     Patient,
     PrivacyRequest,
-    ReceivedMessage,
     new_checkin_token,
 )
 from .selectors import consents_in_force
@@ -109,7 +108,7 @@ def export_sections() -> list[ExportSection]:
 # the search index (``search_name``, a copy of the name), provider message ids and internal
 # row ids, and the hashes of portal session tokens. Staff users who recorded a decision are
 # not named (their identity is the clinic's, not the patient's, data); the source is given.
-def _iso(value) -> str | None:
+def export_iso(value) -> str | None:
     """ISO 8601; moments in the clinic's time zone (with their offset)."""
     if not value:
         return None
@@ -128,7 +127,7 @@ def _export_patient(patient: Patient) -> dict:
         "full_name": patient.full_name,
         "social_name": patient.social_name,
         "cpf": patient.cpf_formatted,
-        "birth_date": _iso(patient.birth_date),
+        "birth_date": export_iso(patient.birth_date),
         "sex": _label(Sex.choices, patient.sex),
         "gender_identity": patient.gender_identity,
         "phone": patient.phone_formatted,
@@ -148,8 +147,8 @@ def _export_patient(patient: Patient) -> dict:
         "lead_source": patient.lead_source,
         "reception_notes": patient.notes,
         "no_show_count": patient.no_show_count,
-        "created_at": _iso(patient.created_at),
-        "updated_at": _iso(patient.updated_at),
+        "created_at": export_iso(patient.created_at),
+        "updated_at": export_iso(patient.updated_at),
     }
 
 
@@ -162,7 +161,7 @@ def _export_consents(patient: Patient) -> list[dict]:
     )
     return [
         {
-            "recorded_at": _iso(c.recorded_at),
+            "recorded_at": export_iso(c.recorded_at),
             "channel": c.get_channel_display(),
             "purpose": c.get_purpose_display(),
             "decision": c.get_status_display(),
@@ -174,67 +173,15 @@ def _export_consents(patient: Patient) -> list[dict]:
     ]
 
 
-@export_section("messages_sent", _("Messages the clinic sent you"), order=70)
-def _export_messages_sent(patient: Patient) -> list[dict]:
-    rows = (
-        OutboundMessage.objects.for_clinic(patient.clinic_id)
-        .filter(patient=patient)
-        .order_by("-created_at", "-pk")
-        .only(
-            "created_at",
-            "sent_at",
-            "channel",
-            "to_address",
-            "purpose",
-            "status",
-            "subject",
-            "body",
-        )
-    )
-    return [
-        {
-            "created_at": _iso(m.created_at),
-            "sent_at": _iso(m.sent_at),
-            "channel": m.get_channel_display(),
-            "to": m.to_address,
-            "purpose": m.get_purpose_display(),
-            "status": m.get_status_display(),
-            "subject": m.subject,
-            "text": m.body,
-        }
-        for m in rows
-    ]
-
-
-@export_section("messages_received", _("Messages you sent the clinic"), order=71)
-def _export_messages_received(patient: Patient) -> list[dict]:
-    rows = (
-        ReceivedMessage.objects.for_clinic(patient.clinic_id)
-        .filter(patient=patient)
-        .order_by("-received_at", "-pk")
-        .only("received_at", "channel", "from_address", "text", "action")
-    )
-    return [
-        {
-            "received_at": _iso(m.received_at),
-            "channel": m.get_channel_display(),
-            "from": m.from_address,
-            "text": m.text,
-            "action": m.get_action_display(),
-        }
-        for m in rows
-    ]
-
-
 @export_section("privacy_requests", _("Your privacy requests"), order=90)
 def _export_privacy_requests(patient: Patient) -> list[dict]:
     return [
         {
-            "requested_at": _iso(r.requested_at),
+            "requested_at": export_iso(r.requested_at),
             "request": r.get_kind_display(),
             "status": r.get_status_display(),
             "details": r.details,
-            "handled_at": _iso(r.handled_at),
+            "handled_at": export_iso(r.handled_at),
             "resolution": r.resolution,
         }
         for r in privacy_requests_of(patient=patient)
@@ -451,8 +398,9 @@ def patient_anonymise(*, patient: Patient, by) -> PrivacyRequest | None:
     Returns the deletion request it closed (None when there was no open one).
     """
     _lock_patient(patient)
-    # Apps above this one (crm's leads) erase their copies while the contact data is still
-    # there to match them, and the portal ends the patient's sessions, in this transaction.
+    # Apps above this one erase their copies while the contact data is still there to match
+    # them, in this transaction: crm's leads, messaging's addresses in the message log; the
+    # portal ends the patient's sessions.
     patient_anonymising.send(sender=Patient, patient=patient, by=by)
     for name in ANONYMISED_FIELDS:
         setattr(patient, name, "")
@@ -460,12 +408,6 @@ def patient_anonymise(*, patient: Patient, by) -> PrivacyRequest | None:
     # No full_clean: the phone is required for a live record, and this one no longer
     # has one on purpose.
     patient.save(update_fields=[*ANONYMISED_FIELDS, "checkin_token", "updated_at"])
-    OutboundMessage.objects.for_clinic(patient.clinic_id).filter(patient=patient).update(
-        to_address=""
-    )
-    ReceivedMessage.objects.for_clinic(patient.clinic_id).filter(patient=patient).update(
-        from_address="", sender_name=""
-    )
     for (channel, purpose), consent in consents_in_force(patient=patient).items():
         if purpose in ANONYMISED_PURPOSES and consent.status == ConsentStatus.GRANTED:
             consent_record(

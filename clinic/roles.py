@@ -58,16 +58,16 @@ _AGENDA_SETUP = {
 # Messages: reception reads what was sent and received, writes to patients and works the
 # "unanswered" inbox (marking answered is a change); managers own the message texts.
 _MESSAGES_DESK = {
-    "clinic.view_outboundmessage",
-    "clinic.add_outboundmessage",
-    "clinic.view_receivedmessage",
-    "clinic.change_receivedmessage",
-    "clinic.view_messagetemplate",
+    "messaging.view_outboundmessage",
+    "messaging.add_outboundmessage",
+    "messaging.view_receivedmessage",
+    "messaging.change_receivedmessage",
+    "messaging.view_messagetemplate",
 }
 _MESSAGE_TEXTS = {
-    "clinic.add_messagetemplate",
-    "clinic.change_messagetemplate",
-    "clinic.delete_messagetemplate",
+    "messaging.add_messagetemplate",
+    "messaging.change_messagetemplate",
+    "messaging.delete_messagetemplate",
 }
 
 # Billing: reception registers and charges payments and acts on them ("change" is what

@@ -72,8 +72,9 @@ def consent_is_granted(*, patient: Patient, channel: str, purpose: str) -> bool:
 
 
 def clinic_dashboard(*, clinic: Clinic | None) -> dict:
-    """Figures for the admin index. Later apps add today's agenda, payments and alerts."""
-    from .models import Professional, ReceivedMessage, Room
+    """Figures for the admin index. Later apps add today's agenda, payments, the unanswered
+    messages and alerts (``config.admin``)."""
+    from .models import Professional, Room
 
     if clinic is None:
         return {"clinic": None}
@@ -82,9 +83,6 @@ def clinic_dashboard(*, clinic: Clinic | None) -> dict:
         "patients": Patient.objects.for_clinic(clinic).count(),
         "professionals": Professional.objects.for_clinic(clinic).filter(is_active=True).count(),
         "rooms": Room.objects.for_clinic(clinic).filter(is_active=True).count(),
-        "unanswered_messages": ReceivedMessage.objects.for_clinic(clinic)
-        .filter(needs_reply=True, answered_at__isnull=True)
-        .count(),
     }
 
 

@@ -91,6 +91,25 @@ def phone_format(value: str) -> str:
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.INTERNATIONAL)
 
 
+_NON_DIGITS = re.compile(r"\D")
+
+
+def phone_variants(e164: str) -> list[str]:
+    """The forms a Brazilian mobile number may be stored or sent in: with and without the
+    9th digit (WhatsApp still reports some accounts by their 8-digit number)."""
+    digits = _NON_DIGITS.sub("", e164 or "")
+    if not digits:
+        return []
+    variants = [f"+{digits}"]
+    if digits.startswith("55"):
+        national = digits[2:]
+        if len(national) == 10 and national[2] in "6789":
+            variants.append(f"+55{national[:2]}9{national[2:]}")
+        elif len(national) == 11 and national[2] == "9":
+            variants.append(f"+55{national[:2]}{national[3:]}")
+    return variants
+
+
 HEX_COLOR = re.compile(r"^#[0-9A-Fa-f]{6}$")
 
 

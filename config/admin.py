@@ -58,11 +58,14 @@ class CuidarAdminSite(admin.AdminSite):
         return HttpResponseRedirect(next_url)
 
     def index(self, request, extra_context=None):
+        from clinic.messaging.selectors import unanswered_count
         from clinic.selectors import clinic_dashboard
         from integrations.health import integrations_health
 
         clinic = tenancy.current_clinic(request)
         context = {"dashboard": clinic_dashboard(clinic=clinic)}
+        if clinic is not None:
+            context["dashboard"]["unanswered_messages"] = unanswered_count(clinic=clinic)
         if request.user.has_perm("integrations.view_deadletter"):
             # The integrations at a glance: same report as /health/integrations.
             clinic_ids = [clinic.pk] if clinic else None

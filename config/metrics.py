@@ -33,7 +33,7 @@ MAX_AGE = timedelta(minutes=10)
 def metrics_snapshot(*, now=None) -> dict:
     """Take the snapshot, store it in the cache and return it."""
     from clinic.choices import MessageStatus
-    from clinic.models import OutboundMessage, ReceivedMessage
+    from clinic.messaging.models import OutboundMessage, ReceivedMessage
     from integrations.health import integrations_health
     from scheduling.choices import AppointmentStatus
     from scheduling.models import Appointment

@@ -80,6 +80,7 @@ INSTALLED_APPS = [
     "clinic.partner_api",  # the partner API framework: below integrations, above the kernel
     "integrations",
     "clinic",
+    "clinic.messaging",  # messages: templates, sending by consent and fallback, receipts, replies
     "clinic.portal",  # the portal shell (sign-in, sessions, profile): above clinic's core
     "scheduling",
     "billing",

@@ -6,8 +6,8 @@ from __future__ import annotations
 from django.db import transaction
 from django.db.models import Q
 
-from clinic.messaging import phone_variants
 from clinic.models import Clinic
+from clinic.validators import phone_variants
 from integrations import events
 
 from .models import Lead

@@ -176,7 +176,7 @@ def _messages(clinic) -> int:
     """What reception sees in the messaging screens: the 48 h reminders (delivered by the
     worker through the console providers, listed under Integrations → Console), a patient
     who confirmed by answering "1" and one whose question waits in the unanswered inbox."""
-    from clinic.messaging import message_receive
+    from clinic.messaging.services import message_receive
     from integrations.base import InboundMessage
 
     from .reminders import reminders_48h_send

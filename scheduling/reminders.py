@@ -1,9 +1,9 @@
 """The agenda's messages: confirmations, reminders, no-shows, waitlist offers, and what
 patients answer.
 
-Sends go through ``clinic.messaging.message_send`` with one idempotency key per job and
-appointment (``reminder-48h:<id>`` …), so a sweep that runs twice, or two overlapping runs,
-send each message once. Sweeps are periodic jobs (``config/celery.py``) that select due rows
+Sends go through ``clinic.messaging.services.message_send`` with one idempotency key per job
+and appointment (``reminder-48h:<id>`` …), so a sweep that runs twice, or two overlapping
+runs, send each message once. Sweeps are periodic jobs (``config/celery.py``) that select due rows
 per clinic, in bounded batches, on the ``(clinic, status, start)`` index — never Celery ETA
 tasks scheduled days ahead.
 """
@@ -21,7 +21,8 @@ from django.utils import formats, timezone, translation
 
 from clinic.choices import ContactChannel, ReplyAction
 from clinic.kernel.timezones import clinic_zone
-from clinic.messaging import (
+from clinic.messaging.models import OutboundMessage
+from clinic.messaging.services import (
     ReplyOutcome,
     first_channel,
     first_channels,
@@ -30,7 +31,7 @@ from clinic.messaging import (
     normalize_reply,
     reply_handler,
 )
-from clinic.models import Clinic, OutboundMessage, Patient
+from clinic.models import Clinic, Patient
 from clinic.selectors import clinics_at_local_hours
 
 from . import conf

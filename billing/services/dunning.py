@@ -24,7 +24,7 @@ def dunning_run(*, now: datetime | None = None, local_hours: Collection[int] | N
     overdue charges get ``cobranca`` at D+1, D+3 and D+7 after the due date, with the
     payment link; then they land on the list for a person. A payment received stops the
     sequence (only pending payments are looked at); each step is sent once."""
-    from clinic.messaging import message_send
+    from clinic.messaging.services import message_send
 
     from ..money import brl
 

@@ -143,7 +143,7 @@ def packages_expiry_run(
     """09:00 of each clinic's time (``local_hours``; without them every clinic now): warn
     patients whose active packages expire within ``warn_days`` (once, ``pacote_vencendo``)
     and expire the ones past their date. Returns (warned, expired)."""
-    from clinic.messaging import message_send
+    from clinic.messaging.services import message_send
 
     now = now or timezone.now()
     warned = expired = 0

@@ -273,7 +273,7 @@ def _refund_record(payment: Payment, amount, *, reason="", gateway_refund_id="",
 def payment_receipt_send(*, payment: Payment, by=None):
     """Send the patient the receipt of a paid payment (``recibo``), on their channel —
     once per payment: a second click finds the message already sent."""
-    from clinic.messaging import message_send
+    from clinic.messaging.services import message_send
 
     from ..money import brl
 

@@ -1,5 +1,6 @@
 """Admin of the clinic's people and places: what the reception uses all day (patients,
-with their consents and message timeline; professionals, rooms, consent decisions)."""
+with their consents — their message timeline is messaging's page, linked from the
+patient's; professionals, rooms, consent decisions)."""
 
 from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
@@ -12,7 +13,6 @@ from ..audit import audit_staff_view
 from ..kernel.tenancy import current_clinic
 from ..models import Consent, Patient, Professional, Room
 from .base import ClinicScopedAdmin, ClinicScopedInline
-from .messaging import PatientMessagesMixin
 
 User = get_user_model()
 
@@ -47,7 +47,7 @@ class ConsentInline(ClinicScopedInline, admin.TabularInline):
 
 
 @admin.register(Patient)
-class PatientAdmin(PatientMessagesMixin, ClinicScopedAdmin):
+class PatientAdmin(ClinicScopedAdmin):
     list_display = (
         "display_name",
         "cpf_display",

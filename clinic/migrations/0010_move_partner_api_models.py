@@ -8,7 +8,7 @@ from django.db import migrations
 class Migration(migrations.Migration):
 
     dependencies = [
-        ("clinic", "0008_outbound_in_flight_uncertain"),
+        ("clinic", "0009_move_messaging_models"),
     ]
 
     operations = [

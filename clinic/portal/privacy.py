@@ -10,20 +10,13 @@ receiver):
 
 from __future__ import annotations
 
-from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from clinic.models import Patient
-from clinic.privacy import export_section
+from clinic.privacy import export_iso, export_section
 
 from .models import PortalSession
 from .sessions import sessions_end_all
-
-
-def _moment(value) -> str | None:
-    """ISO 8601 in the current (the clinic's) time zone, with its offset, as every section
-    of the export writes moments."""
-    return timezone.localtime(value).isoformat() if value else None
 
 
 @export_section("portal_sessions", _("Sign-ins to the patient portal"), order=80)
@@ -37,9 +30,9 @@ def export_portal_sessions(patient: Patient) -> list[dict]:
     )
     return [
         {
-            "signed_in_at": _moment(s.created_at),
-            "last_seen_at": _moment(s.last_seen_at),
-            "ended_at": _moment(s.ended_at),
+            "signed_in_at": export_iso(s.created_at),
+            "last_seen_at": export_iso(s.last_seen_at),
+            "ended_at": export_iso(s.ended_at),
             "ip": s.ip or "",
             "device": s.user_agent,
         }

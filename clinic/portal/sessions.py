@@ -52,10 +52,12 @@ from django.utils.translation import ngettext
 
 from clinic.kernel.timezones import clinic_zone
 
-from .. import messaging, validators
+from .. import validators
 from ..audit import request_origin
 from ..choices import ConsentPurpose, MessageStatus
-from ..models import Clinic, OutboundMessage, Patient
+from ..messaging import services as messaging
+from ..messaging.models import OutboundMessage
+from ..models import Clinic, Patient
 from .models import PortalChallenge, PortalSession
 
 logger = logging.getLogger(__name__)
@@ -125,7 +127,7 @@ def patients_matching(identifier: str) -> list[int]:
     if "@" in identifier:
         condition = Q(email__iexact=identifier)
     elif identifier.startswith("+"):
-        condition = Q(phone__in=messaging.phone_variants(identifier))
+        condition = Q(phone__in=validators.phone_variants(identifier))
     else:
         condition = Q(cpf=identifier)
     return list(
@@ -169,7 +171,7 @@ def _identifier_key(normalized: str) -> str:
     """The identifier's throttle key: a phone in any of its forms (with or without the 9th
     digit) is one identifier, so its forms share one limit."""
     if normalized.startswith("+"):
-        normalized = min(messaging.phone_variants(normalized))
+        normalized = min(validators.phone_variants(normalized))
     return _hash(normalized)
 
 

@@ -1432,7 +1432,7 @@ def test_the_receipt_is_sent_to_the_patient_once(
     client_for, receptionist_a, clinic_a, django_capture_on_commit_callbacks
 ):
     from clinic import services as clinic_services
-    from clinic.models import OutboundMessage
+    from clinic.messaging.models import OutboundMessage
 
     patient = PatientFactory(clinic=clinic_a, full_name="Maria Recibo")
     clinic_services.consent_record(

@@ -13,7 +13,7 @@ from billing.choices import PaymentDivergence, PaymentStatus, TransactionKind
 from billing.models import FinancialTransaction, Payment
 from clinic import services as clinic_services
 from clinic.choices import ConsentPurpose, ConsentStatus, ContactChannel
-from clinic.models import OutboundMessage
+from clinic.messaging.models import OutboundMessage
 from integrations.base import PaymentUpdate
 from integrations.models import Event
 from tests.clinic.factories import PatientFactory

@@ -19,7 +19,7 @@ from billing.money import brl, money
 from billing.tasks import dunning_task
 from clinic import services as clinic_services
 from clinic.choices import ConsentPurpose, ConsentStatus, ContactChannel
-from clinic.models import OutboundMessage
+from clinic.messaging.models import OutboundMessage
 from integrations import registry
 from integrations.base import FiscalProvider, InvoiceUpdate, PaymentUpdate
 from integrations.models import ConsoleRecord, Event, ProviderAccount

@@ -152,7 +152,8 @@ def test_another_clinics_appointment_is_not_found_in_the_admin_and_nothing_is_re
 def test_staff_opening_a_patients_messages_is_recorded(client_for, receptionist_a, patient_a):
     staff = client_for(receptionist_a)
     assert (
-        staff.get(reverse("admin:clinic_patient_messages", args=[patient_a.pk])).status_code == 200
+        staff.get(reverse("admin:messaging_patient_messages", args=[patient_a.pk])).status_code
+        == 200
     )
     [entry] = entries(action="view")
     assert (entry.patient_id, entry.details) == (patient_a.pk, {"page": "messages"})

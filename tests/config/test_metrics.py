@@ -7,7 +7,7 @@ from django.core.cache import cache
 from django.test import override_settings
 from django.utils import timezone
 
-from clinic.models import ReceivedMessage
+from clinic.messaging.models import ReceivedMessage
 from config.metrics import CACHE_KEY, metrics_snapshot
 from integrations.models import ExternalCall
 

@@ -64,8 +64,8 @@ def test_a_partner_delivery_goes_to_a_partner_queue():
 def test_messages_and_partner_webhooks_are_sent_to_their_own_queues(
     clinic_a, patient_a, monkeypatch, django_capture_on_commit_callbacks
 ):
-    from clinic import messaging
-    from clinic.tasks import message_deliver_task
+    from clinic.messaging import services as messaging
+    from clinic.messaging.tasks import message_deliver_task
     from integrations import events
     from integrations.subscriptions import subscription_create
     from integrations.tasks import delivery_run_task
@@ -190,9 +190,10 @@ def compose_layout():
 def test_a_backlog_of_slow_partner_deliveries_does_not_delay_a_reminder(
     clinic_a, slow_partner, compose_layout, settings
 ):
-    from clinic import messaging, services
+    from clinic import services
     from clinic.choices import ConsentPurpose, ConsentStatus, ContactChannel, MessageStatus
-    from clinic.models import OutboundMessage
+    from clinic.messaging import services as messaging
+    from clinic.messaging.models import OutboundMessage
     from integrations import events
     from integrations.subscriptions import subscription_create
     from tests.clinic.factories import PatientFactory
@@ -247,9 +248,10 @@ def test_a_campaign_never_queues_ahead_of_sign_in_codes_and_reminders(
 
     from django.utils import timezone
 
-    from clinic import messaging
-    from clinic.models import ConsentPurpose, OutboundMessage
-    from clinic.tasks import message_deliver_task
+    from clinic.messaging import services as messaging
+    from clinic.messaging.models import OutboundMessage
+    from clinic.messaging.tasks import message_deliver_task
+    from clinic.models import ConsentPurpose
 
     sent = []
     monkeypatch.setattr(

@@ -32,9 +32,10 @@ from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 
-from clinic import messaging, services
+from clinic import services
 from clinic.choices import ConsentPurpose, ConsentStatus, ContactChannel, MessageStatus
-from clinic.models import OutboundMessage
+from clinic.messaging import services as messaging
+from clinic.messaging.models import OutboundMessage
 from tests.clinic.factories import PatientFactory
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -167,7 +168,7 @@ def counts() -> Counter:
 def test_a_worker_killed_again_and_again_mid_batch_loses_no_reminder_and_sends_none_twice(
     clinic_a, celery_on_redis, tmp_path, settings
 ):
-    from clinic.tasks import message_deliver_task
+    from clinic.messaging.tasks import message_deliver_task
 
     settings.CUIDAR_MESSAGE_SEND_LEASE = LEASE
     send_log = tmp_path / "sends.log"

@@ -12,9 +12,9 @@ from django.db import connection
 
 from clinic import services as clinic_services
 from clinic.choices import ConsentPurpose, ConsentStatus, ContactChannel
-from clinic.messaging import birthdays_greet
-from clinic.models import OutboundMessage
-from clinic.tasks import birthdays_greet_task
+from clinic.messaging.models import OutboundMessage
+from clinic.messaging.services import birthdays_greet
+from clinic.messaging.tasks import birthdays_greet_task
 from integrations.models import ConsoleRecord
 from scheduling import links, reminders
 from scheduling.choices import AppointmentStatus, Channel

@@ -6,7 +6,7 @@ from zoneinfo import ZoneInfo
 import pytest
 import time_machine
 
-from clinic.models import OutboundMessage
+from clinic.messaging.models import OutboundMessage
 from scheduling import reminders
 from tests.clinic.factories import ClinicFactory, ProfessionalFactory
 from tests.scheduling.factories import AppointmentFactory, ServiceFactory

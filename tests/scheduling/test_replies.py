@@ -10,8 +10,9 @@ from django.utils import timezone
 
 from clinic import services as clinic_services
 from clinic.choices import ConsentPurpose, ConsentStatus, ContactChannel, ReplyAction
-from clinic.messaging import message_send
-from clinic.models import Consent, OutboundMessage, ReceivedMessage
+from clinic.messaging.models import OutboundMessage, ReceivedMessage
+from clinic.messaging.services import message_send
+from clinic.models import Consent
 from clinic.selectors import consent_is_granted
 from integrations.models import ConsoleRecord, ProviderAccount
 from scheduling import services

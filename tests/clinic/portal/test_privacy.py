@@ -14,12 +14,8 @@ from django.utils import timezone
 from clinic import privacy, services
 from clinic.audit import audit_record
 from clinic.choices import ConsentPurpose, ConsentSource, ConsentStatus, ContactChannel
-from clinic.models import (
-    Consent,
-    OutboundMessage,
-    PrivacyRequest,
-    ReceivedMessage,
-)
+from clinic.messaging.models import OutboundMessage, ReceivedMessage
+from clinic.models import Consent, PrivacyRequest
 from clinic.portal import sessions
 from clinic.portal.models import PortalSession
 from integrations.models import Event

@@ -291,7 +291,7 @@ def test_an_empty_submission_records_nothing(portal_a, patient_a):
 
 
 def test_a_changed_consent_changes_where_messages_go(portal_a, patient_a):
-    from clinic import messaging
+    from clinic.messaging import services as messaging
 
     portal_a.post(CONSENTS, {"utility__sms": "granted"})
     plan = messaging.channel_plan(patient=patient_a, purpose=ConsentPurpose.UTILITY)

@@ -13,7 +13,8 @@ from django.utils import timezone
 
 from clinic import services
 from clinic.choices import ConsentPurpose, ConsentStatus, ContactChannel
-from clinic.models import AuditEntry, OutboundMessage, Patient
+from clinic.messaging.models import OutboundMessage
+from clinic.models import AuditEntry, Patient
 from clinic.portal import sessions
 from clinic.portal.models import PortalChallenge, PortalSession
 from integrations.models import ConsoleRecord

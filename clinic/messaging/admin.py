@@ -17,36 +17,39 @@ from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_POST
 
-from .. import message_templates
-from ..audit import audit_staff_view
-from ..choices import ContactChannel, MessageStatus
-from ..kernel.tenancy import current_clinic
-from ..messaging import MESSAGE_CHANNELS, message_reply, received_mark_answered
-from ..models import MessageTemplate, OutboundMessage, Patient, ReceivedMessage
-from .base import ClinicScopedAdmin, scope_queryset
+from clinic.admin.base import ClinicScopedAdmin, scope_queryset
+from clinic.audit import audit_staff_view
+from clinic.choices import ConsentPurpose, ContactChannel, MessageStatus
+from clinic.kernel.tenancy import current_clinic
+from clinic.models import Patient
+
+from . import catalogue
+from .channels import MESSAGE_CHANNELS
+from .models import MessageTemplate, OutboundMessage, ReceivedMessage
+from .replies import message_reply, received_mark_answered
 
 TIMELINE_LIMIT = 200
 
 
 # --- Templates ------------------------------------------------------------------------------
 def _preview(name: str, body: str, subject: str) -> dict:
-    spec = message_templates.CATALOGUE.get(name)
+    spec = catalogue.CATALOGUE.get(name)
     if spec is None:
         return {"errors": [gettext("Choose a template.")], "body": "", "subject": ""}
-    errors = message_templates.template_errors(body, allowed=spec.allowed_variables)
-    errors += message_templates.template_errors(subject, allowed=spec.allowed_variables)
+    errors = catalogue.template_errors(body, allowed=spec.allowed_variables)
+    errors += catalogue.template_errors(subject, allowed=spec.allowed_variables)
     if errors:
         return {"errors": errors, "body": "", "subject": ""}
-    context = message_templates.SAMPLE_CONTEXT
+    context = catalogue.SAMPLE_CONTEXT
     return {
         "errors": [],
-        "body": message_templates.render(body, context),
-        "subject": message_templates.render(subject, context) if subject else "",
+        "body": catalogue.render(body, context),
+        "subject": catalogue.render(subject, context) if subject else "",
     }
 
 
 class MessageTemplateForm(forms.ModelForm):
-    name = forms.ChoiceField(label=_("template"), choices=message_templates.NAME_CHOICES)
+    name = forms.ChoiceField(label=_("template"), choices=catalogue.NAME_CHOICES)
 
     class Meta:
         model = MessageTemplate
@@ -63,11 +66,11 @@ class MessageTemplateForm(forms.ModelForm):
 
     def clean(self):
         data = super().clean()
-        spec = message_templates.CATALOGUE.get(data.get("name") or "")
+        spec = catalogue.CATALOGUE.get(data.get("name") or "")
         if spec is None:
             return data
         for field in ("body", "subject"):
-            errors = message_templates.template_errors(
+            errors = catalogue.template_errors(
                 data.get(field) or "", allowed=spec.allowed_variables
             )
             if errors:
@@ -85,8 +88,8 @@ class MessageTemplateAdmin(ClinicScopedAdmin):
     list_filter = ("is_active",)
     search_fields = ("name", "body")
     readonly_fields = ("variables_help", "preview")
-    change_form_template = "clinic/admin/messagetemplate_change_form.html"
-    change_list_template = "clinic/admin/messagetemplate_change_list.html"
+    change_form_template = "messaging/admin/messagetemplate_change_form.html"
+    change_list_template = "messaging/admin/messagetemplate_change_list.html"
     fieldsets = (
         (None, {"fields": ("clinic", "name", "is_active")}),
         (_("Text"), {"fields": ("subject", "body", "variables_help", "preview")}),
@@ -95,31 +98,28 @@ class MessageTemplateAdmin(ClinicScopedAdmin):
 
     @admin.display(description=_("label"))
     def label(self, obj):
-        spec = message_templates.CATALOGUE.get(obj.name)
+        spec = catalogue.CATALOGUE.get(obj.name)
         return spec.label if spec else "—"
 
     @admin.display(description=_("purpose"))
     def purpose(self, obj):
-        spec = message_templates.CATALOGUE.get(obj.name)
+        spec = catalogue.CATALOGUE.get(obj.name)
         return _purpose_label(spec.purpose) if spec else "—"
 
     @admin.display(description=_("Meta template"))
     def meta_name_display(self, obj):
-        spec = message_templates.CATALOGUE.get(obj.name)
+        spec = catalogue.CATALOGUE.get(obj.name)
         return obj.meta_template_name or (spec.meta_name if spec else "") or "—"
 
     @admin.display(description=_("variables you may use"))
     def variables_help(self, obj):
-        spec = message_templates.CATALOGUE.get(obj.name) if obj and obj.name else None
+        spec = catalogue.CATALOGUE.get(obj.name) if obj and obj.name else None
         if spec is None:
             return _("Choose a template and save to see its variables.")
         items = format_html_join(
             "",
             "<li><code>{{{{ {} }}}}</code> — {}</li>",
-            (
-                (name, message_templates.VARIABLE_HELP.get(name, ""))
-                for name in spec.allowed_variables
-            ),
+            ((name, catalogue.VARIABLE_HELP.get(name, "")) for name in spec.allowed_variables),
         )
         return format_html("<ul>{}</ul>", items)
 
@@ -133,7 +133,7 @@ class MessageTemplateAdmin(ClinicScopedAdmin):
 
     def get_changeform_initial_data(self, request):
         initial = super().get_changeform_initial_data(request)
-        spec = message_templates.CATALOGUE.get(request.GET.get("name", ""))
+        spec = catalogue.CATALOGUE.get(request.GET.get("name", ""))
         if spec is not None:
             initial.setdefault("body", spec.body)
             initial.setdefault("subject", spec.subject)
@@ -143,7 +143,7 @@ class MessageTemplateAdmin(ClinicScopedAdmin):
     def get_urls(self):
         preview = self.admin_site.admin_view(require_POST(self.preview_view))
         return [
-            path("preview/", preview, name="clinic_messagetemplate_preview"),
+            path("preview/", preview, name="messaging_messagetemplate_preview"),
             *super().get_urls(),
         ]
 
@@ -162,21 +162,19 @@ class MessageTemplateAdmin(ClinicScopedAdmin):
     def changelist_view(self, request, extra_context=None):
         clinic = current_clinic(request)
         overridden = set(MessageTemplate.objects.for_clinic(clinic).values_list("name", flat=True))
-        catalogue = [
+        rows = [
             {
                 "spec": spec,
                 "purpose": _purpose_label(spec.purpose),
                 "overridden": spec.name in overridden,
             }
-            for spec in message_templates.CATALOGUE.values()
+            for spec in catalogue.CATALOGUE.values()
         ]
-        extra_context = {**(extra_context or {}), "catalogue": catalogue}
+        extra_context = {**(extra_context or {}), "catalogue": rows}
         return super().changelist_view(request, extra_context=extra_context)
 
 
 def _purpose_label(purpose: str) -> str:
-    from ..choices import ConsentPurpose
-
     return ConsentPurpose(purpose).label
 
 
@@ -201,7 +199,7 @@ def warn_uncertain(model_admin, request) -> None:
     count = scope_queryset(request, uncertain).count()
     if not count:
         return
-    url = reverse("admin:clinic_outboundmessage_changelist")
+    url = reverse("admin:messaging_outboundmessage_changelist")
     model_admin.message_user(
         request,
         format_html(
@@ -265,6 +263,18 @@ class OutboundMessageAdmin(_ReadOnly, ClinicScopedAdmin):
     @admin.display(description=_("attempts"))
     def attempts_display(self, obj):
         return format_html("<pre>{}</pre>", json.dumps(obj.attempts, indent=2, ensure_ascii=False))
+
+    def get_urls(self):
+        # The patient's timeline, linked from the patient's page ("Messages"): it is
+        # messaging's page, so it lives here; the patient admin decides who sees whom.
+        view = self.admin_site.admin_view(self.patient_messages)
+        return [
+            path("patient/<int:pk>/", view, name="messaging_patient_messages"),
+            *super().get_urls(),
+        ]
+
+    def patient_messages(self, request, pk):
+        return patient_messages_view(self.admin_site.get_model_admin(Patient), request, pk)
 
     def changelist_view(self, request, extra_context=None):
         warn_uncertain(self, request)
@@ -339,12 +349,12 @@ class ReceivedMessageAdmin(_ReadOnly, ClinicScopedAdmin):
     def timeline_link(self, obj):
         if not obj.patient_id:
             return "—"
-        url = reverse("admin:clinic_patient_messages", args=[obj.patient_id])
+        url = reverse("admin:messaging_patient_messages", args=[obj.patient_id])
         return format_html('<a href="{}">{}</a>', url, gettext("Open"))
 
     def has_change_permission(self, request, obj=None):
         # "Mark as answered" is a change; the rows themselves are read-only (fields).
-        return request.user.has_perm("clinic.change_receivedmessage")
+        return request.user.has_perm("messaging.change_receivedmessage")
 
     def changelist_view(self, request, extra_context=None):
         warn_uncertain(self, request)
@@ -374,13 +384,14 @@ class ReplyForm(forms.Form):
 
 
 def patient_messages_view(model_admin, request, pk):
-    """Every message to and from one patient, newest first, with a reply box."""
+    """Every message to and from one patient, newest first, with a reply box.
+    ``model_admin`` is the patient's: its permissions and clinic scope apply."""
     if not model_admin.has_view_permission(request):
         raise PermissionDenied
     patient = model_admin.get_queryset(request).filter(pk=pk).first()
     if patient is None:
         raise Http404
-    may_reply = request.user.has_perm("clinic.add_outboundmessage")
+    may_reply = request.user.has_perm("messaging.add_outboundmessage")
     form = ReplyForm(request.POST or None)
     if request.method == "POST":
         if not may_reply:
@@ -418,26 +429,4 @@ def patient_messages_view(model_admin, request, pk):
         "opts": Patient._meta,
         "channels": dict(ContactChannel.choices),
     }
-    return TemplateResponse(request, "clinic/admin/patient_messages.html", context)
-
-
-class PatientMessagesMixin:
-    """Adds the "Messages" page to the patient admin."""
-
-    def get_urls(self):
-        view = self.admin_site.admin_view(self._messages_view)
-        return [
-            path("<int:pk>/messages/", view, name="clinic_patient_messages"),
-            *super().get_urls(),
-        ]
-
-    def _messages_view(self, request, pk):
-        return patient_messages_view(self, request, pk)
-
-    def change_view(self, request, object_id, form_url="", extra_context=None):
-        extra_context = extra_context or {}
-        if str(object_id).isdigit():
-            extra_context["messages_url"] = reverse(
-                "admin:clinic_patient_messages", args=[int(object_id)]
-            )
-        return super().change_view(request, object_id, form_url, extra_context=extra_context)
+    return TemplateResponse(request, "messaging/admin/patient_messages.html", context)

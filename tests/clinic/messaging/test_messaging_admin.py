@@ -12,8 +12,8 @@ from clinic.choices import (
     MessageStatus,
     ReplyAction,
 )
-from clinic.messaging import message_send
-from clinic.models import MessageTemplate, OutboundMessage, ReceivedMessage
+from clinic.messaging.models import MessageTemplate, OutboundMessage, ReceivedMessage
+from clinic.messaging.services import message_send
 from tests.clinic.factories import PatientFactory
 
 pytestmark = pytest.mark.django_db
@@ -47,7 +47,7 @@ def test_a_manager_rewords_a_template_and_an_unknown_variable_is_a_form_error(
     client_for, manager_a, clinic_a
 ):
     client = client_for(manager_a)
-    url = reverse("admin:clinic_messagetemplate_add")
+    url = reverse("admin:messaging_messagetemplate_add")
 
     page = client.get(url, {"name": "lembrete_consulta"})
     assert page.status_code == 200
@@ -81,7 +81,7 @@ def test_a_manager_rewords_a_template_and_an_unknown_variable_is_a_form_error(
 
 def test_the_live_preview_renders_sample_data_or_says_what_is_wrong(client_for, manager_a):
     client = client_for(manager_a)
-    url = reverse("admin:clinic_messagetemplate_preview")
+    url = reverse("admin:messaging_messagetemplate_preview")
 
     good = client.post(url, {"name": "confirmacao", "body": "Oi {{ first_name }} às {{ time }}"})
     assert good.json() == {"errors": [], "body": "Oi Maria às 14:30", "subject": ""}
@@ -92,9 +92,9 @@ def test_the_live_preview_renders_sample_data_or_says_what_is_wrong(client_for, 
 def test_a_receptionist_reads_the_texts_but_cannot_change_them(client_for, receptionist_a):
     client = client_for(receptionist_a)
 
-    assert client.get(reverse("admin:clinic_messagetemplate_changelist")).status_code == 200
-    assert client.get(reverse("admin:clinic_messagetemplate_add")).status_code == 403
-    assert client.post(reverse("admin:clinic_messagetemplate_preview"), {}).status_code == 403
+    assert client.get(reverse("admin:messaging_messagetemplate_changelist")).status_code == 200
+    assert client.get(reverse("admin:messaging_messagetemplate_add")).status_code == 403
+    assert client.post(reverse("admin:messaging_messagetemplate_preview"), {}).status_code == 403
 
 
 def test_the_template_list_shows_the_catalogue_and_hides_other_clinics_texts(
@@ -102,7 +102,7 @@ def test_the_template_list_shows_the_catalogue_and_hides_other_clinics_texts(
 ):
     MessageTemplate.objects.create(clinic=clinic_b, name="aniversario", body="Parabéns da Beta")
 
-    page = client_for(manager_a).get(reverse("admin:clinic_messagetemplate_changelist"))
+    page = client_for(manager_a).get(reverse("admin:messaging_messagetemplate_changelist"))
 
     html = page.content.decode()
     assert "lembrete_consulta_v2" in html and "codigo_acesso" in html
@@ -119,7 +119,7 @@ def test_the_unanswered_inbox_lists_only_this_clinics_open_messages(
     received(clinic_b, patient_b, text="Mensagem da Beta")
 
     page = client_for(receptionist_a).get(
-        reverse("admin:clinic_receivedmessage_changelist"), {"inbox": "unanswered"}
+        reverse("admin:messaging_receivedmessage_changelist"), {"inbox": "unanswered"}
     )
 
     assert list(page.context["cl"].result_list) == [mine]
@@ -132,7 +132,7 @@ def test_marking_answered_takes_messages_out_of_the_inbox(
     message = received(clinic_a, patient_a)
 
     response = client_for(receptionist_a).post(
-        reverse("admin:clinic_receivedmessage_changelist"),
+        reverse("admin:messaging_receivedmessage_changelist"),
         {"action": "mark_answered", "_selected_action": [message.pk]},
     )
 
@@ -148,13 +148,14 @@ def test_another_clinics_message_is_not_found(client_for, receptionist_a, clinic
     client = client_for(receptionist_a)
 
     assert client.get(
-        reverse("admin:clinic_receivedmessage_change", args=[theirs.pk])
+        reverse("admin:messaging_receivedmessage_change", args=[theirs.pk])
     ).status_code in (302, 404)
     assert client.get(
-        reverse("admin:clinic_outboundmessage_change", args=[sent.pk])
+        reverse("admin:messaging_outboundmessage_change", args=[sent.pk])
     ).status_code in (302, 404)
     assert (
-        client.get(reverse("admin:clinic_patient_messages", args=[patient_b.pk])).status_code == 404
+        client.get(reverse("admin:messaging_patient_messages", args=[patient_b.pk])).status_code
+        == 404
     )
 
 
@@ -162,11 +163,13 @@ def test_messages_sent_are_read_only(client_for, receptionist_a, patient_a):
     message = sent_to(patient_a)
     client = client_for(receptionist_a)
 
-    page = client.get(reverse("admin:clinic_outboundmessage_change", args=[message.pk]))
+    page = client.get(reverse("admin:messaging_outboundmessage_change", args=[message.pk]))
     assert page.status_code == 200
-    assert client.get(reverse("admin:clinic_outboundmessage_add")).status_code == 403
+    assert client.get(reverse("admin:messaging_outboundmessage_add")).status_code == 403
     assert (
-        client.post(reverse("admin:clinic_outboundmessage_delete", args=[message.pk])).status_code
+        client.post(
+            reverse("admin:messaging_outboundmessage_delete", args=[message.pk])
+        ).status_code
         == 403
     )
 
@@ -180,15 +183,15 @@ def test_the_changelists_run_a_constant_number_of_queries(
         received(clinic_a, patient)
         sent_to(patient, key=f"few-{index}")
     with django_assert_max_num_queries(30) as few:
-        client.get(reverse("admin:clinic_receivedmessage_changelist"))
-        client.get(reverse("admin:clinic_outboundmessage_changelist"))
+        client.get(reverse("admin:messaging_receivedmessage_changelist"))
+        client.get(reverse("admin:messaging_outboundmessage_changelist"))
     for index in range(20):
         patient = PatientFactory(clinic=clinic_a)
         received(clinic_a, patient)
         sent_to(patient, key=f"many-{index}")
     with django_assert_max_num_queries(len(few.captured_queries)):
-        client.get(reverse("admin:clinic_receivedmessage_changelist"))
-        client.get(reverse("admin:clinic_outboundmessage_changelist"))
+        client.get(reverse("admin:messaging_receivedmessage_changelist"))
+        client.get(reverse("admin:messaging_outboundmessage_changelist"))
 
 
 # --- Timeline -------------------------------------------------------------------------------
@@ -205,7 +208,7 @@ def test_the_timeline_shows_both_directions_and_a_reply_answers_the_inbox(
     question = received(clinic_a, patient, text="Vocês atendem sábado?")
     sent_to(patient, key="lembrete", text="Lembrete da consulta")
     client = client_for(receptionist_a)
-    url = reverse("admin:clinic_patient_messages", args=[patient.pk])
+    url = reverse("admin:messaging_patient_messages", args=[patient.pk])
 
     page = client.get(url)
     html = page.content.decode()
@@ -226,7 +229,7 @@ def test_the_patient_page_links_to_the_timeline(client_for, receptionist_a, pati
     page = client_for(receptionist_a).get(
         reverse("admin:clinic_patient_change", args=[patient_a.pk])
     )
-    assert reverse("admin:clinic_patient_messages", args=[patient_a.pk]) in page.content.decode()
+    assert reverse("admin:messaging_patient_messages", args=[patient_a.pk]) in page.content.decode()
 
 
 def test_the_dashboard_counts_unanswered_messages(client_for, receptionist_a, clinic_a, patient_a):
@@ -249,11 +252,11 @@ def test_reception_sees_how_many_messages_may_not_have_arrived_in_its_clinic_onl
     client = client_for(receptionist_a)
 
     for name in ("outboundmessage", "receivedmessage"):  # messages sent, and the inbox
-        page = client.get(reverse(f"admin:clinic_{name}_changelist")).content.decode()
+        page = client.get(reverse(f"admin:messaging_{name}_changelist")).content.decode()
         assert "2 mensagens podem não ter chegado" in page
         assert "?status__exact=uncertain" in page
 
     listed = client.get(
-        reverse("admin:clinic_outboundmessage_changelist"), {"status__exact": "uncertain"}
+        reverse("admin:messaging_outboundmessage_changelist"), {"status__exact": "uncertain"}
     )
     assert listed.context["cl"].result_count == 2

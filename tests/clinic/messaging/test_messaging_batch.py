@@ -1,12 +1,17 @@
 """The bulk path's deliveries (reminder sweeps): one task per bounded batch of messages,
 routed like a single message, and as safe redelivered as one message's task."""
 
-import pytest
+from datetime import timedelta
 
-from clinic import messaging, services
+import pytest
+from django.utils import timezone
+
+from clinic import services
 from clinic.choices import ConsentPurpose, ConsentStatus, ContactChannel, MessageStatus
-from clinic.models import OutboundMessage
-from clinic.tasks import messages_deliver_batch_task
+from clinic.messaging import delivery
+from clinic.messaging import services as messaging
+from clinic.messaging.models import OutboundMessage
+from clinic.messaging.tasks import messages_deliver_batch_task
 from config.celery import PATIENT_QUEUE, app
 from integrations import breakers
 from integrations.console import ConsoleMessaging
@@ -126,7 +131,7 @@ def test_a_batch_task_redelivered_after_its_worker_died_mid_batch_sends_nothing_
 
     messages_deliver_batch_task(ids)  # the task, redelivered to another worker
     messaging.messages_retry_due()  # and the retry sweep, for good measure
-    later = messaging.timezone.now() + messaging._send_lease() + messaging.timedelta(seconds=1)
+    later = timezone.now() + delivery.send_lease() + timedelta(seconds=1)
     for message_id in ids:
         messaging.message_deliver(message_id=message_id, now=later)
 

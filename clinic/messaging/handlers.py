@@ -1,17 +1,23 @@
-"""What the clinic app does when messages come in (domain event subscribers).
+"""What messaging does when messages come in (domain event subscribers, and anymail's
+tracking signal, connected in ``apps.MessagingConfig.ready``).
 
 ``integrations`` publishes ``message.inbound`` and ``message.status`` with ids only; the
 text and the sender are read here from the stored webhook, under this app's rules.
+
+The subscribers keep the names they had in ``clinic.handlers`` before issue 18: deliveries
+waiting in the outbox (and dead letters retried later) name their subscriber.
 """
 
+from clinic.models import Clinic
 from integrations.events import subscriber
 from integrations.inbound import webhook_item
 
-from .messaging import message_receive, message_status_apply
-from .models import Clinic, OutboundMessage
+from .models import OutboundMessage
+from .receipts import message_status_apply
+from .replies import message_receive
 
 
-@subscriber("message.inbound")
+@subscriber("message.inbound", name="clinic.handlers.receive_patient_message")
 def receive_patient_message(event, delivery):
     """Store the patient's message and act on it (opt-out, confirm, cancel …)."""
     payload = event.payload
@@ -28,7 +34,7 @@ def receive_patient_message(event, delivery):
     )
 
 
-@subscriber("message.status")
+@subscriber("message.status", name="clinic.handlers.apply_message_receipt")
 def apply_message_receipt(event, delivery):
     """A delivery or read receipt moves our message forward (never back)."""
     payload = event.payload

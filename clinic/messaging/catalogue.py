@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from django.template import Context, Engine, TemplateSyntaxError
 from django.utils.translation import gettext_lazy as _
 
-from .choices import ConsentPurpose
+from clinic.choices import ConsentPurpose
 
 #: Plain-text rendering: no autoescape (an "&" in a clinic's name stays "&").
 ENGINE = Engine(autoescape=False)

@@ -1,4 +1,7 @@
-"""Celery tasks of the clinic app: thin, they fetch by id and call one service."""
+"""Celery tasks of messaging: thin, they fetch by id and call one service.
+
+Their names stay ``clinic.*`` (as before issue 18): queued tasks and django-celery-beat's
+rows name them."""
 
 import logging
 
@@ -10,7 +13,7 @@ logger = logging.getLogger(__name__)
 @shared_task(name="clinic.message_deliver", acks_late=True)
 def message_deliver_task(message_id: int) -> None:
     """Deliver one queued message (safe twice: a message that is not queued is skipped)."""
-    from .messaging import message_deliver
+    from .delivery import message_deliver
 
     message_deliver(message_id=message_id)
 
@@ -20,7 +23,7 @@ def messages_deliver_batch_task(message_ids: list[int]) -> None:
     """Deliver a batch of queued messages one after the other (the bulk sweeps enqueue one
     such task per ``DELIVER_BATCH`` messages). Safe redelivered: each message is claimed on
     its own, so one already sent, in progress or uncertain is skipped, never sent again."""
-    from .messaging import message_deliver
+    from .delivery import message_deliver
 
     for message_id in message_ids:
         try:
@@ -35,7 +38,7 @@ def messages_deliver_batch_task(message_ids: list[int]) -> None:
 def messages_retry_task() -> int:
     """Periodic (every minute): queued messages whose providers were down, or whose task
     was lost, are enqueued again."""
-    from .messaging import messages_retry_due
+    from .retries import messages_retry_due
 
     return messages_retry_due()
 
@@ -44,6 +47,6 @@ def messages_retry_task() -> int:
 def birthdays_greet_task(local_hours: list[int] | None = None) -> int:
     """08:00 of each clinic (``local_hours``): birthday greetings to patients who opted in
     to marketing."""
-    from .messaging import birthdays_greet
+    from .birthdays import birthdays_greet
 
     return birthdays_greet(local_hours=local_hours)

@@ -9,9 +9,10 @@ import pytest
 import responses
 from django.utils import timezone, translation
 
-from clinic import messaging, services
+from clinic import services
 from clinic.choices import ConsentPurpose, ConsentStatus, ContactChannel, MessageStatus
-from clinic.models import MessageTemplate, OutboundMessage
+from clinic.messaging import services as messaging
+from clinic.messaging.models import MessageTemplate, OutboundMessage
 from integrations import breakers
 from integrations.models import ConsoleRecord, ProviderAccount
 from tests.clinic.factories import PatientFactory
@@ -357,7 +358,7 @@ def test_meta_gets_the_approved_template_with_its_parameters_in_order(clinic_a, 
 
 @pytest.mark.usefixtures("english")
 def test_a_template_naming_an_unknown_variable_is_refused():
-    from clinic.message_templates import CATALOGUE, template_errors
+    from clinic.messaging.catalogue import CATALOGUE, template_errors
 
     spec = CATALOGUE["lembrete_consulta"]
     assert template_errors("Olá {{ first_name }}", allowed=spec.allowed_variables) == []
@@ -368,7 +369,7 @@ def test_a_template_naming_an_unknown_variable_is_refused():
 
 
 def test_every_default_text_uses_only_its_own_variables():
-    from clinic.message_templates import CATALOGUE, template_errors
+    from clinic.messaging.catalogue import CATALOGUE, template_errors
 
     for spec in CATALOGUE.values():
         assert template_errors(spec.body, allowed=spec.allowed_variables) == [], spec.name

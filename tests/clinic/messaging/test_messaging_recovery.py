@@ -16,9 +16,11 @@ import responses
 from django.db import connection, transaction
 from django.utils import timezone
 
-from clinic import message_templates, messaging, services
+from clinic import services
 from clinic.choices import ConsentPurpose, ConsentStatus, ContactChannel, MessageStatus
-from clinic.models import OutboundMessage
+from clinic.messaging import catalogue, delivery
+from clinic.messaging import services as messaging
+from clinic.messaging.models import OutboundMessage
 from integrations import breakers
 from integrations.console import ConsoleMessaging
 from integrations.models import ConsoleRecord, ProviderAccount
@@ -110,7 +112,7 @@ def deliver_killed(message):
 
 
 def after_lease():
-    return timezone.now() + timedelta(seconds=messaging.SEND_LEASE + 1)
+    return timezone.now() + timedelta(seconds=delivery.SEND_LEASE + 1)
 
 
 # --- A worker killed mid-send ---------------------------------------------------------------
@@ -200,15 +202,15 @@ def test_the_retry_sweep_picks_up_a_send_whose_worker_died(
 
 
 def test_the_policy_is_declared_for_every_template():
-    policies = {name: spec.delivery for name, spec in message_templates.CATALOGUE.items()}
+    policies = {name: spec.delivery for name, spec in catalogue.CATALOGUE.items()}
 
     assert set(policies.values()) <= {
-        message_templates.AT_MOST_ONCE,
-        message_templates.AT_LEAST_ONCE,
+        catalogue.AT_MOST_ONCE,
+        catalogue.AT_LEAST_ONCE,
     }
-    assert policies["codigo_acesso"] == message_templates.AT_LEAST_ONCE
+    assert policies["codigo_acesso"] == catalogue.AT_LEAST_ONCE
     for name in ("lembrete_consulta", "lembrete_vespera", "promocao", "aniversario"):
-        assert policies[name] == message_templates.AT_MOST_ONCE
+        assert policies[name] == catalogue.AT_MOST_ONCE
 
 
 # --- A provider that took the message and never answered ------------------------------------
