@@ -1,5 +1,4 @@
 from django.apps import AppConfig
-from django.utils.module_loading import autodiscover_modules
 from django.utils.translation import gettext_lazy as _
 
 
@@ -7,7 +6,6 @@ class IntegrationsConfig(AppConfig):
     name = "integrations"
     verbose_name = _("Integrations")
 
-    def ready(self):
-        # Each app's handlers.py registers its @subscriber functions on import: discover
-        # them here, as the admin discovers admin.py (this app imports no domain app).
-        autodiscover_modules("handlers")
+    # The apps above register their @subscriber and @inbound_handler functions themselves:
+    # each app's ready() imports its handlers.py (docs/architecture.md, "Plug-in points";
+    # tests/integrations/test_plugins.py checks that none is forgotten).

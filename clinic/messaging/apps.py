@@ -14,6 +14,9 @@ class MessagingConfig(AppConfig):
         from clinic.privacy import patient_anonymising
 
         from . import privacy
+
+        # Importing handlers registers its @subscriber functions (message.inbound,
+        # message.status) too.
         from .handlers import anymail_tracking_received
 
         # E-mail delivery/read receipts arrive through anymail's tracking signal.
@@ -23,5 +26,3 @@ class MessagingConfig(AppConfig):
         patient_anonymising.connect(
             privacy.erase_message_addresses, dispatch_uid="messaging.addresses_anonymise"
         )
-        # ``handlers`` (message.inbound, message.status) is found by integrations'
-        # autodiscovery of ``handlers`` modules, like every app's.
