@@ -13,6 +13,8 @@ from tests.billing.factories import PackageFactory, PaymentFactory
 from tests.clinic.factories import PatientFactory, ProfessionalFactory, RoomFactory
 from tests.scheduling.factories import AppointmentFactory, ServiceFactory
 
+from .rows import clinic_owned
+
 #: Text of clinic B's rows; any page of clinic A showing it leaks B's data.
 B_MARK = "Beatriz Outraclinica"
 
@@ -108,11 +110,7 @@ def footprint(clinic) -> dict[str, int]:
     for another clinic's row must leave every count as it was."""
     counts = {}
     for model in apps.get_models():
-        try:
-            field = model._meta.get_field("clinic")
-        except Exception:
-            continue
-        if field.is_relation and field.related_model._meta.object_name == "Clinic":
+        if clinic_owned(model):
             counts[model._meta.label] = model._base_manager.filter(clinic=clinic).count()
     return counts
 

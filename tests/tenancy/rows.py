@@ -306,6 +306,12 @@ def make(object_name: str, clinic):
     return ROWS[object_name](clinic)
 
 
+def clinic_owned(model) -> bool:
+    """Whether ``model``'s rows belong to a clinic (a ``clinic`` foreign key to Clinic)."""
+    field = next((f for f in model._meta.get_fields() if f.name == "clinic"), None)
+    return bool(field and field.is_relation and field.related_model._meta.object_name == "Clinic")
+
+
 def clinic_of(obj) -> int | None:
     """The id of the clinic a row belongs to (a Clinic is its own)."""
     if obj._meta.object_name == "Clinic":

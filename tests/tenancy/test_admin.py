@@ -8,8 +8,6 @@ is the tenancy scoping (``clinic/admin/base.py``), never a missing permission.
 
 from __future__ import annotations
 
-from urllib.parse import urlencode
-
 import pytest
 from django import forms
 from django.contrib import admin
@@ -19,7 +17,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from .conftest import B_MARK, footprint, snapshot
-from .rows import ROWS, clinic_of, make
+from .rows import ROWS, clinic_of, clinic_owned, make
 from .walk import custom_admin_views, tenant_admin_models
 
 MODELS = tenant_admin_models()
@@ -51,9 +49,7 @@ def _b_rows_in(queryset, clinic_b) -> list:
     model = queryset.model
     if model._meta.object_name == "Clinic":
         return list(queryset.filter(pk=clinic_b.pk))
-    try:
-        model._meta.get_field("clinic")
-    except Exception:
+    if not clinic_owned(model):
         return []
     return list(queryset.filter(clinic=clinic_b))
 
@@ -232,12 +228,8 @@ def test_forms_offer_and_accept_no_other_clinics_rows(model, pair, clinic_b, wor
 
 def _b_row_of(model, world_b):
     row = world_b.of(model)
-    if row is not None:
+    if row is not None or not clinic_owned(model):
         return row
-    try:
-        model._meta.get_field("clinic")
-    except Exception:
-        return None
     return model._base_manager.filter(clinic=world_b.clinic).first()
 
 
@@ -439,7 +431,10 @@ def test_view_on_site_never_leads_to_other_clinics_rows(clinic_b, client_a):
     row_b = make("Appointment", clinic_b)
     url = reverse(
         "admin:view_on_site",
-        kwargs={"content_type_id": ContentType.objects.get_for_model(row_b).pk, "object_id": row_b.pk},
+        kwargs={
+            "content_type_id": ContentType.objects.get_for_model(row_b).pk,
+            "object_id": row_b.pk,
+        },
     )
     response = client_a.get(url)
     assert response.status_code == 404 or str(row_b.pk) not in response.get("Location", "")
@@ -449,3 +444,20 @@ def test_clinic_of_rows_is_what_the_suite_expects(clinic_b):
     """The registry makes B's rows in B (a guard for the registry itself)."""
     for model in MODELS:
         assert clinic_of(make(_id(model), clinic_b)) == clinic_b.pk, _id(model)
+
+
+# --- 8. Staff pages outside the admin that take an object id -------------------------------
+#: URL name → the model of the object in its path (by class name).
+STAFF_OBJECT_URLS = {"scheduling:appointment_ics": "Appointment"}
+
+
+@pytest.mark.parametrize("name", sorted(STAFF_OBJECT_URLS))
+def test_staff_object_urls_answer_404_for_other_clinics_rows(name, clinic_a, clinic_b, client_a):
+    row_a = make(STAFF_OBJECT_URLS[name], clinic_a)
+    row_b = make(STAFF_OBJECT_URLS[name], clinic_b)
+
+    own = client_a.get(reverse(name, kwargs={"pk": row_a.pk}))
+    theirs = client_a.get(reverse(name, kwargs={"pk": row_b.pk}))
+
+    assert own.status_code == 200
+    assert theirs.status_code == 404

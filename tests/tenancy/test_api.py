@@ -195,7 +195,9 @@ def test_detail_views_answer_404_for_other_clinics_rows(name, clinic_b, api_a):
 
 
 @pytest.mark.parametrize("name", sorted(WRITES))
-def test_writes_naming_other_clinics_rows_are_refused(name, clinic_a, clinic_b, world_a, world_b, api_a):
+def test_writes_naming_other_clinics_rows_are_refused(
+    name, clinic_a, clinic_b, world_a, world_b, api_a
+):
     route, _pattern = ENDPOINTS[f"{name}-list"]
     written = model(RESOURCES[name])
     before_a, before = written.objects.filter(clinic=clinic_a).count(), footprint(clinic_b)

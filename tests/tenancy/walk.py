@@ -86,9 +86,7 @@ def custom_admin_views() -> list[AdminView]:
             short = _short_name(pattern.name, model)
             if short in STANDARD_ADMIN_VIEWS:
                 continue
-            views.append(
-                AdminView(model._meta.object_name, short, pattern.name, _kwargs(pattern))
-            )
+            views.append(AdminView(model._meta.object_name, short, pattern.name, _kwargs(pattern)))
     for pattern in admin.site.get_urls():
         if isinstance(pattern, URLPattern) and pattern.name and pattern.name not in model_url_names:
             views.append(AdminView("site", pattern.name, pattern.name, _kwargs(pattern)))
