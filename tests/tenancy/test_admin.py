@@ -16,6 +16,8 @@ from django.test import RequestFactory
 from django.urls import reverse
 from django.utils import timezone
 
+from tests.billing.factories import InvoiceFactory, PaymentFactory
+
 from .conftest import B_MARK, LOGS, footprint, snapshot
 from .rows import ROWS, clinic_of, clinic_owned, make
 from .walk import custom_admin_views, tenant_admin_models
@@ -148,9 +150,10 @@ def test_search_does_not_find_other_clinics_rows(model, pair, member_a, clinic_b
 
 # --- 2. Change, delete and history views of B's row ----------------------------------------
 @_pairs(MODELS)
-def test_object_views_answer_404_for_other_clinics_row(model, pair, clinic_b, client_a):
+def test_object_views_answer_404_for_other_clinics_row(model, pair, clinic_a, clinic_b, client_a):
     _row_a, row_b = pair
     before_row, before = snapshot(row_b), footprint(clinic_b)
+    before_a = footprint(clinic_a, ignore=LOGS - {"AuditEntry"})  # no read of B's recorded
 
     for view in ("change", "history", "delete"):
         url = _url(model, view, row_b.pk)
@@ -162,6 +165,7 @@ def test_object_views_answer_404_for_other_clinics_row(model, pair, clinic_b, cl
             assert str(row_b) not in response.content.decode()
     assert snapshot(row_b) == before_row
     assert footprint(clinic_b) == before
+    assert footprint(clinic_a, ignore=LOGS - {"AuditEntry"}) == before_a
 
 
 # --- 3. Admin actions given B's id ---------------------------------------------------------
@@ -273,33 +277,66 @@ def test_autocomplete_does_not_offer_other_clinics_rows(
 
 
 # --- 6. The admin's own views that take an object id ---------------------------------------
-#: Other URL arguments of object views (an action's name …).
+#: Other URL arguments of object views (an action's name …): each set is tried.
 OBJECT_VIEW_KWARGS = {
-    "Appointment.transition": {"action": "confirm"},
-    "Payment.do": {"action": "confirm"},
+    "Appointment.transition": [
+        {"action": action}
+        for action in ("confirm", "check_in", "start", "complete", "no_show", "cancel")
+    ],
+    "Payment.do": [
+        {"action": action} for action in ("confirm", "charge_again", "cancel", "static_pix")
+    ],
+}
+
+
+def _paid_payment(clinic):
+    return PaymentFactory(clinic=clinic, status="paid", paid_at=timezone.now())
+
+
+def _issued_invoice(clinic):
+    return InvoiceFactory(payment=_paid_payment(clinic), status="issued", number="123", errors=[])
+
+
+#: Rows a view acts on only in some state (a receipt of a paid payment …): both clinics'
+#: rows are made so, so that the 404 for B's comes from whose row it is.
+OBJECT_VIEW_ROWS = {
+    "Payment.receipt": _paid_payment,
+    "Payment.receipt_send": _paid_payment,
+    "Payment.refund": _paid_payment,
+    "Invoice.cancel": _issued_invoice,
 }
 
 OBJECT_VIEWS = [v for v in custom_admin_views() if v.takes_object and v.owner in ROWS]
 
 
 @pytest.mark.parametrize("view", OBJECT_VIEWS, ids=[v.key for v in OBJECT_VIEWS])
-def test_custom_object_views_answer_404_for_other_clinics_row(view, clinic_b, client_a):
-    row_b = make(view.owner, clinic_b)
-    kwargs = dict(OBJECT_VIEW_KWARGS.get(view.key, {}))
-    kwargs["pk" if "pk" in view.kwargs else "object_id"] = row_b.pk
-    url = reverse(f"admin:{view.url_name}", kwargs=kwargs)
+def test_custom_object_views_answer_404_for_other_clinics_row(view, clinic_a, clinic_b, client_a):
+    make_row = OBJECT_VIEW_ROWS.get(view.key, lambda clinic: make(view.owner, clinic))
+    row_a, row_b = make_row(clinic_a), make_row(clinic_b)
+    pk_name = "pk" if "pk" in view.kwargs else "object_id"
+    data = {"reason": "x", "amount": "1.00", "confirm": "1", "justification": "x" * 20}
+    for extra in OBJECT_VIEW_KWARGS.get(view.key, [{}])[:1]:
+        # The page works for A's row (so B's 404 below is about whose row it is).
+        own = reverse(f"admin:{view.url_name}", kwargs={**extra, pk_name: row_a.pk})
+        answers = (client_a.get(own).status_code, client_a.post(own, data).status_code)
+        assert 404 not in answers, f"{own}: {answers}"
     before_row, before = snapshot(row_b), footprint(clinic_b)
+    before_a = footprint(clinic_a, ignore=LOGS - {"AuditEntry"})  # no read of B's recorded
 
-    shown = client_a.get(url)
-    posted = client_a.post(url, {"reason": "x", "amount": "1.00", "confirm": "1"})
+    for extra in OBJECT_VIEW_KWARGS.get(view.key, [{}]):
+        kwargs = {**extra, pk_name: row_b.pk}
+        url = reverse(f"admin:{view.url_name}", kwargs=kwargs)
+        shown = client_a.get(url)
+        posted = client_a.post(url, data)
 
-    # A GET of a POST-only view is refused before any look-up (403/405).
-    assert shown.status_code in (302, 403, 404, 405), f"{url}: {shown.status_code}"
-    assert posted.status_code in (302, 404), f"{url}: {posted.status_code}"
-    for response in (shown, posted):
-        assert str(row_b) not in response.content.decode()
+        # A GET of a POST-only view is refused before any look-up (403/405).
+        assert shown.status_code in (302, 403, 404, 405), f"{url}: {shown.status_code}"
+        assert posted.status_code in (302, 404), f"{url}: {posted.status_code}"
+        for response in (shown, posted):
+            assert str(row_b) not in response.content.decode()
     assert snapshot(row_b) == before_row
     assert footprint(clinic_b) == before
+    assert footprint(clinic_a, ignore=LOGS - {"AuditEntry"}) == before_a
 
 
 # --- 7. The admin's own pages that take ids in the query or the form -----------------------
