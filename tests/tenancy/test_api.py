@@ -34,7 +34,8 @@ def api_endpoints() -> dict[str, tuple[str, object]]:
 def _methods(pattern) -> set[str]:
     actions = getattr(pattern.callback, "actions", None)
     if actions is not None:
-        allowed = set(pattern.callback.cls.http_method_names)
+        # DRF adds "head" to a viewset's actions at its first GET: HEAD is GET without a body.
+        allowed = set(pattern.callback.cls.http_method_names) - {"head", "options"}
         return {m.upper() for m in actions if m in allowed}
     view_class = getattr(pattern.callback, "view_class", None) or pattern.callback.cls
     return {m.upper() for m in view_class.http_method_names if hasattr(view_class, m)} - {
