@@ -134,17 +134,6 @@ def test_invalid_filters_are_field_errors(accountant_a):
     assert set(response.json()["errors"]) == {"status", "patient", "paid_from", "paid_to"}
 
 
-# --- Tenancy, scopes, authentication --------------------------------------------------------
-def test_a_key_of_another_clinic_gets_404_and_an_empty_list(clinic_a, clinic_b, patient_a):
-    payment = PaymentFactory(clinic=clinic_a, patient=patient_a)
-    client = key_client(clinic_b, "payments:read")
-    response = client.get(detail(payment))
-    assert response.status_code == 404
-    assert response["Content-Type"] == PROBLEM
-    assert ids(client.get(LIST)) == []
-    assert ids(client.get(LIST, {"patient": patient_a.pk})) == []
-
-
 @pytest.mark.parametrize("url", [lambda p: LIST, detail])
 def test_a_key_without_the_scope_gets_403(clinic_a, patient_a, url):
     payment = PaymentFactory(clinic=clinic_a, patient=patient_a)

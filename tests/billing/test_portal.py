@@ -298,28 +298,6 @@ def test_the_desks_receipt_still_prints_from_the_shared_sheet(
     assert "R$ 321,00" in html and "Maria José Araújo" in html and "window.print()" in html
 
 
-# --- Someone else's payment ------------------------------------------------------------------
-@pytest.mark.parametrize("url", [payment_url, receipt_url])
-def test_another_patients_payment_is_not_found(url, portal_a, clinic_a, patient_b):
-    neighbour = PatientFactory(clinic=clinic_a)
-    same_clinic = paid(neighbour)
-    other_clinic = paid(patient_b)
-
-    assert portal_a.get(url(same_clinic)).status_code == 404
-    assert portal_a.get(url(other_clinic)).status_code == 404
-
-
-def test_a_patient_of_clinic_b_cannot_see_clinic_as_payments(
-    portal_client_for, patient_a, patient_b
-):
-    payment = pix_charge(patient_a, amount="543.21")
-    portal_b = portal_client_for(patient_b)
-
-    assert "R$ 543,21" not in html_of(portal_b.get(PAYMENTS))
-    assert portal_b.get(payment_url(payment)).status_code == 404
-    assert portal_b.get(receipt_url(paid(patient_a))).status_code == 404
-
-
 def test_other_patients_payments_stay_out_of_the_list_and_the_home(portal_a, clinic_a, patient_a):
     neighbour = PatientFactory(clinic=clinic_a)
     PaymentFactory(clinic=clinic_a, patient=neighbour, amount=Decimal("444.44"))

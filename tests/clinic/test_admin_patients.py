@@ -69,10 +69,6 @@ def test_it_finds_a_patient_by_phone_as_typed(clinic_a, receptionist_a, client_f
     assert found(client_for(receptionist_a), "(11) 97654-3210") == [patient]
 
 
-def test_search_does_not_reach_other_clinics(patient_a, receptionist_b, client_for):
-    assert found(client_for(receptionist_b), "52998224725") == []
-
-
 def test_a_receptionist_registers_a_patient_in_her_clinic(clinic_a, receptionist_a, client_for):
     response = client_for(receptionist_a).post(ADD, patient_form())
     assert response.status_code == 302, response.context["adminform"].form.errors

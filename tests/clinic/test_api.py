@@ -249,26 +249,6 @@ REQUESTS = [
 ]
 
 
-@pytest.mark.parametrize(("method", "url", "body"), REQUESTS)
-@pytest.mark.parametrize("scopes", [("patients:read", "patients:write"), ("patients:write",)])
-def test_a_key_of_another_clinic_gets_404(clinic_b, patient_a, method, url, body, scopes):
-    client = key_client(clinic_b, *scopes)
-    response = getattr(client, method)(url(patient_a), body, format="json")
-    assert response.status_code == 404
-    assert response["Content-Type"] == PROBLEM
-    patient_a.refresh_from_db()
-    assert patient_a.email == ""
-
-
-@pytest.mark.parametrize("scopes", [("patients:read",), ("patients:write",)])
-def test_a_key_of_another_clinic_finds_nothing(clinic_b, patient_a, scopes):
-    client = key_client(clinic_b, *scopes)
-    for params in ({"cpf": patient_a.cpf}, {"phone": patient_a.phone}):
-        assert client.get(LIST, params).json()["results"] == []
-    if "patients:read" in scopes:
-        assert client.get(LIST).json()["results"] == []
-
-
 ALL_REQUESTS = [
     ("get", lambda p: LIST, None),
     ("get", lambda p: detail(p), None),

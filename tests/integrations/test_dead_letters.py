@@ -56,12 +56,6 @@ def test_it_lists_only_dead_deliveries_of_the_users_clinic(clinic_a, clinic_b, a
     assert [d.pk for d in response.context["cl"].result_list] == [mine.pk]
 
 
-def test_another_clinics_dead_letter_is_404(clinic_a, admin_b, client_for):
-    theirs = dead_letter(clinic_a)
-    url = reverse("admin:integrations_deadletter_change", args=[theirs.pk])
-    assert client_for(admin_b).get(url).status_code == 404
-
-
 def test_the_detail_shows_the_payload_and_every_attempts_error(clinic_a, admin_a, client_for):
     delivery = dead_letter(clinic_a)
     url = reverse("admin:integrations_deadletter_change", args=[delivery.pk])

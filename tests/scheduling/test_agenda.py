@@ -350,42 +350,6 @@ def test_the_week_shows_one_professionals_days(desk, reception):
     assert [i.appointment for c in columns for i in c.items] == [monday, next_day]
 
 
-# --- Another clinic -------------------------------------------------------------------------
-def test_a_receptionist_of_another_clinic_sees_nothing_of_clinic_a(
-    desk, receptionist_b, client_for
-):
-    booked = appointment(desk, at(9))
-    other = client_for(grant(receptionist_b, *ALL_APPOINTMENT_PERMS))
-
-    day = day_view(other)
-    by_room = day_view(other, by="room")
-    week = other.get(WEEK, {"professional": desk.helena.pk, "date": MONDAY.isoformat()})
-
-    assert day.context["columns"] == [] and by_room.context["columns"] == []
-    assert booked.patient.display_name not in day.content.decode()
-    assert "Helena" not in day.content.decode()
-    assert week.status_code == 404
-
-
-def test_a_receptionist_of_another_clinic_cannot_act_on_clinic_a(desk, receptionist_b, client_for):
-    booked = appointment(desk, at(9))
-    other = client_for(grant(receptionist_b, *ALL_APPOINTMENT_PERMS))
-    reschedule = reverse("admin:scheduling_appointment_reschedule", args=[booked.pk])
-
-    responses = [
-        other.post(transition_url(booked, action), {"reason": "x"})
-        for action in ("confirm", "check_in", "no_show", "cancel")
-    ]
-    responses += [
-        other.get(reschedule),
-        other.post(reschedule, {"start": at(10).isoformat(), "professional": desk.helena.pk}),
-    ]
-
-    assert [r.status_code for r in responses] == [404] * 6
-    booked.refresh_from_db()
-    assert (booked.status, booked.start) == (S.SCHEDULED, at(9))
-
-
 # --- One-click status changes ---------------------------------------------------------------
 @pytest.mark.parametrize(
     ("status", "action", "expected", "recorded"),

@@ -199,42 +199,6 @@ def call(client, name, w):
     return post(client, url(w), body(w) if body else None)
 
 
-@pytest.mark.parametrize("name", ENDPOINTS)
-def test_it_hides_other_clinics(name, two_clinics, api_client):
-    a, b = two_clinics
-    expect = ENDPOINTS[name][4]
-    response = call(api_client(b.clinic), name, a)
-    if isinstance(expect, str):
-        assert response.status_code == 200
-        shown = ids(response)
-        assert getattr(b, expect).pk in shown  # clinic B's own rows …
-        assert getattr(a, expect).pk not in shown  # … and none of A's
-    elif expect == 400:  # ids in a body or a query string: a field error, as if unknown
-        errors = assert_problem(response, 400)["errors"]
-        assert {"service", "professional"} <= set(errors)
-        assert "patient" in errors or name == "availability"
-    else:
-        assert_problem(response, 404)
-    a.appointment.refresh_from_db()
-    assert a.appointment.status == S.SCHEDULED
-    assert Appointment.objects.filter(clinic=a.clinic).count() == 1
-
-
-def test_lists_of_another_clinic_never_show_clinic_a_rows(two_clinics, api_client):
-    a, b = two_clinics
-    client = api_client(b.clinic)
-    assert ids(client.get(f"{API}/services/")) == {b.service.pk}
-    assert ids(client.get(f"{API}/professionals/")) == {b.professional.pk}
-    assert ids(client.get(f"{API}/appointments/")) == {b.appointment.pk}
-    assert ids(client.get(f"{API}/appointments/", {"patient": a.patient.pk})) == set()
-
-
-def test_booking_with_another_clinics_patient_is_a_field_error(two_clinics, api_client):
-    a, b = two_clinics
-    response = post(api_client(a.clinic), f"{API}/appointments/", booking(a, patient=b.patient.pk))
-    assert set(assert_problem(response, 400)["errors"]) == {"patient"}
-
-
 @pytest.mark.parametrize("whose", ["clinic_b", "closed"])
 def test_booking_in_another_clinics_room_or_a_closed_one_is_a_field_error(
     whose, two_clinics, api_client

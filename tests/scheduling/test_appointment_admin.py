@@ -19,7 +19,7 @@ from django.urls import reverse
 
 from scheduling.choices import AppointmentStatus, Channel
 from scheduling.models import Appointment
-from tests.clinic.factories import PatientFactory, ProfessionalFactory, RoomFactory
+from tests.clinic.factories import ProfessionalFactory, RoomFactory
 from tests.scheduling.factories import AppointmentFactory, ServiceFactory
 
 pytestmark = pytest.mark.django_db
@@ -108,22 +108,6 @@ def test_the_changelist_shows_patient_service_professional_and_status(desk, rece
     for text in (booked.patient.display_name, "Consulta", "Dra. Helena Prado", "Consultório 1"):
         assert text in page
     assert "02/03/2026 09:00–09:30" in page  # the clinic's local time, not UTC
-
-
-def test_the_changelist_hides_other_clinics(desk, other_reception):
-    appointment(desk, at(9))
-
-    assert listed(other_reception) == []
-
-
-def test_the_professional_filter_lists_only_this_clinics_professionals(desk, clinic_b, reception):
-    ProfessionalFactory(clinic=desk.clinic, full_name="Dr. Igor Lima")
-    ProfessionalFactory(clinic=clinic_b, full_name="Dr. Outra Clínica")
-
-    page = reception.get(CHANGELIST).content.decode()
-
-    assert "Dra. Helena Prado" in page and "Dr. Igor Lima" in page
-    assert "Dr. Outra Clínica" not in page
 
 
 @time_machine.travel(at(7), tick=False)
@@ -236,14 +220,6 @@ def test_booking_names_the_room_when_the_room_clashes(desk, reception, patient_a
     assert Appointment.objects.count() == 1
 
 
-def test_the_add_form_refuses_another_clinics_patient(desk, reception, patient_b):
-    response = reception.post(ADD, booking(desk, patient_b))
-
-    assert response.status_code == 200
-    assert "patient" in response.context["adminform"].form.errors
-    assert not Appointment.objects.exists()
-
-
 def test_the_add_form_refuses_a_professional_who_does_not_perform_the_service(
     desk, reception, patient_a
 ):
@@ -297,16 +273,6 @@ def test_the_service_list_follows_the_professional_chosen_on_the_page(desk, cata
     assert "Pilates" in page and "Consulta" in page
 
 
-def test_the_add_form_offers_only_this_clinics_choices(desk, clinic_b, reception):
-    ProfessionalFactory(clinic=clinic_b, full_name="Dr. Outra Clínica")
-    ServiceFactory(clinic=clinic_b, name="Serviço da B")
-
-    page = reception.get(ADD).content.decode()
-
-    assert "Dra. Helena Prado" in page
-    assert "Dr. Outra Clínica" not in page and "Serviço da B" not in page
-
-
 # --- Change page ----------------------------------------------------------------------------
 def test_the_change_page_edits_notes_but_not_time_or_people(desk, reception):
     booked = appointment(desk, at(9))
@@ -346,15 +312,6 @@ def test_the_change_page_shows_the_history_and_the_allowed_changes(desk, recepti
         page
     )
     assert reverse("admin:scheduling_appointment_reschedule", args=[booked.pk]) in page
-
-
-def test_another_clinics_appointment_page_is_not_found(desk, other_reception):
-    booked = appointment(desk, at(9))
-
-    assert other_reception.get(change_url(booked)).status_code == 404
-    assert other_reception.post(change_url(booked), {"notes": "x"}).status_code == 404
-    booked.refresh_from_db()
-    assert booked.notes == ""
 
 
 def test_appointments_cannot_be_deleted(desk, reception):
@@ -424,16 +381,6 @@ def test_bulk_cancel_asks_for_a_reason_first(desk, reception):
     assert (booked.status, booked.cancellation_reason) == (S.CANCELLED, "Paciente viajou")
 
 
-def test_bulk_actions_do_not_reach_another_clinic(desk, other_reception):
-    booked = appointment(desk, at(9))
-
-    act(other_reception, "confirm_selected", [booked])
-    act(other_reception, "cancel_selected", [booked], post="yes", reason="x")
-
-    booked.refresh_from_db()
-    assert booked.status == S.SCHEDULED
-
-
 def test_bulk_actions_need_the_change_permission(desk, receptionist_a, client_for):
     booked = appointment(desk, at(9))
     receptionist_a.groups.clear()  # only what is granted below
@@ -443,10 +390,3 @@ def test_bulk_actions_need_the_change_permission(desk, receptionist_a, client_fo
 
     booked.refresh_from_db()
     assert booked.status == S.SCHEDULED
-
-
-def test_a_patient_in_the_list_is_not_another_clinics(desk, clinic_b, other_reception):
-    PatientFactory(clinic=clinic_b)
-    hers = appointment(desk, at(9))
-
-    assert listed(other_reception, q=hers.patient.full_name) == []

@@ -13,7 +13,7 @@ from django.contrib.messages.constants import ERROR, SUCCESS
 from django.urls import reverse
 
 from scheduling.choices import AppointmentStatus
-from tests.clinic.factories import PatientFactory, ProfessionalFactory
+from tests.clinic.factories import ProfessionalFactory
 from tests.scheduling.factories import AppointmentFactory, ServiceFactory
 
 pytestmark = pytest.mark.django_db
@@ -174,23 +174,6 @@ def test_the_page_lists_who_is_expected_today(desk, reception):
     response = reception.get(CHECKIN)
 
     assert [row["appointment"] for row in response.context["expected"]] == [expected, confirmed]
-
-
-# --- Another clinic -------------------------------------------------------------------------
-def test_another_clinic_neither_finds_nor_checks_in_clinic_as_patients(
-    desk, patient_a, clinic_b, other_reception
-):
-    today = appointment(desk, at(9), patient=patient_a)
-    PatientFactory(clinic=clinic_b, full_name="Outra Pessoa")
-
-    found = other_reception.get(CHECKIN, {"q": "maria"})
-    clicked = other_reception.post(CHECKIN, {"appointment": today.pk})
-
-    assert found.context["patients"] == [] and found.context["expected"] == []
-    assert patient_a.display_name not in found.content.decode()
-    assert clicked.status_code == 404
-    today.refresh_from_db()
-    assert today.status == S.SCHEDULED
 
 
 def test_check_in_needs_the_change_permission(desk, receptionist_a, client_for, patient_a):

@@ -74,29 +74,6 @@ def step_one(desk, **overrides):
     return {**data, **overrides}
 
 
-def test_the_page_offers_only_the_clinics_own_choices(desk, patient_b, clinic_b):
-    ServiceFactory(clinic=clinic_b, professionals=[ProfessionalFactory(clinic=clinic_b)])
-    response = desk["client"].get(reverse(URL))
-    assert response.status_code == 200
-    form = response.context["form"]
-    assert list(form.fields["patient"].queryset) == [desk["patient"], desk["busy"].patient]
-    assert list(form.fields["service"].queryset) == [desk["service"]]
-    assert list(form.fields["professional"].queryset) == [desk["professional"]]
-    assert "admin/js/autocomplete.js" in str(response.context["media"])
-
-
-def test_the_patient_search_of_the_page_finds_no_other_clinics_patient(
-    desk, receptionist_b, client_for
-):
-    params = {"app_label": "scheduling", "model_name": "appointment", "field_name": "patient"}
-    response = client_for(receptionist_b).get(
-        reverse("admin:autocomplete"), {**params, "term": "maria"}
-    )
-    assert response.json()["results"] == []
-    mine = desk["client"].get(reverse("admin:autocomplete"), {**params, "term": "maria"})
-    assert [r["id"] for r in mine.json()["results"]] == [str(desk["patient"].pk)]
-
-
 def test_it_shows_every_date_with_what_clashes_and_books_nothing_yet(desk):
     before = Appointment.objects.count()
     response = desk["client"].post(reverse(URL), {**step_one(desk), "_preview": "1"})
@@ -165,16 +142,6 @@ def test_the_professional_must_perform_the_service(desk, clinic_a):
     )
     assert "professional" in response.context["form"].errors
     assert not RecurrenceSeries.objects.exists()
-
-
-def test_another_clinics_patient_is_refused(desk, patient_b):
-    response = desk["client"].post(
-        reverse(URL), {**step_one(desk, patient=patient_b.pk), "_confirm": "1"}
-    )
-    assert response.status_code == 200
-    assert "patient" in response.context["form"].errors
-    assert not RecurrenceSeries.objects.exists()
-    assert not Appointment.objects.filter(patient=patient_b).exists()
 
 
 def test_going_back_keeps_what_was_typed(desk):

@@ -68,7 +68,7 @@ def _appointment(clinic):
 
 
 def _api_key(clinic):
-    from clinic.api_framework import api_key_create
+    from clinic.partner_api.keys import api_key_create
 
     key, _secret = api_key_create(clinic=clinic, name=_tag("Parceiro"), scopes=["patients:read"])
     return key

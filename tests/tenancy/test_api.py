@@ -11,8 +11,8 @@ import pytest
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from clinic.api_framework import api_key_create
-from clinic.models import API_SCOPES
+from clinic.partner_api.keys import api_key_create
+from clinic.partner_api.scopes import API_SCOPES
 
 from .conftest import footprint, snapshot
 from .rows import make, model

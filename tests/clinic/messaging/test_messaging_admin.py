@@ -10,7 +10,6 @@ from clinic.choices import (
     ConsentStatus,
     ContactChannel,
     MessageStatus,
-    ReplyAction,
 )
 from clinic.messaging.models import MessageTemplate, OutboundMessage, ReceivedMessage
 from clinic.messaging.services import message_send
@@ -110,22 +109,6 @@ def test_the_template_list_shows_the_catalogue_and_hides_other_clinics_texts(
     assert page.context["cl"].result_count == 0
 
 
-# --- Inbox and messages ---------------------------------------------------------------------
-def test_the_unanswered_inbox_lists_only_this_clinics_open_messages(
-    client_for, receptionist_a, clinic_a, clinic_b, patient_a, patient_b
-):
-    mine = received(clinic_a, patient_a, text="Posso levar acompanhante?")
-    received(clinic_a, patient_a, text="1", needs_reply=False, action=ReplyAction.CONFIRMED)
-    received(clinic_b, patient_b, text="Mensagem da Beta")
-
-    page = client_for(receptionist_a).get(
-        reverse("admin:messaging_receivedmessage_changelist"), {"inbox": "unanswered"}
-    )
-
-    assert list(page.context["cl"].result_list) == [mine]
-    assert "Mensagem da Beta" not in page.content.decode()
-
-
 def test_marking_answered_takes_messages_out_of_the_inbox(
     client_for, receptionist_a, clinic_a, patient_a
 ):
@@ -140,23 +123,6 @@ def test_marking_answered_takes_messages_out_of_the_inbox(
     message.refresh_from_db()
     assert message.answered_by == receptionist_a
     assert not message.is_unanswered
-
-
-def test_another_clinics_message_is_not_found(client_for, receptionist_a, clinic_b, patient_b):
-    theirs = received(clinic_b, patient_b)
-    sent = sent_to(patient_b)
-    client = client_for(receptionist_a)
-
-    assert client.get(
-        reverse("admin:messaging_receivedmessage_change", args=[theirs.pk])
-    ).status_code in (302, 404)
-    assert client.get(
-        reverse("admin:messaging_outboundmessage_change", args=[sent.pk])
-    ).status_code in (302, 404)
-    assert (
-        client.get(reverse("admin:messaging_patient_messages", args=[patient_b.pk])).status_code
-        == 404
-    )
 
 
 def test_messages_sent_are_read_only(client_for, receptionist_a, patient_a):

@@ -434,19 +434,6 @@ def test_a_manager_sees_only_their_clinics_requests(asked, request_of_b, manager
     assert client.get(change_url(request_of_b)).status_code == 404
 
 
-@pytest.mark.parametrize("action", ["anonymise", "refuse"])
-def test_a_manager_cannot_handle_another_clinics_request(
-    request_of_b, patient_b, manager_a, client_for, action
-):
-    url = reverse(f"admin:clinic_privacyrequest_{action}", args=[request_of_b.pk])
-    response = client_for(manager_a).post(url, {"confirm": "yes", "refusal": "não"})
-    assert response.status_code == 404
-    request_of_b.refresh_from_db()
-    assert request_of_b.status == PrivacyRequest.Status.OPEN
-    patient_b.refresh_from_db()
-    assert patient_b.phone
-
-
 def test_the_changelist_searches_by_cpf_and_filters_by_kind(asked, maria, manager_a, client_for):
     privacy.privacy_export_record(patient=maria, file_format="json")
     PatientFactory(clinic=maria.clinic, full_name="Outra Pessoa")

@@ -320,18 +320,6 @@ def test_another_patients_appointment_is_a_404(portal, desk, method, name):
     assert reload(theirs).status == S.SCHEDULED
 
 
-@pytest.mark.parametrize(("method", "name"), ROUTES)
-def test_another_clinics_appointment_is_a_404(
-    desk, patient_b, portal_client_for, appointment, method, name
-):
-    beta = portal_client_for(patient_b)  # a patient of clinic B asks for A's appointment
-
-    response = getattr(beta, method)(url(name, appointment))
-
-    assert response.status_code == 404
-    assert reload(appointment).status == S.SCHEDULED
-
-
 @pytest.mark.parametrize(
     "target", ["portal:appointments", "portal:appointment", "portal:appointment_ics"]
 )

@@ -283,24 +283,6 @@ def test_bad_input_shows_the_step_again_with_a_message(portal, desk, params):
     assert not Appointment.objects.exists()
 
 
-def test_another_clinics_service_or_professional_cannot_be_chosen(portal, desk, clinic_b):
-    beta_service = ServiceFactory(clinic=clinic_b, name="Pilates da Beta")
-    beta_pro = hire(clinic_b, "Dra. Beta", beta_service)
-
-    assert portal.get(BOOK, {"service": beta_service.pk}).status_code == 400
-    assert portal.get(BOOK, choose(desk, professional=beta_pro.pk)).status_code == 400
-    response = portal.post(
-        BOOK,
-        {
-            "service": beta_service.pk,
-            "professional": beta_pro.pk,
-            "start": THURSDAY_11H.isoformat(),
-        },
-    )
-    assert response.status_code == 400
-    assert not Appointment.objects.exists()
-
-
 def test_booking_needs_a_signed_in_patient(client, desk):
     response = client.get(BOOK)
     assert response.status_code == 302
