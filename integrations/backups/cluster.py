@@ -52,6 +52,7 @@ def give_to(path: Path, user: str | None) -> None:
     if not user or not is_root() or user == "root":
         return
     entry = pwd.getpwnam(user)
+    os.chown(path, entry.pw_uid, entry.pw_gid)
     for root, dirs, files in os.walk(path):
         os.chown(root, entry.pw_uid, entry.pw_gid)
         for name in dirs + files:
@@ -192,8 +193,11 @@ class Cluster:
         """Recovery has ended and the cluster accepts writes."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if self.psql("SELECT pg_is_in_recovery()") == "f":
-                return
+            try:
+                if self.psql("SELECT pg_is_in_recovery()", timeout=30) == "f":
+                    return
+            except BackupError:
+                pass  # without hot standby, no connection is accepted until recovery ends
             time.sleep(0.2)
         raise BackupError(f"the restored cluster was still recovering after {timeout:.0f} s")
 

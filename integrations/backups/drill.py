@@ -18,6 +18,7 @@ from datetime import datetime
 from pathlib import Path
 
 from django.db import connections
+from django.db.utils import load_backend
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
@@ -42,7 +43,11 @@ class Restored:
 
 @contextlib.contextmanager
 def _as_alias(entry: dict):
-    connections.settings[DRILL_ALIAS] = entry
+    """The scratch database as ``connections[DRILL_ALIAS]`` for this thread: a connection
+    made here, not a new ``DATABASES`` entry, so nothing else (other threads, connection
+    housekeeping) ever reaches it."""
+    backend = load_backend(entry["ENGINE"])
+    connections[DRILL_ALIAS] = backend.DatabaseWrapper(entry, DRILL_ALIAS)
     try:
         yield DRILL_ALIAS
     finally:
@@ -50,7 +55,6 @@ def _as_alias(entry: dict):
             connections[DRILL_ALIAS].close()
         with contextlib.suppress(Exception):
             del connections[DRILL_ALIAS]
-        connections.settings.pop(DRILL_ALIAS, None)
 
 
 @contextlib.contextmanager

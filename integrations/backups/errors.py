@@ -13,6 +13,9 @@ class BackupError(ApplicationError):
         super().__init__(message)
         self.output = output
 
+    def __str__(self) -> str:
+        return f"{self.message}\n{self.output}" if self.output else str(self.message)
+
 
 class BackupNotConfigured(BackupError):
     code = "backup_not_configured"
