@@ -67,7 +67,19 @@ def _restored_sqlite(work: Path):
     began = time.monotonic()
     sqlite_restore(copy=latest.path, target=scratch)
     entry = dict(connections.settings["default"])
-    entry.update({"NAME": str(scratch), "TEST": {}, "CONN_MAX_AGE": 0})
+    entry.update(
+        {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": str(scratch),
+            "USER": "",
+            "PASSWORD": "",
+            "HOST": "",
+            "PORT": "",
+            "OPTIONS": {},
+            "TEST": {},
+            "CONN_MAX_AGE": 0,
+        }
+    )
     with _as_alias(entry) as alias:
         connections[alias].ensure_connection()
         yield Restored(alias, time.monotonic() - began, latest.taken_at, latest.name)

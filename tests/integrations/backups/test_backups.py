@@ -258,3 +258,29 @@ def test_backup_configure_prints_the_encrypted_repository(settings):
     out = StringIO()
     call_command("backup", "configure", "--print", stdout=out)
     assert "repo1-cipher-type=aes-256-cbc" in out.getvalue()
+
+
+def test_a_drill_of_a_copy_that_is_not_cuidars_database_fails_and_alerts(
+    sqlite_backups, settings, tmp_path
+):
+    from integrations.backups.drill import drill_run
+
+    settings.CUIDAR_BACKUP_DIR = tmp_path / "backups"
+    settings.CUIDAR_BACKUP_DRILL_DIR = str(tmp_path / "drill")
+    stranger = tmp_path / "stranger.sqlite3"
+    _database(stranger, range(1, 4))
+    copy = sqlite_backup(source=stranger, dest_dir=tmp_path / "backups" / "sqlite")
+    _run(BackupRunKind.COPY, BackupRunStatus.SUCCEEDED, ago=timedelta(hours=1))
+
+    drill = drill_run(triggered_by="test")
+
+    assert drill.status == BackupRunStatus.FAILED
+    failed = {c["name"] for c in drill.details["checks"] if not c["ok"]}
+    assert {"migrations", "row_counts"} <= failed
+    assert drill.label == copy.name
+    assert drill.rto_seconds is not None and drill.rto_seconds >= 0
+    assert drill.rpo_seconds is not None and drill.rpo_seconds >= 0
+    assert not list((tmp_path / "drill").iterdir())  # the scratch copy is gone
+    report = services.backups_health()
+    assert report["level"] == "critical"
+    assert set(report["last_drill"]["failed_checks"]) == failed

@@ -27,7 +27,10 @@ from tests.conftest import POSTGRES_ONLY
 
 from .servers import KEY, REGION, SECRET, S3Server
 
-pytestmark = pytest.mark.processes
+# ``django_db`` although they do not touch Django's database: pytest-django runs such tests
+# before the transactional drill test, whose copy of the test database would otherwise
+# sit in the repository that their verifications read back (three times as long).
+pytestmark = [pytest.mark.processes, pytest.mark.django_db]
 
 BUCKET = "cuidar-backups"
 CIPHER_PASS = "a-long-test-passphrase-that-only-this-test-knows"
