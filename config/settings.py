@@ -438,6 +438,7 @@ CUIDAR_BACKUP_PG_DATA = env.str("CUIDAR_BACKUP_PG_DATA", default="/var/lib/postg
 CUIDAR_BACKUP_PG_SOCKET_PATH = env.str(
     "CUIDAR_BACKUP_PG_SOCKET_PATH", default="/var/run/postgresql"
 )
+CUIDAR_BACKUP_PG_USER = env.str("CUIDAR_BACKUP_PG_USER", default="postgres")  # a superuser
 CUIDAR_BACKUP_PG_BINDIR = env.str("CUIDAR_BACKUP_PG_BINDIR", default="")  # found if empty
 CUIDAR_BACKUP_RUN_AS = env.str("CUIDAR_BACKUP_RUN_AS", default="postgres")  # when run as root
 # Retention: full backups kept (weekly: 4 ≈ four weeks of point-in-time recovery) and

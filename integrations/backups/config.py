@@ -136,23 +136,23 @@ class PgBackRestConfig:
         if setting("REPO2_PATH"):
             repos.append(Repository(type="posix", path=setting("REPO2_PATH"), cipher_pass=cipher))
         db = settings.DATABASES["default"]
-        work = backup_dir()
         return cls(
             stanza=setting("STANZA", "cuidar"),
             repositories=tuple(repos),
             pg_path=setting("PG_DATA", "/var/lib/postgresql/15/main"),
             pg_port=int(db.get("PORT") or 5432),
             pg_socket_path=setting("PG_SOCKET_PATH", "/var/run/postgresql"),
-            pg_user=db.get("USER") or "postgres",
+            # pgBackRest needs a superuser (or a role granted backup rights), not the
+            # application's role.
+            pg_user=setting("PG_USER", "postgres"),
             retention_full=setting("RETENTION_FULL", 4),
             retention_full_type=setting("RETENTION_FULL_TYPE", "count"),
             retention_diff=setting("RETENTION_DIFF", 14),
             archive_timeout=setting("ARCHIVE_TIMEOUT", 60),
             process_max=setting("PROCESS_MAX", 2),
-            log_path=str(work / "log"),
-            lock_path=str(work / "lock"),
-            spool_path=str(work / "spool"),
-            config_path=str(setting("PGBACKREST_CONFIG", work / "pgbackrest.conf")),
+            # log, lock and spool: the Debian package's folders, which the postgres user
+            # (who runs archive-push) can write.
+            config_path=str(setting("PGBACKREST_CONFIG", "/etc/pgbackrest/pgbackrest.conf")),
         )
 
     def with_changes(self, **changes) -> PgBackRestConfig:
