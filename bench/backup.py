@@ -1,15 +1,16 @@
 """Backups: pgBackRest's full backup and restore times (RTO) and the WAL archive's lag under
 a write load (RPO), on a throwaway cluster.
 
-    python bench/backup.py [--scale 10] [--seconds 60] [--database NAME]
+    python bench/backup.py [--database NAME | --scale 10] [--seconds 60]
 
 A throwaway cluster (initdb, a free port) archives to an encrypted local repository
-(aes-256-cbc, zst, the production settings of integrations.backups.config). Its data is
-``pgbench -i --scale`` (scale 10: 1,000,000 rows, ~150 MB) or, with ``--database``, a copy
-of an existing database (``pg_dump`` of e.g. the million-appointment bench database of
-bench/_production.py). Measured: the full backup; the restore into another directory up to
-a writable database (RTO); during ``--seconds`` of pgbench writes, how far the last archived
-WAL segment lags behind (sampled every second: the RPO a crash at that moment would give).
+(aes-256-cbc, zst, the production settings of integrations.backups.config). Its data is a
+copy (``pg_dump``) of the million-appointment database of bench/scheduling.py
+(``cuidar_bench_sched`` on 127.0.0.1) when it exists, or of ``--database``; otherwise
+``pgbench -i --scale`` (scale 10: 1,000,000 rows, ~150 MB). Measured: the full backup; the
+restore into another directory up to a writable database (RTO); during ``--seconds`` of
+pgbench writes (TPC-B-like, 4 clients, in a database of their own), how far the last
+archived WAL segment lags behind, sampled every second: the RPO a crash then would give.
 Prints JSON.
 """
 
@@ -36,6 +37,17 @@ from integrations.backups.cluster import Cluster, default_run_as, give_to  # noq
 from integrations.backups.config import PgBackRestConfig, Repository  # noqa: E402
 from integrations.backups.pgbackrest import PgBackRest  # noqa: E402
 from integrations.backups.runner import run  # noqa: E402
+
+
+def _existing(name: str) -> str | None:
+    query = "SELECT datname FROM pg_database"
+    found = subprocess.run(
+        ["psql", "-h", "127.0.0.1", "-U", "postgres", "-Atc", query],  # noqa: S607 - the client
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return name if name in found.stdout.split() else None
 
 
 def main() -> None:
@@ -129,9 +141,11 @@ def main() -> None:
         restored.remove()
 
         # Archive lag under writes: pgbench (TPC-B-like) for --seconds, sampled every second.
+        source.psql("CREATE DATABASE load")
+        run([str(bindir / "pgbench"), *connect, "-i", "-q", "-s", "1", "load"], as_user=run_as)
         load = subprocess.Popen(
             [*(["runuser", "-u", run_as, "--"] if run_as else []), str(bindir / "pgbench"),
-             *connect, "-c", "4", "-T", str(args.seconds), "-n", "bench"],
+             *connect, "-c", "4", "-T", str(args.seconds), "-n", "load"],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         )  # fmt: skip
         lags = []
@@ -153,6 +167,7 @@ def main() -> None:
         )
         lags.sort()
         result = {
+            "database": args.database or f"pgbench scale {args.scale}",
             "database_bytes": size,
             "load_seconds": round(load_seconds, 1),
             "backup_full_seconds": round(backup_seconds, 1),
@@ -164,7 +179,7 @@ def main() -> None:
             "archive_lag_max_seconds": round(lags[-1], 1) if lags else None,
             "archive_timeout": args.archive_timeout,
         }
-        print(json.dumps(result, indent=2))
+        print(json.dumps(result))  # one line: bench/run.py reads the last
     finally:
         restored.remove()
         source.remove()
