@@ -284,3 +284,38 @@ def test_a_drill_of_a_copy_that_is_not_cuidars_database_fails_and_alerts(
     report = services.backups_health()
     assert report["level"] == "critical"
     assert set(report["last_drill"]["failed_checks"]) == failed
+
+
+# --- Admin ----------------------------------------------------------------------------------
+def test_operators_see_backups_and_drills_with_their_measures(
+    sqlite_backups, client_for, superuser, django_assert_max_num_queries
+):
+    _run(BackupRunKind.COPY, BackupRunStatus.SUCCEEDED, ago=timedelta(hours=2), label="c-1")
+    _run(BackupRunKind.DRILL, BackupRunStatus.SUCCEEDED, ago=timedelta(hours=1), rto_seconds=12.4)
+    client = client_for(superuser)
+    with django_assert_max_num_queries(20):
+        response = client.get(reverse("admin:integrations_backuprun_changelist"))
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert "c-1" in page
+    assert "12.4 s" in page
+    assert reverse("admin:integrations_backuprun_run", args=["drill"]) in page
+
+
+def test_clinic_staff_do_not_see_the_installations_backups(sqlite_backups, client_for, manager_a):
+    response = client_for(manager_a).get(reverse("admin:integrations_backuprun_changelist"))
+    assert response.status_code == 403
+
+
+def test_the_backup_button_queues_a_backup_named_after_the_operator(
+    sqlite_backups, client_for, superuser, monkeypatch
+):
+    from integrations.backups import tasks
+
+    queued = []
+    monkeypatch.setattr(tasks.backup_run_task, "apply_async", lambda **kw: queued.append(kw))
+    response = client_for(superuser).post(
+        reverse("admin:integrations_backuprun_run", args=["backup"])
+    )
+    assert response.status_code == 302
+    assert queued == [{"kwargs": {"triggered_by": f"admin: {superuser.get_username()}"}}]
