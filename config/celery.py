@@ -52,6 +52,11 @@ app.conf.task_routes = {
     "billing.dunning": {"queue": PATIENT_QUEUE},
     "billing.invoices_poll": {"queue": "integrations"},
     "billing.payments_reconcile": {"queue": "integrations"},
+    # Backups (issue 27): long jobs; pgBackRest must run where PostgreSQL's files are, so a
+    # worker there consumes this queue (docs/backups.md).
+    "integrations.backup_run": {"queue": "integrations-low"},
+    "integrations.backup_drill": {"queue": "integrations-low"},
+    "integrations.backups_watch": {"queue": "default"},
 }
 
 app.conf.beat_schedule = {
@@ -126,6 +131,18 @@ app.conf.beat_schedule = {
         "task": "integrations.cleanup",
         "schedule": crontab(minute=0, hour=3, day_of_week="sunday"),
     },
+    # --- Backups (issue 27, docs/backups.md), in the server's time zone ---
+    # 02:00: full backup on Sundays (CUIDAR_BACKUP_FULL_WEEKDAY), differential the other
+    # days (a SQLite copy on the embedded default), each verified after it is taken
+    "backup": {"task": "integrations.backup_run", "schedule": crontab(minute=0, hour=2)},
+    # Saturdays 04:00: restore drill: the latest backup restored into a scratch database,
+    # checked, RTO and RPO recorded
+    "backup-drill": {
+        "task": "integrations.backup_drill",
+        "schedule": crontab(minute=0, hour=4, day_of_week="saturday"),
+    },
+    # every hour at :20: a late or failed backup or drill is an alert (log and health page)
+    "backups-watch": {"task": "integrations.backups_watch", "schedule": crontab(minute=20)},
 }
 
 

@@ -397,6 +397,70 @@ CUIDAR_PORTAL_IDLE_MINUTES = env.int("CUIDAR_PORTAL_IDLE_MINUTES", default=30)
 # Password of the demo users created by `manage.py seed_demo` (refused when DEBUG is off).
 DEMO_PASSWORD = env_secret("DEMO_PASSWORD", default="cuidar-demo")
 
+# --- Backups and restore drills (issue 27, docs/backups.md) ---------------------------------
+# CUIDAR_BACKUP_METHOD: "pgbackrest" (PostgreSQL: continuous WAL archiving and full/diff
+# backups to an encrypted S3-compatible repository), "sqlite" (the embedded default: online
+# copies in var/backups/sqlite with their SHA-256) or "off". By default: sqlite on SQLite;
+# pgbackrest on PostgreSQL once a repository is named; off otherwise, which DEBUG=False
+# reports as critical on /health/integrations (CUIDAR_BACKUP_REQUIRED).
+CUIDAR_BACKUP_S3 = {
+    "endpoint": env.str("CUIDAR_BACKUP_S3_ENDPOINT", default="s3.amazonaws.com"),
+    "bucket": env.str("CUIDAR_BACKUP_S3_BUCKET", default=""),
+    "region": env.str("CUIDAR_BACKUP_S3_REGION", default="us-east-1"),
+    "key": env_secret("CUIDAR_BACKUP_S3_KEY"),
+    "key_secret": env_secret("CUIDAR_BACKUP_S3_KEY_SECRET"),
+    "path": env.str("CUIDAR_BACKUP_S3_PATH", default="/cuidar"),
+    "uri_style": env.str("CUIDAR_BACKUP_S3_URI_STYLE", default="host"),  # "path": MinIO
+    "port": env.int("CUIDAR_BACKUP_S3_PORT", default=0) or None,
+    "verify_tls": env.bool("CUIDAR_BACKUP_S3_VERIFY_TLS", default=True),
+    "ca_file": env.str("CUIDAR_BACKUP_S3_CA_FILE", default=""),
+}
+CUIDAR_BACKUP_REPO2_PATH = env.str("CUIDAR_BACKUP_REPO2_PATH", default="")  # optional, local
+CUIDAR_BACKUP_METHOD = env.str(
+    "CUIDAR_BACKUP_METHOD",
+    default=(
+        "sqlite"
+        if DATABASES["default"]["ENGINE"].endswith("sqlite3")
+        else ("pgbackrest" if CUIDAR_BACKUP_S3["bucket"] or CUIDAR_BACKUP_REPO2_PATH else "off")
+    ),
+)
+CUIDAR_BACKUP_REQUIRED = env.bool("CUIDAR_BACKUP_REQUIRED", default=not DEBUG)
+# Encrypts every repository (aes-256-cbc). Losing it loses the backups: keep a copy offline.
+CUIDAR_BACKUP_CIPHER_PASS = env_secret("CUIDAR_BACKUP_CIPHER_PASS")
+if CUIDAR_BACKUP_METHOD == "pgbackrest" and not CUIDAR_BACKUP_CIPHER_PASS and not DEBUG:
+    raise ImproperlyConfigured(
+        "CUIDAR_BACKUP_CIPHER_PASS is not set. Backups leave the machine encrypted with it: "
+        "set a long random passphrase (`openssl rand -base64 48`) and keep a copy offline."
+    )
+CUIDAR_BACKUP_DIR = Path(env.str("CUIDAR_BACKUP_DIR", default=str(VAR_DIR / "backups")))
+CUIDAR_BACKUP_STANZA = env.str("CUIDAR_BACKUP_STANZA", default="cuidar")
+CUIDAR_BACKUP_PGBACKREST_CONFIG = env.str(
+    "CUIDAR_BACKUP_PGBACKREST_CONFIG", default="/etc/pgbackrest/pgbackrest.conf"
+)
+CUIDAR_BACKUP_PG_DATA = env.str("CUIDAR_BACKUP_PG_DATA", default="/var/lib/postgresql/15/main")
+CUIDAR_BACKUP_PG_SOCKET_PATH = env.str(
+    "CUIDAR_BACKUP_PG_SOCKET_PATH", default="/var/run/postgresql"
+)
+CUIDAR_BACKUP_PG_USER = env.str("CUIDAR_BACKUP_PG_USER", default="postgres")  # a superuser
+CUIDAR_BACKUP_PG_BINDIR = env.str("CUIDAR_BACKUP_PG_BINDIR", default="")  # found if empty
+CUIDAR_BACKUP_RUN_AS = env.str("CUIDAR_BACKUP_RUN_AS", default="postgres")  # when run as root
+# Retention: full backups kept (weekly: 4 ≈ four weeks of point-in-time recovery) and
+# differential ones; WAL is archived at least every ARCHIVE_TIMEOUT seconds (RPO ≤ 1 min).
+CUIDAR_BACKUP_RETENTION_FULL = env.int("CUIDAR_BACKUP_RETENTION_FULL", default=4)
+CUIDAR_BACKUP_RETENTION_FULL_TYPE = env.str("CUIDAR_BACKUP_RETENTION_FULL_TYPE", default="count")
+CUIDAR_BACKUP_RETENTION_DIFF = env.int("CUIDAR_BACKUP_RETENTION_DIFF", default=14)
+CUIDAR_BACKUP_ARCHIVE_TIMEOUT = env.int("CUIDAR_BACKUP_ARCHIVE_TIMEOUT", default=60)
+CUIDAR_BACKUP_PROCESS_MAX = env.int("CUIDAR_BACKUP_PROCESS_MAX", default=2)
+CUIDAR_BACKUP_FULL_WEEKDAY = env.int("CUIDAR_BACKUP_FULL_WEEKDAY", default=6)  # Monday is 0
+CUIDAR_BACKUP_SQLITE_KEEP = env.int("CUIDAR_BACKUP_SQLITE_KEEP", default=14)
+# Alerts: the last backup older than this (hours; twice: critical), the last good drill
+# older than this (days).
+CUIDAR_BACKUP_MAX_AGE_HOURS = env.int("CUIDAR_BACKUP_MAX_AGE_HOURS", default=26)
+CUIDAR_BACKUP_DRILL_MAX_AGE_DAYS = env.int("CUIDAR_BACKUP_DRILL_MAX_AGE_DAYS", default=8)
+CUIDAR_BACKUP_DRILL_DIR = env.str("CUIDAR_BACKUP_DRILL_DIR", default="")  # scratch space
+CUIDAR_BACKUP_DRILL_TOLERANCE = env.float("CUIDAR_BACKUP_DRILL_TOLERANCE", default=0.05)
+CUIDAR_BACKUP_DRILL_SLACK = env.int("CUIDAR_BACKUP_DRILL_SLACK", default=100)
+
 
 def _client_error_without_traceback(record) -> bool:
     """A refused request (4xx) is the client's doing: one line, no traceback. Django logs a

@@ -65,6 +65,10 @@ EVENT_TYPES = frozenset(
         "message.inbound",
         "message.status",
         "feedback.received",
+        # Backups of the whole installation, published once per clinic (its audit trail).
+        "backup.completed",
+        "backup.restored",
+        "backup.drill_completed",
     }
 )
 

@@ -1,7 +1,8 @@
 """How the integrations are doing: per provider account (circuit, calls, success rate, p95
 latency, last error) and for the outbox (pending, retry backlog, dead letters, error rate),
-each against the thresholds of DESIGN.md. Served at ``/health/integrations`` and shown on
-the admin index.
+each against the thresholds of DESIGN.md; and the backups (the last backup and restore
+drill, their age, the drill's RTO and RPO: ``integrations.backups.services.backups_health``).
+Served at ``/health/integrations`` and shown on the admin index.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from datetime import timedelta
 from django.db.models import Count, Q
 from django.utils import timezone
 
+from .backups.services import backups_health
 from .choices import CircuitState, DeliveryStatus
 from .models import Delivery, ExternalCall, ProviderAccount
 
@@ -168,6 +170,9 @@ def integrations_health(*, clinic_ids: list[int] | None = None, now=None) -> dic
     worst = max((m["level"] for m in outbox.values()), key=_RANK.__getitem__)
     if worst == "ok" and open_circuits:
         worst = "warning"  # a provider is down but its chain still has others
+    # Backups and restore drills (issue 27): a late or failed one is an alert here too.
+    backups = backups_health(now=now)
+    worst = max(worst, backups["level"], key=_RANK.__getitem__)
     status = {"ok": "ok", "warning": "degraded", "critical": "critical"}[worst]
     return {
         "status": status,
@@ -176,4 +181,5 @@ def integrations_health(*, clinic_ids: list[int] | None = None, now=None) -> dic
         "outbox": outbox,
         "open_circuits": open_circuits,
         "providers": providers,
+        "backups": backups,
     }

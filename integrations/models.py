@@ -352,3 +352,57 @@ class ConsoleRecord(models.Model):
 
     def __str__(self) -> str:
         return f"{self.provider}.{self.operation} → {self.recipient}"
+
+
+# --- Backups and restore drills (issue 27, integrations/backups/) --------------------------
+from .backups.choices import BackupMethod, BackupRunKind, BackupRunStatus  # noqa: E402
+
+
+class BackupRun(models.Model):
+    """One backup, verification, restore or restore drill of this installation's database.
+
+    Not a tenant row: a backup holds every clinic's data (each clinic's audit trail gets
+    its own entry through the ``backup.*`` events). A drill keeps what it measured: the
+    time from the start of the restore to a writable database (``rto_seconds``) and how old
+    the newest restored data were against the time restored to (``rpo_seconds``).
+    """
+
+    kind = models.CharField(_("kind"), max_length=10, choices=BackupRunKind.choices)
+    method = models.CharField(_("method"), max_length=12, choices=BackupMethod.choices)
+    status = models.CharField(
+        _("status"),
+        max_length=10,
+        choices=BackupRunStatus.choices,
+        default=BackupRunStatus.RUNNING,
+    )
+    started_at = models.DateTimeField(_("started at"), default=timezone.now)
+    finished_at = models.DateTimeField(_("finished at"), null=True, blank=True)
+    # "beat", "manage.py (user)", "admin: <username>": who asked for it
+    triggered_by = models.CharField(_("triggered by"), max_length=150, blank=True)
+    # pgBackRest's backup label (20261206-020000F) or the SQLite copy's file name
+    label = models.CharField(_("backup"), max_length=200, blank=True)
+    size_bytes = models.BigIntegerField(_("size (bytes)"), null=True, blank=True)
+    checksum = models.CharField(_("SHA-256"), max_length=64, blank=True)
+    target = models.DateTimeField(_("restored to (target)"), null=True, blank=True)
+    restored_until = models.DateTimeField(_("newest restored data"), null=True, blank=True)
+    rto_seconds = models.FloatField(_("RTO (s)"), null=True, blank=True)
+    rpo_seconds = models.FloatField(_("RPO (s)"), null=True, blank=True)
+    error = models.TextField(_("error"), blank=True)
+    details = models.JSONField(_("details"), default=dict, blank=True)
+
+    class Meta:
+        verbose_name = _("backup run")
+        verbose_name_plural = _("backups and drills")
+        ordering = ["-started_at", "-pk"]
+        indexes = [
+            models.Index(fields=["kind", "status", "-started_at"], name="backuprun_kind_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} {self.started_at:%Y-%m-%d %H:%M} {self.status}"
+
+    @property
+    def seconds(self) -> float | None:
+        if self.finished_at is None:
+            return None
+        return (self.finished_at - self.started_at).total_seconds()

@@ -8,6 +8,7 @@ Queues (DESIGN.md): dispatch and handler deliveries on ``default``, partner webh
 from celery import shared_task
 
 from . import tasks_inbound  # noqa: F401  (registers the inbound webhook task)
+from .backups import tasks as backup_tasks  # noqa: F401  (registers the backup jobs)
 
 
 @shared_task(name="integrations.outbox_dispatch")
