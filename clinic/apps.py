@@ -26,3 +26,5 @@ class ClinicConfig(AppConfig):
     def ready(self):
         # After every migrate (when all permissions exist), keep the role groups exact.
         post_migrate.connect(_sync_role_groups, dispatch_uid="clinic.sync_role_groups")
+        # Plug-in points this app fills (docs/architecture.md, "Plug-in points"):
+        from . import handlers  # noqa: F401  @subscriber: backups and restores in the audit trail

@@ -490,6 +490,9 @@ class AuditEntry(ClinicOwned):
         EXPORT = "export", _("Downloaded the data")
         SIGN_IN = "sign_in", _("Signed in to the portal")
         ANONYMISE = "anonymise", _("Anonymised")
+        BACKUP = "backup", _("Backed up (with every clinic's data)")
+        RESTORE = "restore", _("Restored from a backup")
+        RESTORE_DRILL = "restore_drill", _("Restored in a drill (a scratch copy, then deleted)")
 
     at = models.DateTimeField(_("when"), default=timezone.now, db_index=True)
     actor_kind = models.CharField(_("who"), max_length=20, choices=Actor.choices)

@@ -78,24 +78,3 @@ def anymail_tracking_received(sender, event, esp_name, **kwargs):
         at=update.at,
         error=update.error,
     )
-
-
-@subscriber("backup.completed", "backup.restored", "backup.drill_completed")
-def audit_backup(event, delivery):
-    """A backup copied, a restore replaced, or a drill read this clinic's data (with every
-    other clinic's): the clinic's audit trail says so (issue 27)."""
-    from .audit import audit_record
-
-    payload = event.payload
-    action = {
-        "backup.completed": "backup",
-        "backup.restored": "restore",
-        "backup.drill_completed": "restore_drill",
-    }[event.event_type]
-    audit_record(
-        clinic=event.clinic_id,
-        action=action,
-        actor_kind="system",
-        actor_label=payload.get("triggered_by", "") or "backup",
-        details={k: v for k, v in payload.items() if k != "triggered_by"},
-    )
