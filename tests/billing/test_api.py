@@ -9,9 +9,9 @@ from django.test.utils import CaptureQueriesContext
 from rest_framework.test import APIClient
 
 from billing.choices import InvoiceStatus, PaymentMethod, PaymentStatus
-from tests.api.helpers import key_client
 from tests.billing.factories import InvoiceFactory, PaymentFactory
 from tests.clinic.factories import PatientFactory
+from tests.clinic.partner_api.helpers import key_client
 from tests.scheduling.factories import AppointmentFactory, ServiceFactory
 
 pytestmark = pytest.mark.django_db

@@ -6,8 +6,8 @@ from django.test.utils import CaptureQueriesContext
 from rest_framework.test import APIClient
 
 from clinic.models import Patient
-from tests.api.helpers import key_client
 from tests.clinic.factories import PatientFactory
+from tests.clinic.partner_api.helpers import key_client
 
 pytestmark = pytest.mark.django_db
 

@@ -13,8 +13,8 @@ from clinic import privacy
 from clinic.audit import audit_record
 from clinic.models import AuditEntry
 from clinic.portal import sessions
-from tests.api.helpers import key_client
 from tests.clinic.factories import PatientFactory
+from tests.clinic.partner_api.helpers import key_client
 from tests.scheduling.factories import AppointmentFactory
 
 pytestmark = pytest.mark.django_db

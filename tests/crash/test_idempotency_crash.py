@@ -124,7 +124,7 @@ def test_a_retry_succeeds_soon_after_the_worker_holding_its_key_is_killed(clinic
     from clinic.models import Patient
     from clinic.partner_api.idempotency import idempotency_claim_ttl
     from clinic.partner_api.models import IdempotencyRecord
-    from tests.api.helpers import key_client
+    from tests.clinic.partner_api.helpers import key_client
 
     base, hang_file = gunicorn
     secret = key_client(clinic_a, "patients:write")._credentials["HTTP_AUTHORIZATION"]

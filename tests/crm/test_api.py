@@ -5,7 +5,7 @@ from rest_framework.test import APIClient
 
 from crm.models import Lead, LeadStatus
 from integrations.models import Event
-from tests.api.helpers import key_client
+from tests.clinic.partner_api.helpers import key_client
 
 pytestmark = pytest.mark.django_db
 

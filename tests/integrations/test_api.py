@@ -13,7 +13,7 @@ from rest_framework.test import APIClient
 from integrations import events, subscriptions
 from integrations.choices import DeliveryStatus
 from integrations.models import Delivery, DeliveryAttempt, Event, WebhookSubscription
-from tests.api.helpers import key_client
+from tests.clinic.partner_api.helpers import key_client
 
 pytestmark = pytest.mark.django_db
 

@@ -14,7 +14,7 @@ from clinic import services
 from clinic.models import Patient
 from clinic.partner_api.idempotency import _idempotency_claim_take_over, idempotency_claim_ttl
 from clinic.partner_api.models import IdempotencyRecord
-from tests.api.helpers import key_client
+from tests.clinic.partner_api.helpers import key_client
 
 pytestmark = pytest.mark.django_db
 
