@@ -83,6 +83,18 @@ class ApiKeyAdmin(ClinicScopedAdmin):
             return gettext("expired")
         return gettext("active")
 
+    # What a saved key shows (never the secret: only its prefix), all read-only.
+    SHOWN_FIELDS = (
+        "name",
+        "scopes",
+        "prefix_display",
+        "expires_at",
+        "created_by",
+        "created_at",
+        "last_used_at",
+        "revoked_at",
+    )
+
     def get_fields(self, request, obj=None):
         if obj is None:
             return (
@@ -94,16 +106,7 @@ class ApiKeyAdmin(ClinicScopedAdmin):
                     "expires_at",
                 )
             )
-        return (
-            "name",
-            "scopes",
-            "prefix_display",
-            "expires_at",
-            "created_by",
-            "created_at",
-            "last_used_at",
-            "revoked_at",
-        )
+        return self.SHOWN_FIELDS
 
     def _shows_clinic(self, request) -> bool:
         return "clinic" not in (self.get_exclude(request) or [])
@@ -111,16 +114,7 @@ class ApiKeyAdmin(ClinicScopedAdmin):
     def get_readonly_fields(self, request, obj=None):
         if obj is None:
             return ()
-        return (
-            "name",
-            "scopes",
-            "prefix_display",
-            "expires_at",
-            "created_by",
-            "created_at",
-            "last_used_at",
-            "revoked_at",
-        )
+        return self.SHOWN_FIELDS
 
     def save_model(self, request, obj, form, change):
         if change:

@@ -411,6 +411,7 @@ NO_CLINIC_DATA = {
     "site.autocomplete": "walked by test_autocomplete_does_not_offer_other_clinics_rows",
     "MessageTemplate.preview": "renders the posted text with sample data; reads no stored row",
     "User.password_change": "staff accounts are the operator's (GLOBAL_ADMIN_MODELS)",
+    "BackupRun.run": "starts a backup or a drill of the whole installation: superusers only",
 }
 
 PAGE_VIEWS = [v for v in custom_admin_views() if v.key in PAGES]

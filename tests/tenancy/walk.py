@@ -26,6 +26,7 @@ GLOBAL_ADMIN_MODELS = {
     "CrontabSchedule": "Celery beat's schedule: one for the installation, operator only",
     "IntervalSchedule": "Celery beat's schedule: one for the installation, operator only",
     "SolarSchedule": "Celery beat's schedule: one for the installation, operator only",
+    "BackupRun": "backups and drills copy every clinic at once: superusers only",
 }
 
 
