@@ -9,6 +9,7 @@ from django.utils.html import format_html
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
+from ..accounts.sudo import ReauthRequiredAdminMixin
 from ..api_framework import api_key_create, api_key_revoke
 from ..models import API_SCOPES, ApiKey, ApiRequestLog
 from .base import ClinicScopedAdmin, ReadOnlyScopedAdmin
@@ -28,7 +29,7 @@ class ApiKeyForm(forms.ModelForm):
 
 
 @admin.register(ApiKey)
-class ApiKeyAdmin(ClinicScopedAdmin):
+class ApiKeyAdmin(ReauthRequiredAdminMixin, ClinicScopedAdmin):
     """Keys are created here; the full key appears once, in the message after saving.
     Keys are never edited (revoke and create another) nor deleted (the log points at them)."""
 

@@ -21,6 +21,7 @@ from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_POST
 
 from .. import privacy, selectors
+from ..accounts.sudo import ReauthOnSubmitAdminMixin
 from ..kernel.tenancy import current_clinic
 from ..models import AuditEntry, Patient, PortalSession, PrivacyRequest
 from ..portal.profile import device_label
@@ -53,7 +54,7 @@ def _search_patients(model_admin, request, queryset, search_term):
 
 
 @admin.register(PrivacyRequest)
-class PrivacyRequestAdmin(ClinicScopedAdmin):
+class PrivacyRequestAdmin(ReauthOnSubmitAdminMixin, ClinicScopedAdmin):
     """Data exports (recorded when downloaded) and deletion requests to handle."""
 
     list_display = ("requested_at", "patient", "kind", "status", "handled_at", "handled_by")
