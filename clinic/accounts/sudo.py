@@ -83,8 +83,11 @@ class ReauthRequiredAdminMixin:
             return reauth_redirect(request)
         return super().changelist_view(request, extra_context)
 
-    def get_urls(self):
-        urls = super().get_urls()
+    @property
+    def urls(self):
+        # The subclass's get_urls() adds its own views around super()'s: wrap them here,
+        # where the whole list is known.
+        urls = self.get_urls()
         standard = {"changelist", "add", "change", "delete", "history"}
         for pattern in urls:
             name = (getattr(pattern, "name", None) or "").rsplit("_", 1)[-1]
