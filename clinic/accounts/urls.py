@@ -40,6 +40,8 @@ sign_in_urlpatterns = [
     path("login/", views.sign_in, name="sign_in"),
     path("login/verify/", views.verify, name="verify"),
     path("logout/", views.sign_out, name="sign_out"),
+    # The admin's "Change password" link: ours (it clears a forced change, and is audited).
+    path("password_change/", views.PasswordChange.as_view(), name="password_change"),
 ]
 
 #: django-otp-webauthn's JSON endpoints (passkey registration and sign-in) at /webauthn/.
