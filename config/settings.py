@@ -374,6 +374,9 @@ CUIDAR_WEB_WORKER_TIMEOUT = env.int("CUIDAR_WEB_WORKER_TIMEOUT", default=30)
 # --- REST API -------------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    # Staff reach the API through their admin session (second factor verified: issue 19);
+    # never with a bare password (DRF's default also accepts HTTP Basic).
+    "DEFAULT_AUTHENTICATION_CLASSES": ["rest_framework.authentication.SessionAuthentication"],
     # Partner keys: requests per key (clinic.api_framework.ApiKeyThrottle), in the cache.
     "DEFAULT_THROTTLE_RATES": {"api_key": env.str("CUIDAR_API_RATE", default="600/min")},
     "EXCEPTION_HANDLER": "clinic.api_framework.problem_exception_handler",

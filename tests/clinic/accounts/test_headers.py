@@ -30,3 +30,11 @@ def test_inline_scripts_of_staff_pages_carry_the_responses_nonce(admin_a, client
     inline = [t for t in tags if "src=" not in t and "application/json" not in t]
     assert inline and all(f'nonce="{nonce}"' in t for t in inline)
     assert "onchange=" not in html and "onclick=" not in html
+
+
+def test_a_bare_password_never_opens_the_api(receptionist_a):
+    import base64
+
+    basic = base64.b64encode(b"recepcao_a:s3nha-forte-123").decode()
+    response = Client().get("/api/schema/", HTTP_AUTHORIZATION=f"Basic {basic}")
+    assert response.wsgi_request.user.is_anonymous
