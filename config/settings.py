@@ -12,6 +12,7 @@ Secrets may also be given as files: ``SECRET_KEY_FILE=/run/secrets/key`` is read
 import base64
 import hashlib
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import environ
@@ -76,6 +77,12 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",  # Swagger UI's files, served as our static files (offline)
     "django_celery_beat",
+    # Staff security (issue 19, clinic.accounts): second factors and the lockout.
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "django_otp.plugins.otp_static",
+    "django_otp_webauthn",
+    "axes",
     # Cuidar, in layer order (lower first): see DESIGN.md "Layers".
     "clinic.partner_api",  # the partner API framework: below integrations, above the kernel
     "integrations",
@@ -86,6 +93,10 @@ INSTALLED_APPS = [
     "billing",
     "crm",
     "loyalty",
+    # Staff accounts (clinic's layer): last, so that its admin module, imported after every
+    # other app's, can add re-authentication to admins it does not import (see
+    # CUIDAR_REAUTH_ADMIN_MODELS).
+    "clinic.accounts",
 ]
 
 MIDDLEWARE = [
@@ -96,9 +107,14 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_otp.middleware.OTPMiddleware",  # request.user.is_verified(): second factor used
     "django.contrib.messages.middleware.MessageMiddleware",
+    # Staff sessions: idle and absolute limits, second factor and forced password change
+    # before any admin page, key rotated on a privilege change.
+    "clinic.accounts.middleware.StaffSecurityMiddleware",
     "clinic.middleware.ClinicTimezoneMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "axes.middleware.AxesMiddleware",  # a locked-out sign-in gets the lockout page (429)
 ]
 
 if not DEBUG:
@@ -190,15 +206,83 @@ else:
         }
     }
 
-# --- Authentication -------------------------------------------------------------------------
+# --- Authentication and staff security (issue 19; clinic/accounts, docs/staff-security.md) -
+# Libraries: django-otp (TOTP and recovery codes), django-otp-webauthn (passkeys, on
+# django-otp's devices, so one "is this session verified" answers for all three) and
+# django-axes (lockout). Sign-in itself is clinic.accounts.views (password, then the second
+# factor).
+AUTHENTICATION_BACKENDS = [
+    "clinic.accounts.backends.AxesBackend",  # refuses a locked-out account or address first
+    "django.contrib.auth.backends.ModelBackend",
+    "django_otp_webauthn.backends.WebAuthnBackend",  # a passkey signs in (both factors)
+]
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
-    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {
+        "NAME": "django.contrib.auth.password_validation.MinimumLengthValidator",
+        "OPTIONS": {"min_length": 10},
+    },
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+    # New password different from the last N (it also records each new one).
+    {
+        "NAME": "clinic.accounts.validators.PasswordHistoryValidator",
+        "OPTIONS": {"history": env.int("CUIDAR_PASSWORD_HISTORY", default=5)},
+    },
 ]
 LOGIN_URL = "admin:login"
-SESSION_COOKIE_AGE = env.int("SESSION_COOKIE_AGE", default=60 * 60 * 10)  # a working day
+LOGIN_REDIRECT_URL = "/admin/"
+# The absolute lifetime of a staff session (clinic policies may only shorten it); the idle
+# timeout is per clinic (accounts.SecurityPolicy, default 30 min for clinical roles).
+SESSION_COOKIE_AGE = env.int("SESSION_COOKIE_AGE", default=60 * 60 * 12)
+# Switches for the test suite only (tests/conftest.py turns them off, and the tests of
+# clinic.accounts on again): production always enforces all three.
+CUIDAR_MFA_REQUIRED = True  # a staff user without a verified second factor sees no admin page
+CUIDAR_REAUTH_REQUIRED = True  # critical acts ask for password + second factor again
+CUIDAR_SESSION_LIMITS = True  # idle and absolute session limits
+# "Sudo mode": minutes a re-authentication is good for.
+CUIDAR_REAUTH_MINUTES = env.int("CUIDAR_REAUTH_MINUTES", default=5)
+# Admins of models of lower (or independent) apps that clinic.accounts wraps with
+# re-authentication without their modules importing it (DESIGN.md "Layers").
+CUIDAR_REAUTH_ADMIN_MODELS = [
+    "integrations.provideraccount",  # provider credentials
+    "auth.user",
+    "clinic.membership",  # roles
+    "partner_api.apikey",
+]
+# ... and these only to submit (an action, a handled request), not to look.
+CUIDAR_REAUTH_ON_SUBMIT_ADMIN_MODELS = ["clinic.privacyrequest"]  # LGPD export, anonymisation
+# Lockout (django-axes): after N consecutive failures per account and, separately, per IP
+# address; N defaults to 5 and may not pass 10. Locked for AXES_COOLOFF_MINUTES or until an
+# administrator unlocks (admin "Sign-in lockouts"). The same message for every username.
+AXES_FAILURE_LIMIT = env.int("CUIDAR_LOCKOUT_FAILURES", default=5)
+if not 1 <= AXES_FAILURE_LIMIT <= 10:
+    raise ImproperlyConfigured("CUIDAR_LOCKOUT_FAILURES must be between 1 and 10.")
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_COOLOFF_TIME = timedelta(minutes=env.int("CUIDAR_LOCKOUT_MINUTES", default=30))
+AXES_RESET_ON_SUCCESS = True  # "consecutive" failures
+AXES_ENABLE_ACCESS_FAILURE_LOG = True  # failures since the last sign-in, shown after it
+AXES_ENABLE_ADMIN = False  # clinic.accounts' lockout admin unlocks, and audits it
+AXES_LOCKOUT_CALLABLE = "clinic.accounts.views.lockout_response"
+AXES_VERBOSE = False
+AXES_IPWARE_META_PRECEDENCE_ORDER = ["REMOTE_ADDR"]  # behind a proxy: see docs/staff-security.md
+# Passkeys: the relying party is the host the page was served from (one of ALLOWED_HOSTS).
+OTP_WEBAUTHN_RP_NAME = "Cuidar"
+# What the library's start-up checks read; CuidarWebAuthnHelper answers per request.
+_PUBLIC_URL = env.str("CUIDAR_PUBLIC_URL", default="http://127.0.0.1:8000").rstrip("/")
+if not _PUBLIC_URL.startswith("https://"):
+    _PUBLIC_URL = "http://localhost"  # development: browsers treat localhost as secure
+OTP_WEBAUTHN_RP_ID = _PUBLIC_URL.split("://", 1)[-1].split("/", 1)[0].rsplit(":", 1)[0]
+OTP_WEBAUTHN_ALLOWED_ORIGINS = [_PUBLIC_URL]
+OTP_WEBAUTHN_HELPER_CLASS = "clinic.accounts.webauthn.CuidarWebAuthnHelper"
+OTP_TOTP_ISSUER = "Cuidar"
+# django-otp's own per-device delay after a wrong code is off: the lockout above counts
+# wrong codes like wrong passwords, and a right code must never be refused as wrong.
+OTP_TOTP_THROTTLE_FACTOR = 0
+OTP_STATIC_THROTTLE_FACTOR = 0
+# Password reset and invitation links: valid this long, single use.
+PASSWORD_RESET_TIMEOUT = env.int("PASSWORD_RESET_TIMEOUT", default=60 * 60 * 2)
+CUIDAR_INVITATION_DAYS = env.int("CUIDAR_INVITATION_DAYS", default=3)
 
 # --- Internationalisation: pt-BR first, English available ----------------------------------
 LANGUAGE_CODE = "pt-br"
@@ -300,6 +384,9 @@ CUIDAR_WEB_WORKER_TIMEOUT = env.int("CUIDAR_WEB_WORKER_TIMEOUT", default=30)
 # --- REST API -------------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    # Staff reach the API through their admin session (second factor verified: issue 19);
+    # never with a bare password (DRF's default also accepts HTTP Basic).
+    "DEFAULT_AUTHENTICATION_CLASSES": ["rest_framework.authentication.SessionAuthentication"],
     # Partner keys: requests per key (clinic.partner_api.throttling.ApiKeyThrottle), in the cache.
     "DEFAULT_THROTTLE_RATES": {"api_key": env.str("CUIDAR_API_RATE", default="600/min")},
     "EXCEPTION_HANDLER": "clinic.partner_api.problems.problem_exception_handler",
@@ -486,5 +573,6 @@ LOGGING = {
         "django": {"handlers": [], "level": "INFO", "propagate": True},
         "django.request": {"filters": ["client_error_without_traceback"]},
         "django.db.backends": {"level": "WARNING"},
+        "axes": {"level": "WARNING"},  # one INFO line per sign-in; lockouts are WARNING
     },
 }

@@ -6,11 +6,18 @@ from django.urls import include, path
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from clinic.accounts import urls as accounts_urls
+
 from . import health, metrics
 
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="admin:index", permanent=False)),
+    # Staff security (clinic.accounts): the two-step sign-in replaces the admin's login and
+    # logout, so it comes before the admin site; then the account pages and passkeys.
+    path("admin/", include((accounts_urls.sign_in_urlpatterns, "accounts_sign_in"))),
     path("admin/", admin.site.urls),
+    path("account/", include("clinic.accounts.urls")),
+    path("webauthn/", include((accounts_urls.webauthn_urlpatterns, "otp_webauthn"))),
     path("health/", health.health, name="health"),
     path("health/integrations", health.integrations, name="health-integrations"),
     path("metrics", metrics.metrics, name="metrics"),

@@ -119,6 +119,14 @@ def _configure_settings_for_tests() -> None:
     hashers.get_hashers.cache_clear()
     hashers.get_hashers_by_algorithm.cache_clear()
 
+    # Staff security (clinic.accounts): tests sign in with ``client.force_login`` and
+    # travel in time, so the second factor, re-authentication and session limits are off
+    # for the suite; tests/clinic/accounts and the browser tests of staff sign-in turn them
+    # on with the ``staff_security`` fixture below.
+    settings.CUIDAR_MFA_REQUIRED = False
+    settings.CUIDAR_REAUTH_REQUIRED = False
+    settings.CUIDAR_SESSION_LIMITS = False
+
     worker = os.environ.get("PYTEST_XDIST_WORKER", "")  # "gw0", "gw1" … under xdist
     moved = _redis_databases_for_this_worker(int(worker[2:]) if worker[2:].isdigit() else 0)
     for name, url in moved.items():
@@ -257,6 +265,15 @@ def patient_a(clinic_a):
 @pytest.fixture
 def patient_b(clinic_b):
     return PatientFactory(clinic=clinic_b, full_name="Bruno Beta Costa")
+
+
+@pytest.fixture
+def staff_security(settings):
+    """Production's staff security: second factor, re-authentication, session limits."""
+    settings.CUIDAR_MFA_REQUIRED = True
+    settings.CUIDAR_REAUTH_REQUIRED = True
+    settings.CUIDAR_SESSION_LIMITS = True
+    return settings
 
 
 @pytest.fixture

@@ -9,7 +9,13 @@ import pytest
 from babel.messages.pofile import read_po
 
 ROOT = Path(__file__).resolve().parents[1]
-CATALOGUES = sorted(ROOT.glob("*/locale/pt_BR/LC_MESSAGES/django.po"))
+# Apps, and sub-apps with a catalogue of their own (clinic/accounts).
+CATALOGUES = sorted(
+    [
+        *ROOT.glob("*/locale/pt_BR/LC_MESSAGES/django.po"),
+        *ROOT.glob("*/*/locale/pt_BR/LC_MESSAGES/django.po"),
+    ]
+)
 
 
 def test_every_app_has_a_pt_br_catalogue():
@@ -43,7 +49,10 @@ def test_every_translatable_string_in_the_code_is_in_the_catalogue(tmp_path):
         capture_output=True,
     )  # fmt: skip
     missing = {}
-    for path in scratch.glob("*/locale/pt_BR/LC_MESSAGES/django.po"):
+    for path in [
+        *scratch.glob("*/locale/pt_BR/LC_MESSAGES/django.po"),
+        *scratch.glob("*/*/locale/pt_BR/LC_MESSAGES/django.po"),
+    ]:
         new = [m.id for m in read_po(path.open("rb")) if m.id and not m.string]
         if new:
             missing[path.parts[-5]] = new

@@ -17,6 +17,7 @@ from django.utils.http import urlencode
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
+from clinic.accounts.sudo import reauth_required
 from clinic.admin.base import ClinicScopedAdmin
 from clinic.audit import audit_staff
 from clinic.kernel.tenancy import current_clinic
@@ -214,7 +215,7 @@ class FinancialTransactionAdmin(ClinicScopedAdmin):
             path("reports/", view(self.reports_view), name="billing_reports"),
             path(
                 "reports/<slug:name>/<slug:fmt>/",
-                view(self.report_export_view),
+                view(reauth_required(self.report_export_view)),
                 name="billing_reports_export",
             ),
             path("reconciliation/", view(self.reconciliation_view), name="billing_reconciliation"),

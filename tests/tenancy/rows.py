@@ -137,6 +137,28 @@ def _portal_session(clinic):
     return session
 
 
+def _security_policy(clinic):
+    from clinic.accounts.models import SecurityPolicy
+
+    return SecurityPolicy.objects.get_or_create(clinic=clinic)[0]
+
+
+def _invitation(clinic):
+    from clinic.accounts.models import Invitation
+
+    tag = _tag("convite")
+    return Invitation.objects.create(
+        clinic=clinic,
+        email=f"{tag}@example.com",
+        full_name=f"Convidada {tag}",
+        cpf="52998224725",
+        role="receptionist",
+        token_hash=tag.ljust(64, "0")[:64],
+        invited_by=MembershipFactory(clinic=clinic).user,
+        expires_at=timezone.now() + timedelta(days=3),
+    )
+
+
 def _membership(clinic):
     return MembershipFactory(clinic=clinic)
 
@@ -255,6 +277,8 @@ ROWS: dict[str, Callable] = {
     # tenancy and people
     "Clinic": _clinic,
     "Membership": _membership,
+    "SecurityPolicy": _security_policy,
+    "Invitation": _invitation,
     "Patient": _patient,
     "Professional": lambda clinic: ProfessionalFactory(clinic=clinic),
     "Room": lambda clinic: RoomFactory(clinic=clinic),

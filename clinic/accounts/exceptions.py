@@ -1,0 +1,7 @@
+"""Errors of staff accounts."""
+
+from clinic.exceptions import ClinicError
+
+
+class AccountError(ClinicError):
+    code = "account_error"
