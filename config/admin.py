@@ -18,12 +18,14 @@ class CuidarAdminSite(admin.AdminSite):
     enable_nav_sidebar = True
 
     def get_urls(self):
+        from scheduling.admin.calendar import calendar_urls
         from scheduling.admin.series import series_urls
 
         return [
             path("switch-clinic/", self.admin_view(self.switch_clinic), name="switch_clinic"),
             # Before the admin's own patterns, whose catch-all would swallow them.
             *series_urls(self),
+            *calendar_urls(self),
             *super().get_urls(),
         ]
 
