@@ -237,7 +237,7 @@ def calendar_page(model_admin, request):
             "checkin": reverse("admin:scheduling_checkin"),
             "add": reverse("admin:scheduling_appointment_add"),
         },
-        "pollSeconds": 5,
+        "pollSeconds": 3,
         "labels": _labels(),
     }
     context = {

@@ -70,6 +70,11 @@
     var u = template.replace("/0/", "/" + id + "/");
     return action ? u.replace(/\/[\w-]+\/$/, "/" + action + "/") : u;
   }
+  /** "+5511987654321" → "(11) 98765-4321": how a Brazilian desk reads a phone. */
+  function phone(value) {
+    var m = /^\+55(\d{2})(\d{4,5})(\d{4})$/.exec(value || "");
+    return m ? "(" + m[1] + ") " + m[2] + "-" + m[3] : (value || "");
+  }
   function byId(list, id) { return list.filter(function (x) { return String(x.id) === String(id); })[0]; }
   function isPast(wallStr) { return state.data && wallStr < state.data.now; }
 
@@ -105,13 +110,16 @@
     eventContent: card,
     eventClick: function (info) {
       if (info.event.display === "background") return;
+      // Enter on a card: the menu's first item takes the focus, and the same key press
+      // must not activate it.
+      if (info.jsEvent && info.jsEvent.type === "keydown") info.jsEvent.preventDefault();
       openMenu(info.event, info.el || (info.jsEvent && info.jsEvent.currentTarget));
     },
     eventDidMount: function (info) {
       var p = info.event.extendedProps;
       if (p.kind !== "appointment") { info.el.setAttribute("aria-hidden", "true"); return; }
       info.el.setAttribute("aria-label", p.icon + " " + p.statusLabel + ", " + hhmm(wall(info.event.start)) + "–" +
-        hhmm(wall(info.event.end)) + ", " + p.patient + ", " + p.service +
+        hhmm(wall(info.event.end)) + ", " + p.patient + ", " + p.service + ", " + p.professional +
         (p.badges.length ? ", " + p.badges.map(function (b) { return b.label; }).join(", ") : ""));
       info.el.setAttribute("aria-haspopup", "menu");
       info.el.dataset.appointment = info.event.id;
@@ -137,6 +145,20 @@
       if (p.color) wrap.style.borderBottomColor = p.color;
       return { domNodes: [wrap] };
     }
+  });
+
+  // The component marks its grid up as an ARIA table whose rows and cells do not nest as
+  // the roles require (vkurko/calendar#161): screen readers get a broken table. Its roles
+  // are removed; the cards carry their own labels (time, patient, professional, status).
+  var brokenRoles = { table: 1, rowgroup: 1, row: 1, columnheader: 1, rowheader: 1, cell: 1, list: 1, listitem: 1 };
+  function stripRoles(root) {
+    [root].concat($$("[role],[aria-colspan],[aria-colindex]", root)).forEach(function (node) {
+      if (brokenRoles[node.getAttribute("role")]) node.removeAttribute("role");
+      node.removeAttribute("aria-colindex"); node.removeAttribute("aria-colspan");
+    });
+  }
+  new MutationObserver(function () { stripRoles(host); }).observe(host, {
+    subtree: true, childList: true, attributes: true, attributeFilter: ["role", "aria-colspan", "aria-colindex"]
   });
 
   function card(info) {
@@ -310,7 +332,8 @@
     var left = Math.min(window.innerWidth - 280, box.left + window.scrollX);
     menu.style.left = Math.max(8, left) + "px";
     menu.style.top = (box.bottom + window.scrollY + 4) + "px";
-    var first = $("[role=menuitem]", menu); if (first) first.focus();
+    var first = $("[role=menuitem]", menu);
+    if (first) setTimeout(function () { first.focus(); }, 0);
   }
   function closeMenu() {
     if (menu.hidden) return;
@@ -413,7 +436,13 @@
           $("#cal-move-encaixe").hidden = false;
         }
         $("#cal-move-error").textContent = text;
-        if (!m.keyboard && !data.encaixe_possible) { moveDialog.close("refused"); complain(text); }
+        if (!m.keyboard) {
+          // A refused drag snaps back at once, with the reason in words; the dialog stays
+          // open only to offer the encaixe.
+          if (m.revert) { m.revert(); m.revert = null; }
+          complain(text);
+          if (!data.encaixe_possible) { moveDialog.close("refused"); }
+        }
         return;
       }
       state.moving = null;
@@ -520,7 +549,7 @@
   function showResults(list, searched) {
     results.textContent = ""; active = -1;
     list.forEach(function (p, i) {
-      var details = [p.cpf, p.phone, p.birth].filter(Boolean).join(" · ");
+      var details = [p.cpf, phone(p.phone), p.birth].filter(Boolean).join(" · ");
       var option = el("li", { role: "option", id: "cal-opt-" + i, "aria-selected": "false" }, [
         el("strong", { text: p.name }), el("span", { className: "cal-res-sub", text: details })
       ]);
@@ -553,7 +582,7 @@
       var change = el("button", { type: "button", className: "cal-link", text: L.change });
       change.addEventListener("click", function () { choosePatient(null); q.focus(); });
       chosen.appendChild(el("strong", { text: "✓ " + p.name }));
-      chosen.appendChild(document.createTextNode(" " + [p.cpf, p.phone].filter(Boolean).join(" · ") + " "));
+      chosen.appendChild(document.createTextNode(" " + [p.cpf, phone(p.phone)].filter(Boolean).join(" · ") + " "));
       chosen.appendChild(change);
       q.value = p.name;
       $("#err-patient").textContent = "";
