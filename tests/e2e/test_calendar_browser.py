@@ -284,3 +284,25 @@ def test_the_calendar_on_a_phone(desk, browser, live_server, axe_check):
     page.wait_for_selector(".ec-list .cal-appt, .ec-list .ec-event")
     page.screenshot(path=str(DOCS / "calendar-phone.png"))
     axe_check(page, "calendar on a phone")
+
+
+def test_the_reception_home_leads_with_today(desk, browser, live_server, axe_check):
+    now = timezone.now().astimezone(SP)
+    midnight = datetime.combine(now.date(), time(0, 1), tzinfo=SP)
+    came = services.appointment_book(
+        clinic=desk.clinic,
+        patient=desk.patients[0],
+        professional=desk.team[0],
+        service=desk.service,
+        start=max(midnight, now - timedelta(minutes=20)),
+    )
+    services.appointment_check_in(appointment=came)
+    page = open_calendar(browser, live_server, desk)
+    page.goto(reverse("admin:index"))
+
+    room = page.locator("#waiting-room")
+    assert "Maria Souza" in room.inner_text()
+    figures = page.locator(".desk-figures").bounding_box()
+    assert figures["y"] < 300  # today leads, above the fold
+    page.screenshot(path=str(DOCS / "reception-home.png"))
+    axe_check(page, "reception home")

@@ -504,3 +504,46 @@ def test_an_encaixe_still_respects_the_patient(desk, reception):
     assert response.status_code == 409
     assert response.json()["conflicts"] == ["patient"]
     assert response.json()["encaixe_possible"] is False
+
+
+# --- The reception's home -------------------------------------------------------------------
+def test_the_home_leads_with_today_for_reception(desk, reception):
+    from scheduling import services
+
+    waiting = appointment(
+        desk, at(9), patient=PatientFactory(clinic=desk.clinic, full_name="Ana Espera")
+    )
+    late = appointment(
+        desk,
+        at(9, 30),
+        professional=desk.igor,
+        patient=PatientFactory(clinic=desk.clinic, full_name="Bia Atraso"),
+    )
+    appointment(
+        desk,
+        at(11),
+        patient=PatientFactory(
+            clinic=desk.clinic, full_name="Caio Confirma", phone="+5511987654321"
+        ),
+    )
+    with time_machine.travel(at(9, 10), tick=False):
+        services.appointment_check_in(appointment=waiting)
+    with time_machine.travel(at(9, 45), tick=False):
+        page = reception.get(reverse("admin:index")).content.decode()
+
+    room = page.split('id="waiting-room"')[1].split("</section>")[0]
+    assert "Ana Espera" in room and "aguardando 35 min" in room
+    assert "Bia Atraso" in room and "atrasado(a) 15 min" in room
+    confirm = page.split('id="confirm-title"')[1].split("</section>")[0]
+    assert "Caio Confirma" in confirm
+    assert "https://wa.me/5511987654321?text=" in confirm
+    assert late.patient.full_name not in confirm
+    # The model list is still there, behind a summary.
+    assert '<details class="desk-all-sections">' in page
+
+
+def test_the_home_of_another_clinic_shows_none_of_this_one(desk, receptionist_b, client_for):
+    appointment(desk, at(9), patient=PatientFactory(clinic=desk.clinic, full_name="Ana Espera"))
+    with time_machine.travel(at(8, 45), tick=False):
+        page = client_for(receptionist_b).get(reverse("admin:index")).content.decode()
+    assert "Ana Espera" not in page

@@ -263,6 +263,7 @@
     $(".cal-week-who").hidden = !(state.view === "week" && state.by === "professional");
     var url = new URL(window.location.href);
     url.searchParams.set("date", state.date); url.searchParams.set("view", state.view); url.searchParams.set("by", state.by);
+    url.searchParams.delete("new");
     history.replaceState(null, "", url);
     state.data = null;
     fit();
@@ -626,5 +627,7 @@
     });
   }
 
-  go(state.date, state.view, state.by);
+  // The home's "New booking" opens the panel at once (once: the address forgets it).
+  var wantsNew = new URLSearchParams(window.location.search).get("new") === "1" && config.canAdd;
+  go(state.date, state.view, state.by).then(function () { if (wantsNew) openPanel({}); });
 })();
