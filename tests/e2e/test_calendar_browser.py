@@ -6,6 +6,7 @@ partner API shows up within seconds, and axe-core finds no serious violation on 
 calendar, the booking panel and the reception's home. Screenshots are kept under
 docs/screenshots/ for the README."""
 
+import time as time_module
 from datetime import datetime, time, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -306,3 +307,59 @@ def test_the_reception_home_leads_with_today(desk, browser, live_server, axe_che
     assert figures["y"] < 300  # today leads, above the fold
     page.screenshot(path=str(DOCS / "reception-home.png"))
     axe_check(page, "reception home")
+
+
+def test_a_day_of_20_professionals_and_400_appointments_renders_fast(
+    desk, browser, live_server, record_property
+):
+    """Issue 21 asks < 1 s on a quiet desk machine; here (a shared CI box) the bound is
+    looser, and the figure measured goes to bench/RESULTS.md."""
+    team = desk.team + [
+        ProfessionalFactory(clinic=desk.clinic, full_name=f"Profissional {n:02d}")
+        for n in range(14)
+    ]
+    for professional in team[6:]:
+        WorkingHoursFactory(
+            professional=professional,
+            weekday=Weekday(desk.day.weekday()),
+            start_time=time(8),
+            end_time=time(18),
+        )
+    Appointment.objects.filter(clinic=desk.clinic).delete()
+    patients = PatientFactory.create_batch(20, clinic=desk.clinic)
+    rows = []
+    for p_index, professional in enumerate(team):
+        for slot in range(20):
+            start = datetime.combine(desk.day, time(8), tzinfo=SP) + timedelta(minutes=30 * slot)
+            rows.append(
+                Appointment(
+                    clinic=desk.clinic,
+                    patient=patients[(slot + p_index) % 20],
+                    professional=professional,
+                    service=desk.service,
+                    start=start,
+                    end=start + timedelta(minutes=30),
+                    occupied_start=start,
+                    occupied_end=start + timedelta(minutes=30),
+                )
+            )
+    # At each time the 20 professionals see 20 different patients: no constraint is hit.
+    Appointment.objects.bulk_create(rows)
+    page = open_calendar(browser, live_server, desk)
+
+    started = time_module.perf_counter()
+    page.goto(f"{reverse('admin:scheduling_calendar')}?date={desk.day.isoformat()}")
+    page.wait_for_function("document.querySelectorAll('[data-appointment]').length >= 400")
+    total_ms = (time_module.perf_counter() - started) * 1000
+    # The browser's own part: from the JSON's arrival to 400 cards drawn.
+    render_ms = page.evaluate(
+        """() => performance.now() - Math.max(...performance.getEntriesByType('resource')
+            .filter(e => e.name.includes('/calendar/events/')).map(e => e.responseEnd))"""
+    )
+    record_property("render_ms", round(render_ms))
+    print(
+        f"20 professionals, 400 appointments: drawn {render_ms:.0f} ms after the JSON, "
+        f"{total_ms:.0f} ms from navigation"
+    )
+    assert page.locator(".ec-col-head").count() == 20
+    assert render_ms < 1500

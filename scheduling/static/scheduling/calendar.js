@@ -157,7 +157,12 @@
       node.removeAttribute("aria-colindex"); node.removeAttribute("aria-colspan");
     });
   }
-  new MutationObserver(function () { stripRoles(host); }).observe(host, {
+  var stripping = false;  // once per frame, however many nodes the component changed
+  new MutationObserver(function () {
+    if (stripping) return;
+    stripping = true;
+    requestAnimationFrame(function () { stripping = false; stripRoles(host); });
+  }).observe(host, {
     subtree: true, childList: true, attributes: true, attributeFilter: ["role", "aria-colspan", "aria-colindex"]
   });
 
@@ -209,6 +214,10 @@
     ec.setOption("events", data.events);
     var closed = data.closed[state.date];
     $("#cal-summary").textContent = fmt(L.appointments, { count: data.count }) + (closed ? " · " + fmt(L.closed, { reason: closed }) : "");
+    if (state.view === "week") {
+      $("#cal-date-label").textContent = ddmm(monday(state.date)) + " – " + ddmm(addDays(monday(state.date), 6)) +
+        " · " + data.resources.map(function (r) { return r.title; }).join(", ");
+    }
     if (first) { fit(); scrollToStart(); }
   }
   function setLive(ok) {
@@ -252,6 +261,12 @@
     state.date = date || state.date;
     state.view = view || state.view;
     state.by = by || state.by;
+    if (state.view === "week" && state.by === "professional" && !state.weekProfessionals.length) {
+      // Seven days of every professional would be a wall of thin columns: the week starts
+      // with one, and the list beside it adds others.
+      var firstBox = $("#cal-week-professionals input");
+      if (firstBox) { firstBox.checked = true; state.weekProfessionals = [firstBox.value]; }
+    }
     state.etag = null;
     ec.setOption("view", viewNames[state.view]);
     ec.setOption("date", state.date);
