@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from urllib.parse import urlencode
 
+from django.db.models import Exists, OuterRef
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -24,9 +25,9 @@ from django.utils.translation import gettext as _
 from clinic.kernel.timezones import clinic_zone
 from clinic.models import Professional, Room
 
-from ..agenda import GRID_STATUSES, STATUS_ACTIONS, appointments_for_agenda, can_reschedule
+from ..agenda import GRID_STATUSES, STATUS_ACTIONS, appointments_for_agenda
 from ..availability import holiday_name
-from ..choices import TRANSITIONS, AppointmentStatus, WaitlistStatus
+from ..choices import OCCUPYING_STATUSES, TRANSITIONS, AppointmentStatus, WaitlistStatus
 from ..models import Appointment, ClinicClosure, TimeOff, WaitlistEntry, WorkingHours
 
 S = AppointmentStatus
@@ -120,16 +121,22 @@ def calendar_payload(*, clinic, query: CalendarQuery, now: datetime | None = Non
     range_start = datetime.combine(query.first, time.min, tzinfo=zone)
     range_end = datetime.combine(query.last, time.min, tzinfo=zone)
 
-    appointments = [
-        a
-        for a in appointments_for_agenda(clinic=clinic, start=range_start, end=range_end)
-        if a.status in GRID_STATUSES
-    ]
-    hours = list(
-        WorkingHours.objects.for_clinic(clinic)
+    appointments = card_rows(clinic=clinic, start=range_start, end=range_end)
+    hours = [
+        HoursRow(*row)
+        for row in WorkingHours.objects.for_clinic(clinic)
         .filter(professional__is_active=True)
         .order_by("start_time")
-    )
+        .values_list(
+            "professional_id",
+            "room_id",
+            "weekday",
+            "start_time",
+            "end_time",
+            "valid_from",
+            "valid_until",
+        )
+    ]
     time_off = list(
         TimeOff.objects.for_clinic(clinic).filter(start__lt=range_end, end__gt=range_start)
     )
@@ -155,7 +162,9 @@ def calendar_payload(*, clinic, query: CalendarQuery, now: datetime | None = Non
         appointments = [a for a in appointments if a.professional_id in resource_ids]
 
     first_minute, last_minute = _visible_hours(hours, appointments, zone)
-    events = [_card(a, zone, now, query.by) for a in appointments]
+    change_url = reverse("admin:scheduling_appointment_change", args=[0]).replace("/0/", "/%d/")
+    per_status = _per_status()
+    events = [_card(a, zone, now, query.by, change_url, per_status) for a in appointments]
     events += _shading(
         query=query,
         resource_ids=resource_ids,
@@ -234,7 +243,7 @@ def _room_columns(clinic, query, appointments, hours):
     return resources, opening
 
 
-def _span(h: WorkingHours) -> tuple[int, int]:
+def _span(h) -> tuple[int, int]:
     return (
         h.start_time.hour * 60 + h.start_time.minute,
         h.end_time.hour * 60 + h.end_time.minute,
@@ -261,7 +270,134 @@ def _visible_hours(hours, appointments, zone) -> tuple[int, int]:
     return first, max(last, first + 60)
 
 
-def _badges(a: Appointment, now: datetime) -> list[dict]:
+@dataclass(frozen=True, slots=True)
+class HoursRow:
+    """A working-hours interval as plain values (``WorkingHours.applies_on``'s rule)."""
+
+    professional_id: int
+    room_id: int | None
+    weekday: int
+    start_time: time
+    end_time: time
+    valid_from: date | None
+    valid_until: date | None
+
+    def applies_on(self, day: date) -> bool:
+        return (
+            day.weekday() == self.weekday
+            and (self.valid_from is None or self.valid_from <= day)
+            and (self.valid_until is None or day <= self.valid_until)
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class CardRow:
+    """What a card shows of an appointment, read as plain values (no model instances:
+    a day of 50 professionals is over a thousand cards)."""
+
+    pk: int
+    status: str
+    start: datetime
+    end: datetime
+    encaixe: bool
+    arrived_at: datetime | None
+    professional_id: int
+    room_id: int | None
+    patient_name: str
+    phone: str
+    service: str
+    professional: str
+    room: str
+    has_earlier_visit: bool
+
+    @property
+    def is_occupying(self) -> bool:
+        return self.status in OCCUPYING_STATUSES
+
+
+def card_rows(*, clinic, start: datetime, end: datetime) -> list[CardRow]:
+    """The appointments drawn (occupying ones and no-shows) starting in ``[start, end)``,
+    with their patient, service, professional and room and the "first visit" flag, in one
+    query."""
+    earlier_visit = Appointment.objects.filter(
+        patient=OuterRef("patient"), status=S.COMPLETED, start__lt=OuterRef("start")
+    )
+    rows = (
+        Appointment.objects.for_clinic(clinic)
+        .filter(start__gte=start, start__lt=end, status__in=GRID_STATUSES)
+        .annotate(has_earlier_visit=Exists(earlier_visit))
+        .order_by("start", "pk")
+        .values_list(
+            "pk",
+            "status",
+            "start",
+            "end",
+            "encaixe",
+            "arrived_at",
+            "professional_id",
+            "room_id",
+            "patient__social_name",
+            "patient__full_name",
+            "patient__phone",
+            "service__name",
+            "professional__full_name",
+            "room__name",
+            "has_earlier_visit",
+        )
+    )
+    return [
+        CardRow(
+            pk=pk,
+            status=status,
+            start=a_start,
+            end=a_end,
+            encaixe=encaixe,
+            arrived_at=arrived_at,
+            professional_id=professional_id,
+            room_id=room_id,
+            patient_name=social_name or full_name,
+            phone="".join(ch for ch in (phone or "") if ch.isdigit()),
+            service=service,
+            professional=professional,
+            room=room or "",
+            has_earlier_visit=has_earlier_visit,
+        )
+        for (
+            pk,
+            status,
+            a_start,
+            a_end,
+            encaixe,
+            arrived_at,
+            professional_id,
+            room_id,
+            social_name,
+            full_name,
+            phone,
+            service,
+            professional,
+            room,
+            has_earlier_visit,
+        ) in rows
+    ]
+
+
+def _per_status() -> dict[str, dict]:
+    """What depends on the status only, worked out once per answer."""
+    return {
+        status: {
+            "label": str(S(status).label),
+            "icon": STATUS_ICONS.get(status, ""),
+            "actions": [
+                name for name, act in STATUS_ACTIONS.items() if act.target in TRANSITIONS[status]
+            ],
+            "reschedule": S.RESCHEDULED in TRANSITIONS[status],
+        }
+        for status in S.values
+    }
+
+
+def _badges(a: CardRow, now: datetime) -> list[dict]:
     badges = []
     if a.encaixe:
         badges.append({"code": "encaixe", "label": _("Encaixe")})
@@ -281,12 +417,10 @@ def _badges(a: Appointment, now: datetime) -> list[dict]:
     return badges
 
 
-def _card(a: Appointment, zone, now: datetime, by: str) -> dict:
+def _card(a: CardRow, zone, now: datetime, by: str, change_url: str, per_status) -> dict:
     """An appointment as the component's event, with what the card and its menu need."""
     movable = a.status in MOVABLE and a.end > now
-    allowed = TRANSITIONS[a.status]
-    patient = a.patient
-    phone = "".join(ch for ch in (patient.phone or "") if ch.isdigit())
+    status = per_status[a.status]
     if by == "room":
         resource = a.room_id if a.room_id is not None else "none"
     else:
@@ -299,25 +433,25 @@ def _card(a: Appointment, zone, now: datetime, by: str) -> dict:
         "resourceIds": [resource],
         "start": local_str(a.start, zone),
         "end": local_str(a.end, zone),
-        "title": patient.display_name,
+        "title": a.patient_name,
         "classNames": classes,
         "startEditable": movable,
         "durationEditable": movable,
         "extendedProps": {
             "kind": "appointment",
-            "patient": patient.display_name,
-            "phone": phone,
-            "service": a.service.name,
-            "professional": a.professional.full_name,
-            "room": a.room.name if a.room_id else "",
+            "patient": a.patient_name,
+            "phone": a.phone,
+            "service": a.service,
+            "professional": a.professional,
+            "room": a.room,
             "status": a.status,
-            "statusLabel": str(S(a.status).label),
-            "icon": STATUS_ICONS.get(a.status, ""),
+            "statusLabel": status["label"],
+            "icon": status["icon"],
             "encaixe": a.encaixe,
             "badges": _badges(a, now),
-            "actions": [name for name, act in STATUS_ACTIONS.items() if act.target in allowed],
-            "movable": movable and can_reschedule(a),
-            "url": reverse("admin:scheduling_appointment_change", args=[a.pk]),
+            "actions": status["actions"],
+            "movable": movable and status["reschedule"],
+            "url": change_url % a.pk,
         },
     }
 
