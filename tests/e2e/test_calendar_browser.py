@@ -6,6 +6,7 @@ partner API shows up within seconds, and axe-core finds no serious violation on 
 calendar, the booking panel and the reception's home. Screenshots are kept under
 docs/screenshots/ for the README."""
 
+import os
 import time as time_module
 from datetime import datetime, time, timedelta
 from pathlib import Path
@@ -31,7 +32,11 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 SP = ZoneInfo("America/Sao_Paulo")
 PASSWORD = "s3nha-forte-123"
-DOCS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+#: Where screenshots go: var/ (not versioned) on every run, docs/screenshots/ when
+#: CUIDAR_DOCS_SCREENSHOTS=1 asks to refresh the ones the README shows.
+DOCS = Path(__file__).resolve().parents[2] / (
+    "docs/screenshots" if os.environ.get("CUIDAR_DOCS_SCREENSHOTS") else "var/screenshots"
+)
 NAMES = [
     "Dra. Helena Martins",
     "Dr. Igor Lima",
