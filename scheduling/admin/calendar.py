@@ -485,6 +485,8 @@ def calendar_book(model_admin, request):
         fields["professional"] = _("Choose a professional.")
     if service is None:
         fields["service"] = _("Choose a service.")
+    if post.get("room") and room is None:  # another clinic's, or none: never silently dropped
+        fields["room"] = _("Choose a room of this clinic.")
     try:
         start = local_parse(post.get("start", ""), zone)
         if start < timezone.now():

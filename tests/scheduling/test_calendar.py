@@ -547,3 +547,22 @@ def test_the_home_of_another_clinic_shows_none_of_this_one(desk, receptionist_b,
     with time_machine.travel(at(8, 45), tick=False):
         page = client_for(receptionist_b).get(reverse("admin:index")).content.decode()
     assert "Ana Espera" not in page
+
+
+def test_booking_in_another_clinics_room_is_refused(desk, reception, patient_a, clinic_b):
+    from tests.clinic.factories import RoomFactory
+
+    elsewhere = RoomFactory(clinic=clinic_b)
+    response = reception.post(
+        BOOK,
+        {
+            "patient": patient_a.pk,
+            "professional": desk.helena.pk,
+            "service": desk.consulta.pk,
+            "start": "2026-03-02T09:00",
+            "room": elsewhere.pk,
+        },
+    )
+    assert response.status_code == 400
+    assert "room" in response.json()["fields"]
+    assert not Appointment.objects.exists()
