@@ -12,7 +12,6 @@ Times travel as the clinic's wall-clock time (``calendar_data.local_str``/``loca
 
 from __future__ import annotations
 
-import hashlib
 import json
 from datetime import datetime, timedelta
 
@@ -38,7 +37,13 @@ from ..agenda import STATUS_ACTIONS
 from ..availability import slots_for_reception
 from ..exceptions import SchedulingError, SlotUnavailable
 from ..models import Appointment, Service
-from .calendar_data import CalendarQuery, calendar_payload, local_parse, local_str
+from .calendar_data import (
+    CalendarQuery,
+    calendar_payload,
+    calendar_version,
+    local_parse,
+    local_str,
+)
 
 #: How many free times the booking panel offers as buttons.
 NEXT_TIMES = 8
@@ -263,8 +268,9 @@ def _is_day(value: str) -> bool:
 
 # --- The cards, polled ----------------------------------------------------------------------
 def calendar_events(model_admin, request):
-    """GET ``?start=&end=&by=&professional=…``: the JSON the calendar draws. Its ETag is a
-    digest of the answer, so a poll that finds nothing new gets 304 and no body."""
+    """GET ``?start=&end=&by=&professional=…``: the JSON the calendar draws. Its ETag is
+    ``calendar_version`` (three aggregates), checked before anything is built: a poll that
+    finds nothing new gets 304 and no body."""
     if not model_admin.has_view_permission(request):
         raise PermissionDenied
     clinic = _clinic(request)
@@ -273,12 +279,12 @@ def calendar_events(model_admin, request):
     # The clinic's clock to the minute: the past's shading moves once a minute, not on
     # every poll, so an idle calendar keeps getting 304.
     now = timezone.now().replace(second=0, microsecond=0)
-    payload = calendar_payload(clinic=clinic, query=query, now=now)
-    body = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
-    etag = f'"{hashlib.sha256(body).hexdigest()[:32]}"'
+    etag = f'"{calendar_version(clinic=clinic, query=query, now=now)}"'
     if request.headers.get("If-None-Match") == etag:
         response = HttpResponse(status=304)
     else:
+        payload = calendar_payload(clinic=clinic, query=query, now=now)
+        body = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
         response = HttpResponse(body, content_type="application/json")
     response["ETag"] = etag
     patch_cache_control(response, private=True, no_cache=True)

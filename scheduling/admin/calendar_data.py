@@ -13,11 +13,12 @@ room joined, the "first visit" flag annotated) — one each.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from urllib.parse import urlencode
 
-from django.db.models import Exists, OuterRef
+from django.db.models import Count, Exists, Max, OuterRef
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -111,6 +112,40 @@ def _day(value: str | None, default: date) -> date:
 
 def _hhmm(minute: int) -> str:
     return f"{minute // 60:02d}:{minute % 60:02d}:00"
+
+
+def calendar_version(*, clinic, query: CalendarQuery, now: datetime) -> str:
+    """A token that changes whenever what ``calendar_payload`` draws may have changed: an
+    appointment of the range booked, moved or changing status (``updated_at``), time off or
+    a closure added or removed, and the minute (the past's shading; working hours edited
+    show within a minute). Three small aggregates instead of the whole day, so a poll that
+    finds nothing new costs little."""
+    zone = clinic_zone(clinic)
+    range_start = datetime.combine(query.first, time.min, tzinfo=zone)
+    range_end = datetime.combine(query.last, time.min, tzinfo=zone)
+    appointments = (
+        Appointment.objects.for_clinic(clinic)
+        .filter(start__gte=range_start, start__lt=range_end)
+        .aggregate(n=Count("pk"), last=Max("updated_at"), top=Max("pk"))
+    )
+    time_off = (
+        TimeOff.objects.for_clinic(clinic)
+        .filter(start__lt=range_end, end__gt=range_start)
+        .aggregate(n=Count("pk"), top=Max("pk"))
+    )
+    closures = (
+        ClinicClosure.objects.for_clinic(clinic)
+        .filter(start_date__lt=query.last, end_date__gte=query.first)
+        .aggregate(n=Count("pk"), top=Max("pk"))
+    )
+    parts = [
+        now.strftime("%Y%m%d%H%M"),
+        repr(query),
+        *map(str, appointments.values()),
+        *map(str, time_off.values()),
+        *map(str, closures.values()),
+    ]
+    return hashlib.sha256("|".join(parts).encode()).hexdigest()[:32]
 
 
 def calendar_payload(*, clinic, query: CalendarQuery, now: datetime | None = None) -> dict:

@@ -186,7 +186,7 @@ def test_it_runs_a_fixed_number_of_queries_whatever_the_number_of_appointments(
     for n in range(3):
         appointment(desk, at(8) + timedelta(minutes=30 * n))
     events(reception, by=by)  # warm the session and the permission cache
-    with django_assert_max_num_queries(12) as few:
+    with django_assert_max_num_queries(15) as few:
         assert len(cards(events(reception, by=by))) == 3
     team = [desk.helena, desk.igor, *ProfessionalFactory.create_batch(2, clinic=desk.clinic)]
     for n in range(40):  # ten back-to-back appointments each, from 09:30
@@ -196,7 +196,7 @@ def test_it_runs_a_fixed_number_of_queries_whatever_the_number_of_appointments(
             professional=team[n % 4],
             patient=PatientFactory(clinic=desk.clinic),
         )
-    with django_assert_max_num_queries(12) as many:
+    with django_assert_max_num_queries(15) as many:
         assert len(cards(events(reception, by=by))) == 43
 
     assert len(many.captured_queries) == len(few.captured_queries)
@@ -209,10 +209,32 @@ def test_a_poll_that_finds_nothing_new_gets_304(desk, reception):
     again = reception.get(EVENTS, {"start": MONDAY.isoformat()}, HTTP_IF_NONE_MATCH=etag)
     assert (again.status_code, again.content) == (304, b"")
 
-    appointment(desk, at(9))  # someone else booked (the portal, the API, another desk)
+    booked = appointment(desk, at(9))  # someone else booked (the portal, the API, a desk)
     changed = reception.get(EVENTS, {"start": MONDAY.isoformat()}, HTTP_IF_NONE_MATCH=etag)
     assert changed.status_code == 200
     assert len(cards(changed.json())) == 1
+
+    from scheduling import services
+
+    with time_machine.travel(BEFORE + timedelta(seconds=1), tick=False):
+        services.appointment_confirm(appointment=booked)  # a status change is news too
+    confirmed = reception.get(
+        EVENTS, {"start": MONDAY.isoformat()}, HTTP_IF_NONE_MATCH=changed["ETag"]
+    )
+    assert confirmed.status_code == 200
+    assert cards(confirmed.json())[0]["extendedProps"]["status"] == S.CONFIRMED
+
+
+def test_a_poll_that_finds_nothing_new_builds_nothing(
+    desk, reception, django_assert_max_num_queries
+):
+    for n in range(10):
+        appointment(desk, at(8) + timedelta(minutes=30 * n))
+    etag = reception.get(EVENTS, {"start": MONDAY.isoformat()})["ETag"]
+    # Session, user and permissions, then the three aggregates of calendar_version.
+    with django_assert_max_num_queries(8):
+        again = reception.get(EVENTS, {"start": MONDAY.isoformat()}, HTTP_IF_NONE_MATCH=etag)
+    assert again.status_code == 304
 
 
 def test_it_hides_other_clinics(desk, receptionist_b, client_for):
