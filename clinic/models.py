@@ -493,6 +493,7 @@ class AuditEntry(ClinicOwned):
         BACKUP = "backup", _("Backed up (with every clinic's data)")
         RESTORE = "restore", _("Restored from a backup")
         RESTORE_DRILL = "restore_drill", _("Restored in a drill (a scratch copy, then deleted)")
+        ENCAIXE = "encaixe", _("Booked over an occupied time (encaixe)")
 
     at = models.DateTimeField(_("when"), default=timezone.now, db_index=True)
     actor_kind = models.CharField(_("who"), max_length=20, choices=Actor.choices)

@@ -18,12 +18,14 @@ class CuidarAdminSite(admin.AdminSite):
     enable_nav_sidebar = True
 
     def get_urls(self):
+        from scheduling.admin.calendar import calendar_urls
         from scheduling.admin.series import series_urls
 
         return [
             path("switch-clinic/", self.admin_view(self.switch_clinic), name="switch_clinic"),
             # Before the admin's own patterns, whose catch-all would swallow them.
             *series_urls(self),
+            *calendar_urls(self),
             *super().get_urls(),
         ]
 
@@ -76,4 +78,24 @@ class CuidarAdminSite(admin.AdminSite):
             from billing.selectors import billing_dashboard
 
             context["billing_dashboard"] = billing_dashboard(clinic=clinic)
+        if clinic is not None and request.user.has_perm("scheduling.view_appointment"):
+            # The reception's first page leads with today; the model list goes below.
+            from scheduling.admin.calendar_data import reception_today
+
+            context["desk"] = reception_today(clinic=clinic)
+            if request.user.has_perm("billing.view_payment"):
+                context["charges_due_today"] = _charges_due_today(clinic)
         return super().index(request, {**context, **(extra_context or {})})
+
+
+def _charges_due_today(clinic) -> int:
+    """Charges still open that fall due today, in the clinic's time zone (one query)."""
+    from billing.models import Payment
+    from billing.selectors import OPEN
+    from clinic.kernel.timezones import clinic_today
+
+    return (
+        Payment.objects.for_clinic(clinic)
+        .filter(status__in=OPEN, due_date=clinic_today(clinic))
+        .count()
+    )

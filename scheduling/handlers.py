@@ -42,3 +42,11 @@ def send_no_show_follow_up(event, delivery):
 def send_waitlist_offer(event, delivery):
     """The patient offered a freed slot gets the claim link (``vaga_disponivel``), once."""
     reminders.waitlist_offer_send(offer_id=event.payload["offer_id"])
+
+
+@subscriber("appointment.rescheduled")
+def send_reschedule_notice(event, delivery):
+    """Reception moved the appointment and chose to tell the patient: the new time goes out
+    as a booking confirmation (``confirmacao``) of the new appointment, once."""
+    if event.payload.get("notify_patient"):
+        reminders.booking_confirmation_send(appointment_id=event.payload["appointment_id"])

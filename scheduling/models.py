@@ -4,7 +4,8 @@ series, the waitlist and its offers, and professionals' calendar feeds.
 All datetimes are stored in UTC and shown in the clinic's time zone. An appointment
 occupies its professional, its room (if any) and its patient for ``[occupied_start,
 occupied_end)`` — its time plus the service's buffers; on PostgreSQL exclusion constraints
-(migration 0002) make two occupying appointments overlapping impossible.
+(migration 0002) make two occupying appointments overlapping impossible — for the
+professional, except for a deliberate "encaixe" (migration 0004).
 """
 
 import secrets
@@ -339,6 +340,15 @@ class Appointment(ClinicOwned):
     )
     booked_via = models.CharField(
         _("booked via"), max_length=20, choices=Channel.choices, default=Channel.RECEPTION
+    )
+    # A deliberate overbooking ("encaixe"): reception squeezed the patient in over the
+    # professional's occupied time, after a warning naming the clash. Only this flag exempts
+    # a row from the professional's no-overlap constraint (migration 0004); the room and
+    # patient constraints still hold. Set only by staff paths (``appointment_book``).
+    encaixe = models.BooleanField(
+        _("encaixe"),
+        default=False,
+        help_text=_("Squeezed in over the professional's occupied time, deliberately."),
     )
     booked_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,

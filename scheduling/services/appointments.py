@@ -61,15 +61,26 @@ def appointment_book(
     series: RecurrenceSeries | None = None,
     replaces: Appointment | None = None,
     setup: AgendaSetup | None = None,
+    encaixe: bool = False,
+    duration: timedelta | None = None,
 ) -> Appointment:
     """Book an appointment. Raises ``SlotUnavailable`` when the professional, the room or
     the patient is occupied then (buffers included).
 
     ``check_availability`` also requires the slot to be one ``slot_list_available`` offers
     (working hours, time off, holidays, notice): patients and partners book that way;
-    reception may squeeze a patient in ("encaixe") outside the published slots.
+    reception may book outside the published slots.
+    ``encaixe``: reception deliberately books over the professional's occupied time (after
+    a warning naming the clash); the professional is then not checked, the room and the
+    patient still are. Only reception may (never the portal, the API or the assistant),
+    and never with ``check_availability``.
+    ``duration``: another length than the service's (reception resizing a card).
     ``setup``: the clinic's agenda setup if the caller has it (default: ``agenda_setup``).
     """
+    if encaixe and (booked_via != Channel.RECEPTION or check_availability):
+        raise SchedulingError(_("Only reception can squeeze a patient in (encaixe)."))
+    if duration is not None and not (timedelta(minutes=5) <= duration <= timedelta(hours=12)):
+        raise SchedulingError(_("An appointment lasts from 5 minutes to 12 hours."))
     _same_clinic(clinic, patient, professional, service, room)
     if not service.is_active:
         raise SchedulingError(_("This service is not offered any more."))
@@ -90,6 +101,9 @@ def appointment_book(
             _("%(service)s cannot take place in %(room)s.") % {"service": service, "room": room}
         )
     end, occupied_start, occupied_end = _occupied(service, start)
+    if duration is not None:
+        end = start + duration
+        occupied_end = end + service.buffer_after
     if room is None:
         room = _free_room(
             clinic=clinic,
@@ -120,6 +134,7 @@ def appointment_book(
             patient_id=patient.pk,
             occupied_start=occupied_start,
             occupied_end=occupied_end,
+            encaixe=encaixe,
         )
 
     # A clash is the more useful answer ("the professional is busy"), so it comes before
@@ -165,6 +180,7 @@ def appointment_book(
         internal_notes=internal_notes,
         series=series,
         replaces=replaces,
+        encaixe=encaixe,
     )
     try:
         with transaction.atomic():  # savepoint: a lost race must not poison the caller
@@ -178,7 +194,8 @@ def appointment_book(
         conflicts = clashes() or ["professional"]
         raise refused(conflicts) from None
     if replaces is None:
-        publish("appointment.booked", clinic=clinic, payload=_payload(appointment))
+        extra = {"encaixe": True} if encaixe else {}
+        publish("appointment.booked", clinic=clinic, payload=_payload(appointment, **extra))
     return appointment
 
 
@@ -302,10 +319,15 @@ def appointment_reschedule(
     via: str = Channel.RECEPTION,
     by=None,
     check_availability: bool = False,
+    encaixe: bool = False,
+    duration: timedelta | None = None,
+    notify_patient: bool = False,
 ) -> Appointment:
     """Move an appointment: the old one ends as ``rescheduled`` and a new one, linked to
     it, is booked — both or neither. Returns the new appointment. ``check_availability``
-    (partners, patients) also refuses times outside working hours, as booking does."""
+    (partners, patients) also refuses times outside working hours, as booking does.
+    ``encaixe`` and ``duration`` as for :func:`appointment_book` (reception's calendar);
+    ``notify_patient``: the patient is sent the new time (``handlers.py``, after commit)."""
     old = appointment
     _transition(old, S.RESCHEDULED)  # frees the old range before booking the new one
     new = appointment_book(
@@ -321,11 +343,19 @@ def appointment_reschedule(
         internal_notes=old.internal_notes,
         replaces=old,
         check_availability=check_availability,
+        encaixe=encaixe,
+        duration=duration,
     )
     publish(
         "appointment.rescheduled",
         clinic=new.clinic_id,
-        payload=_payload(new, previous_appointment_id=old.pk, previous_start=old.start.isoformat()),
+        payload=_payload(
+            new,
+            previous_appointment_id=old.pk,
+            previous_start=old.start.isoformat(),
+            notify_patient=notify_patient,
+            **({"encaixe": True} if encaixe else {}),
+        ),
     )
     _slot_freed(old)
     return new

@@ -47,17 +47,21 @@ def _conflicts(
     occupied_start: datetime,
     occupied_end: datetime,
     exclude_pk: int | None = None,
+    encaixe: bool = False,
 ) -> list[str]:
     """Which of professional, room and patient are already occupied then (one query).
 
     Each arm is bounded on both sides of an index — ``(professional|room, occupied_start)``
     and ``(patient, start)`` — by ``LOOKBACK``, longer than any appointment, so a booking
     stays fast on an agenda with years of history (bench/scheduling.py). The exclusion
-    constraints remain the guarantee; the bound only decides what the message names."""
+    constraints remain the guarantee; the bound only decides what the message names.
+
+    As the professional's constraint (migration 0004), an encaixe row never makes the
+    professional busy, and a booking made as an ``encaixe`` ignores the professional."""
     since = occupied_start - LOOKBACK
-    arms = Q(professional_id=professional_id, occupied_start__gt=since) | Q(
-        patient_id=patient_id, start__gt=since, start__lt=occupied_end + LOOKBACK
-    )
+    arms = Q(patient_id=patient_id, start__gt=since, start__lt=occupied_end + LOOKBACK)
+    if not encaixe:
+        arms |= Q(professional_id=professional_id, occupied_start__gt=since, encaixe=False)
     if room_id is not None:
         arms |= Q(room_id=room_id, occupied_start__gt=since)
     clash = (
@@ -69,8 +73,9 @@ def _conflicts(
     if exclude_pk:
         clash = clash.exclude(pk=exclude_pk)
     found: set[str] = set()
-    for prof, room, patient in clash.values_list("professional_id", "room_id", "patient_id"):
-        if prof == professional_id:
+    rows = clash.values_list("professional_id", "room_id", "patient_id", "encaixe")
+    for prof, room, patient, row_encaixe in rows:
+        if prof == professional_id and not (encaixe or row_encaixe):
             found.add("professional")
         if room_id is not None and room == room_id:
             found.add("room")
@@ -93,7 +98,7 @@ def _professional_busy(
     Empty when none is found (the clash was committed and undone meanwhile)."""
     clash = (
         Appointment.objects.filter(clinic_id=clinic.pk, professional_id=professional.pk)
-        .filter(occupied_start__gt=occupied_start - LOOKBACK)
+        .filter(occupied_start__gt=occupied_start - LOOKBACK, encaixe=False)
         .occupying()
         .overlapping(occupied_start, occupied_end)
         .exclude(pk=exclude_pk)

@@ -503,7 +503,9 @@ def test_the_dashboard_and_the_changelist_link_to_todays_agenda(clinic_a, recept
     changelist = reception.get(reverse("admin:scheduling_appointment_changelist"))
 
     checkin = reverse("admin:scheduling_checkin")
-    assert f'href="{DAY}"' in index and f'href="{checkin}"' in index
+    # The home leads to the calendar (issue 21); the changelist keeps the day's table.
+    calendar = reverse("admin:scheduling_calendar")
+    assert f'href="{calendar}"' in index and f'href="{checkin}"' in index
     assert f'href="{DAY}"' in changelist.content.decode()
     assert f'href="{checkin}"' in changelist.content.decode()
 
@@ -512,3 +514,4 @@ def test_the_dashboard_has_no_agenda_link_without_the_permission(receptionist_a,
     index = client_for(bare(receptionist_a)).get(reverse("admin:index")).content.decode()
 
     assert f'href="{DAY}"' not in index
+    assert reverse("admin:scheduling_calendar") not in index

@@ -366,6 +366,40 @@ def _day(world):
 #: ``kwargs``: other URL arguments; ``status``: the answer expected to the GET (when the page
 #: looks the ids of its query up itself rather than offering them as choices).
 PAGES = {
+    # The reception calendar (issue 21): its page, JSON, patient search, free times, booking,
+    # and the card's move and status buttons given B's appointment in the path.
+    "site.scheduling_calendar": {
+        "get": lambda b: {"date": _day(b), "professional": b.professional.pk}
+    },
+    "site.scheduling_calendar_events": {
+        "get": lambda b: {
+            "start": _day(b),
+            "professional": b.professional.pk,
+            "by": "professional",
+        },
+    },
+    "site.scheduling_calendar_patients": {"get": lambda b: {"q": B_MARK}},
+    "site.scheduling_calendar_times": {
+        "get": lambda b: {"professional": b.professional.pk, "service": b.service.pk},
+    },
+    "site.scheduling_calendar_book": {
+        "post": lambda b: {
+            "patient": b.patient.pk,
+            "professional": b.professional.pk,
+            "service": b.service.pk,
+            "start": f"{_day(b)}T15:00",
+        },
+    },
+    "site.scheduling_calendar_move": {
+        "kwargs_of": lambda b: {"object_id": b.appointment.pk},
+        "get": lambda b: {},
+        "status": 405,
+        "post": lambda b: {"start": f"{_day(b)}T16:00"},
+    },
+    "site.scheduling_calendar_status": {
+        "kwargs_of": lambda b: {"object_id": b.appointment.pk, "action": "confirm"},
+        "post": lambda b: {"reason": "x"},
+    },
     "Appointment.agenda": {
         "get": lambda b: {"date": _day(b), "professional": b.professional.pk},
     },
@@ -452,6 +486,8 @@ def _page_urls(view, world_b) -> list[str]:
             )
             for row in (world_b.patient, world_b.appointment, world_b.payment)
         ]
+    if "kwargs_of" in spec:
+        return [reverse(f"admin:{view.url_name}", kwargs=spec["kwargs_of"](world_b))]
     return [reverse(f"admin:{view.url_name}", kwargs=spec.get("kwargs", {}))]
 
 
