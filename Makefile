@@ -9,7 +9,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PORT ?= 8000
 HOST ?= 127.0.0.1
-LOCALE_DIRS := $(wildcard */locale)
+LOCALE_DIRS := $(wildcard */locale */*/locale)  # apps and sub-apps (clinic/accounts/locale)
 
 .PHONY: help run serve test lint fmt bench messages makemessages install install-dev migrate clean
 

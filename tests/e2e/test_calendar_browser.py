@@ -19,9 +19,10 @@ from django.urls import reverse
 from django.utils import timezone
 
 from clinic import services as clinic_services
-from clinic.api_framework import api_key_create
 from clinic.choices import MembershipRole
-from clinic.models import API_SCOPES, Membership
+from clinic.models import Membership
+from clinic.partner_api.keys import api_key_create
+from clinic.partner_api.scopes import API_SCOPES
 from scheduling import services
 from scheduling.choices import AppointmentStatus, Weekday
 from scheduling.models import Appointment

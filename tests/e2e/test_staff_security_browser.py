@@ -107,7 +107,8 @@ def test_a_new_receptionist_is_invited_enrols_signs_in_and_is_locked_and_unlocke
     page.wait_for_url("**/admin/login/verify/**")
     for _ in range(5):
         page.fill("input[name=code]", "000000")
-        page.click(".accounts-form button[type=submit]")
+        with page.expect_navigation():  # each answer is read before the next try
+            page.click(".accounts-form button[type=submit]")
     assert "bloqueada" in page.content()
     assert SecurityEvent.objects.filter(username="nova", kind="locked_out").exists()
     sign_in_password(page, "nova")

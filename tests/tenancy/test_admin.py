@@ -317,6 +317,8 @@ def _issued_invoice(clinic):
 #: Rows a view acts on only in some state (a receipt of a paid payment …): both clinics'
 #: rows are made so, so that the 404 for B's comes from whose row it is.
 OBJECT_VIEW_ROWS = {
+    # The patient's message timeline lives in messaging's admin but takes the patient's id.
+    "OutboundMessage.patient_messages": lambda clinic: make("Patient", clinic),
     "Payment.receipt": _paid_payment,
     "Payment.receipt_send": _paid_payment,
     "Payment.refund": _paid_payment,
