@@ -80,7 +80,7 @@ class CuidarAdminSite(admin.AdminSite):
             context["billing_dashboard"] = billing_dashboard(clinic=clinic)
         if clinic is not None and request.user.has_perm("scheduling.view_appointment"):
             # The reception's first page leads with today; the model list goes below.
-            from scheduling.admin.calendar_data import reception_today
+            from scheduling.admin.reception import reception_today
 
             context["desk"] = reception_today(clinic=clinic)
             if request.user.has_perm("billing.view_payment"):
