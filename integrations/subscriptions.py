@@ -189,7 +189,16 @@ def signing_secrets(subscription: WebhookSubscription, *, now: datetime | None =
     return result
 
 
-# --- Posting --------------------------------------------------------------------------------
+# --- Posting ---------------------------------------------------------------------------------
+def legacy_signature_sent(*, today=None) -> bool:
+    """Whether deliveries still carry the deprecated ``X-Cuidar-Signature`` header."""
+    from datetime import date
+
+    until = date.fromisoformat(signing.LEGACY_SIGNATURE_UNTIL)
+    return (today or timezone.localdate()) <= until
+
+
+# --------------------------------------------------------------------------------
 def _iso(moment: datetime) -> str:
     if timezone.is_naive(moment):
         moment = timezone.make_aware(moment, UTC)
@@ -235,14 +244,23 @@ def subscription_post(
         ensure_ascii=False,
         separators=(",", ":"),
     ).encode("utf-8")
+    timestamp = int(time.time())
     headers = {
         "Content-Type": "application/json",
         "User-Agent": USER_AGENT,
+        # Standard Webhooks: the id is the event's, stable across retries, to dedupe on.
+        "webhook-id": event_id,
+        "webhook-timestamp": str(timestamp),
+        "webhook-signature": signing.standard_signature(
+            secrets_, msg_id=event_id, body=body, timestamp=timestamp
+        ),
         "X-Cuidar-Event": event_type,
         "X-Cuidar-Event-Id": event_id,
         "X-Cuidar-Delivery": delivery_id,
-        "X-Cuidar-Signature": signing.sign_many(secrets_, body, int(time.time())),
     }
+    if legacy_signature_sent():
+        # Deprecated: existing subscribers' own verifiers, until LEGACY_SIGNATURE_UNTIL.
+        headers["X-Cuidar-Signature"] = signing.sign_many(secrets_, body, timestamp)
     response = http.request(
         "POST",
         subscription.url,
