@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -25,6 +25,7 @@ from clinic.kernel.errors import ApplicationError
 
 from . import signing
 from .base import PermanentProviderError, ProviderError
+from .event_schemas import PING_EVENT, envelope
 from .events import EVENT_TYPES
 from .models import WebhookSubscription
 
@@ -35,7 +36,6 @@ TIMEOUT = (5.0, 10.0)
 #: After a rotation the old secret still signs (a second v1) for this long, so the partner
 #: can deploy the new one without losing events.
 ROTATION_GRACE = timedelta(hours=24)
-PING_EVENT = "ping"
 
 _url_validator = URLValidator(schemes=["https", "http"])
 
@@ -199,12 +199,6 @@ def legacy_signature_sent(*, today=None) -> bool:
 
 
 # --------------------------------------------------------------------------------
-def _iso(moment: datetime) -> str:
-    if timezone.is_naive(moment):
-        moment = timezone.make_aware(moment, UTC)
-    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
-
-
 def subscription_post(
     subscription: WebhookSubscription,
     *,
@@ -233,13 +227,13 @@ def subscription_post(
         )
     # Serialised once: the signature covers exactly the bytes sent.
     body = json.dumps(
-        {
-            "id": event_id,
-            "type": event_type,
-            "clinic_id": subscription.clinic_id,
-            "created_at": _iso(created_at),
-            "data": payload,
-        },
+        envelope(
+            event_id=event_id,
+            event_type=event_type,
+            clinic_id=subscription.clinic_id,
+            created_at=created_at,
+            data=payload,
+        ),
         cls=DjangoJSONEncoder,
         ensure_ascii=False,
         separators=(",", ":"),

@@ -119,3 +119,78 @@ def test_a_secret_issued_before_the_standard_still_signs_verifiably(subscription
     subscriptions.subscription_ping(subscription)
     sent = responses.calls[0].request
     Webhook(b"\xfb" * 32).verify(sent.body, dict(sent.headers))
+
+
+# --- One envelope, one time format, a published schema per event type -----------------------
+UTC_Z = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$"
+
+
+def test_every_event_type_writes_its_times_in_utc(deliveries):
+    import re
+
+    booked = json.loads(deliveries["appointment.booked"].body)
+    confirmed = json.loads(deliveries["appointment.confirmed"].body)
+    for body in (booked, confirmed):
+        assert re.match(UTC_Z, body["created_at"])
+        assert re.match(UTC_Z, body["data"]["start"]), body["data"]["start"]
+        assert re.match(UTC_Z, body["data"]["end"])
+    assert booked["data"]["start"] == confirmed["data"]["start"]
+    assert booked["data"]["start"].endswith("T13:00:00Z")  # 10:00 in São Paulo
+
+
+def test_an_offset_queued_before_the_change_is_delivered_in_utc():
+    from integrations.event_schemas import envelope
+
+    body = envelope(
+        event_id="e",
+        event_type="appointment.booked",
+        clinic_id=1,
+        created_at=datetime(2026, 3, 9, 10, tzinfo=SP),
+        data={"start": "2026-03-10T10:00:00-03:00", "label": "10:00"},
+    )
+    assert body["created_at"] == "2026-03-09T13:00:00Z"
+    assert body["data"] == {"start": "2026-03-10T13:00:00Z", "label": "10:00"}
+
+
+def _published_schema(client, event_type):
+    response = client.get(f"/api/schema/events/{event_type}.json")
+    assert response.status_code == 200
+    assert response["Content-Type"] == "application/schema+json"
+    return response.json()
+
+
+def test_each_delivered_event_validates_against_its_published_schema(client, deliveries):
+    from jsonschema import Draft202012Validator, FormatChecker
+
+    index = client.get("/api/schema/events/").json()["event_types"]
+    assert set(deliveries) <= set(index)
+    for event_type, sent in deliveries.items():
+        schema = _published_schema(client, event_type)
+        Draft202012Validator.check_schema(schema)
+        Draft202012Validator(schema, format_checker=FormatChecker()).validate(json.loads(sent.body))
+
+
+def test_a_schema_refuses_an_offset_time_or_another_type(client, deliveries):
+    from jsonschema import Draft202012Validator, ValidationError
+
+    validator = Draft202012Validator(_published_schema(client, "appointment.booked"))
+    body = json.loads(deliveries["appointment.booked"].body)
+    validator.validate(body)
+    with pytest.raises(ValidationError):
+        validator.validate({**body, "data": {**body["data"], "start": "2026-03-10T10:00:00-03:00"}})
+    with pytest.raises(ValidationError):
+        validator.validate({**body, "type": "appointment.confirmed"})
+    with pytest.raises(ValidationError):
+        validator.validate({**body, "data": {**body["data"], "patient_id": "7"}})
+
+
+def test_every_catalogued_event_type_has_a_valid_published_schema(client):
+    from jsonschema import Draft202012Validator
+
+    from integrations.events import EVENT_TYPES
+
+    index = client.get("/api/schema/events/").json()["event_types"]
+    assert set(index) == EVENT_TYPES | {"ping"}
+    for event_type in index:
+        Draft202012Validator.check_schema(_published_schema(client, event_type))
+    assert client.get("/api/schema/events/patient.teleported.json").status_code == 404
