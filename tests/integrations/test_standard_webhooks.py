@@ -194,3 +194,28 @@ def test_every_catalogued_event_type_has_a_valid_published_schema(client):
     for event_type in index:
         Draft202012Validator.check_schema(_published_schema(client, event_type))
     assert client.get("/api/schema/events/patient.teleported.json").status_code == 404
+
+
+# --- The documented example ----------------------------------------------------------------
+def test_the_documented_example_verifies_with_the_library_and_the_old_recipe(client):
+    import re
+    from pathlib import Path
+
+    import time_machine
+    from jsonschema import Draft202012Validator
+
+    from integrations import signing
+
+    doc = (Path(__file__).parents[2] / "docs" / "webhooks.md").read_text()
+    example = re.search(r"```http\n(.*?)```", doc, re.S).group(1)
+    head, body = example.split("\n\n", 1)
+    headers = dict(line.split(": ", 1) for line in head.splitlines()[1:])
+    body = body.strip().encode()
+    secret = re.search(r"With the secret `(whsec_[^`]+)`", doc).group(1)
+
+    signed_at = datetime.fromtimestamp(int(headers["webhook-timestamp"]), tz=ZoneInfo("UTC"))
+    with time_machine.travel(signed_at, tick=False):
+        event = Webhook(secret).verify(body, headers)
+        assert signing.verify(secret, body, headers["X-Cuidar-Signature"])
+    assert headers["webhook-id"] == event["id"]
+    Draft202012Validator(_published_schema(client, event["type"])).validate(event)
