@@ -7,6 +7,7 @@ from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from clinic.accounts import urls as accounts_urls
+from integrations import event_schemas
 
 from . import health, metrics
 
@@ -25,6 +26,11 @@ urlpatterns = [
     path("portal/", include("config.portal_urls")),
     # The issue's documented addresses of the schema and its docs (also under /api/v1/).
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    # The webhooks' JSON Schemas, one per event type (integrations/event_schemas.py).
+    path("api/schema/events/", event_schemas.event_schemas_index, name="event-schemas"),
+    path(
+        "api/schema/events/<str:event_type>.json", event_schemas.event_schema, name="event-schema"
+    ),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
     # E-mail tracking (delivered, opened, bounced…) from each ESP, verified by anymail with
     # ANYMAIL_WEBHOOK_SECRET (HTTP basic auth); before the generic provider webhooks.

@@ -59,12 +59,14 @@ class Outcome:
 @dataclass(frozen=True)
 class ChainResult:
     """The first provider's answer: its value, the account that gave it, and every
-    (provider, outcome) tried on the way, in order."""
+    (provider, outcome) tried on the way, in order; ``accounts`` are the accounts of
+    ``tried``, in the same order (a clinic can have two accounts of one provider)."""
 
     value: Any
     account: ProviderAccount
     provider: str
     tried: list[tuple[str, str]] = field(default_factory=list)
+    accounts: list[ProviderAccount] = field(default_factory=list)
 
 
 def _clinic_id(clinic: ClinicRef) -> int:
@@ -105,17 +107,21 @@ def run_chain(
     which provider its work is in flight at)."""
     clinic_id = _clinic_id(clinic)
     tried: list[tuple[str, str]] = []
+    accounts: list[ProviderAccount] = []
     errors: list[tuple[str, ProviderError]] = []
     secrets: list[str] = []
 
     for account in chain_for(clinic_id, kind):
         name = account.provider
+        accounts.append(account)  # each error also carries its .account
         try:
             provider = registry.get(kind, name)(account)
         except registry.UnknownProvider as exc:
             logger.error("chain %s.%s clinic %s: %s", kind, operation, clinic_id, exc)
             tried.append((name, Outcome.UNKNOWN_PROVIDER))
-            errors.append((name, PermanentProviderError(str(exc), provider=name)))
+            error = PermanentProviderError(str(exc), provider=name)
+            error.account = account
+            errors.append((name, error))
             continue
 
         secrets.extend(provider.secrets())
@@ -131,7 +137,9 @@ def run_chain(
                 "chain %s.%s clinic %s: %s skipped, circuit open", kind, operation, clinic_id, name
             )
             tried.append((name, Outcome.CIRCUIT_OPEN))
-            errors.append((name, CircuitOpenError(f"{name}: circuit open", provider=name)))
+            error = CircuitOpenError(f"{name}: circuit open", provider=name)
+            error.account = account
+            errors.append((name, error))
             continue
         except OutcomeUnknownError as exc:
             exc.provider = exc.provider or name
@@ -144,6 +152,7 @@ def run_chain(
                 redact(exc, secrets),
             )
             tried.append((name, Outcome.UNKNOWN))
+            exc.account = account
             errors.append((name, exc))
             raise ChainOutcomeUnknown(
                 f"{kind}.{operation}: {name} may have acted: {redact(exc, secrets)}",
@@ -164,11 +173,14 @@ def run_chain(
                 redact(exc, secrets),
             )
             tried.append((name, Outcome.FAILED))
+            exc.account = account
             errors.append((name, exc))
             continue
 
         tried.append((name, Outcome.SUCCEEDED))
-        return ChainResult(value=value, account=account, provider=name, tried=tried)
+        return ChainResult(
+            value=value, account=account, provider=name, tried=tried, accounts=accounts
+        )
 
     summary = (
         "; ".join(f"{name}: {redact(error, secrets)}" for name, error in errors) or "no provider"

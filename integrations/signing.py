@@ -8,10 +8,23 @@ The scheme is the one partners already know from Stripe, so the recipe in
 The timestamp is inside the signed text, so a captured request cannot be replayed later
 than the receiver's tolerance. While a subscription's secret is being rotated the header
 carries one ``v1`` per valid secret; a receiver accepts the request if any of them matches.
+
+Since issue 17 every delivery is also signed by the Standard Webhooks spec
+(https://www.standardwebhooks.com), so the ``standardwebhooks``/``svix`` libraries verify it::
+
+    webhook-id: <event id>
+    webhook-timestamp: <unix seconds>
+    webhook-signature: v1,<base64 HMAC-SHA256(key, "<id>.<timestamp>.<raw body>")>
+
+where ``key`` is the base64-decoded part of the secret after ``whsec_``. The ``X-Cuidar-*``
+scheme above stays for existing subscribers during its deprecation period
+(``LEGACY_SIGNATURE_UNTIL``, docs/webhooks.md).
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import hmac
 import secrets
@@ -23,6 +36,10 @@ SCHEME = "v1"
 #: Default tolerance, in seconds, between the signed timestamp and the receiver's clock.
 DEFAULT_TOLERANCE = 300
 SECRET_PREFIX = "whsec_"  # noqa: S105 - a public prefix, not a secret
+#: The last day the legacy ``X-Cuidar-Signature`` header is sent (docs/webhooks.md).
+LEGACY_SIGNATURE_UNTIL = "2027-06-30"
+#: Bytes of key in a new secret (Standard Webhooks asks for 24 to 64).
+SECRET_BYTES = 32
 
 
 def _digest(secret: str, body: bytes, timestamp: int) -> str:
@@ -95,5 +112,37 @@ def verify(
 
 
 def new_secret() -> str:
-    """A fresh signing secret: ``whsec_`` and 32 random bytes, URL-safe base64."""
-    return SECRET_PREFIX + secrets.token_urlsafe(32)
+    """A fresh signing secret: ``whsec_`` and 32 random bytes in standard base64, the form
+    the Standard Webhooks libraries decode."""
+    return SECRET_PREFIX + base64.b64encode(secrets.token_bytes(SECRET_BYTES)).decode("ascii")
+
+
+# --- Standard Webhooks ----------------------------------------------------------------------
+def standard_key(secret: str) -> bytes:
+    """The HMAC key of ``secret`` under Standard Webhooks: its base64 part, decoded.
+
+    Secrets issued before issue 17 are URL-safe base64 (``-`` and ``_``); they are decoded
+    as such, which the libraries do not do: their owners rotate the secret to use a library
+    (docs/webhooks.md says so).
+    """
+    encoded = secret.removeprefix(SECRET_PREFIX)
+    padded = encoded + "=" * (-len(encoded) % 4)
+    try:
+        return base64.b64decode(padded, validate=True)
+    except (binascii.Error, ValueError):
+        return base64.urlsafe_b64decode(padded)
+
+
+def standard_signature(secrets_: Iterable[str], *, msg_id: str, body: bytes, timestamp: int) -> str:
+    """The ``webhook-signature`` value: ``v1,<base64>`` per secret, space-separated (two
+    while a rotated secret's predecessor is still honoured)."""
+    signed = f"{msg_id}.{int(timestamp)}.".encode() + body
+    values = [
+        "v1,"
+        + base64.b64encode(hmac.new(standard_key(s), signed, hashlib.sha256).digest()).decode()
+        for s in secrets_
+        if s
+    ]
+    if not values:
+        raise ValueError("at least one secret is needed to sign")
+    return " ".join(values)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -25,6 +25,7 @@ from clinic.kernel.errors import ApplicationError
 
 from . import signing
 from .base import PermanentProviderError, ProviderError
+from .event_schemas import PING_EVENT, envelope
 from .events import EVENT_TYPES
 from .models import WebhookSubscription
 
@@ -35,7 +36,11 @@ TIMEOUT = (5.0, 10.0)
 #: After a rotation the old secret still signs (a second v1) for this long, so the partner
 #: can deploy the new one without losing events.
 ROTATION_GRACE = timedelta(hours=24)
-PING_EVENT = "ping"
+
+#: A ping waits less than a delivery: it runs in a web request (admin or API), and a slow
+#: partner must not hold a web worker for the full delivery timeout.
+PING_TIMEOUT = (3.0, 5.0)
+URL_MAX_LENGTH = 500  # WebhookSubscription.url
 
 _url_validator = URLValidator(schemes=["https", "http"])
 
@@ -91,6 +96,33 @@ def resolves_internally(url: str) -> bool:
     return any(not ipaddress.ip_address(info[4][0].split("%")[0]).is_global for info in infos)
 
 
+def url_problem(url: str) -> str | None:
+    """What is wrong with a webhook URL, for the user; ``None`` if it can be called.
+
+    Everything the HTTP layer would trip on later is refused here, when the subscription is
+    saved, as a field error: a port outside 1–65535 (``URLValidator`` takes any five
+    digits), credentials in the URL (they would be logged; the signature authenticates
+    Cuidar), a URL longer than the column, an internal address.
+    """
+    from urllib.parse import urlsplit
+
+    if len(url or "") > URL_MAX_LENGTH:
+        return _("Use a URL of at most %(max)d characters.") % {"max": URL_MAX_LENGTH}
+    try:
+        _url_validator(url)
+        parts = urlsplit(url)
+        port = parts.port  # ValueError when out of range
+    except (ValidationError, ValueError):
+        return _("Enter a full http:// or https:// URL.")
+    if port is not None and not 1 <= port <= 65535:
+        return _("The port must be a number from 1 to 65535.")
+    if parts.username is not None or parts.password is not None:
+        return _("Leave user names and passwords out of the URL.")
+    if is_internal_address(url):
+        return _("Webhooks go to public addresses only, not to internal ones.")
+    return None
+
+
 # --- Writes ---------------------------------------------------------------------------------
 def subscription_validate(*, name: str, url: str, event_types: list[str]) -> list[str]:
     """Check what a subscription would be given; return its event types, sorted and
@@ -98,13 +130,9 @@ def subscription_validate(*, name: str, url: str, event_types: list[str]) -> lis
     errors: dict[str, list[str]] = {}
     if not (name or "").strip():
         errors["name"] = [_("Give the subscription a name.")]
-    try:
-        _url_validator(url)
-    except ValidationError:
-        errors["url"] = [_("Enter a full http:// or https:// URL.")]
-    else:
-        if is_internal_address(url):
-            errors["url"] = [_("Webhooks go to public addresses only, not to internal ones.")]
+    problem = url_problem(url)
+    if problem:
+        errors["url"] = [problem]
     unknown = sorted(set(event_types) - EVENT_TYPES)
     if unknown:
         errors["event_types"] = [
@@ -189,13 +217,16 @@ def signing_secrets(subscription: WebhookSubscription, *, now: datetime | None =
     return result
 
 
-# --- Posting --------------------------------------------------------------------------------
-def _iso(moment: datetime) -> str:
-    if timezone.is_naive(moment):
-        moment = timezone.make_aware(moment, UTC)
-    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+# --- Posting ---------------------------------------------------------------------------------
+def legacy_signature_sent(*, today=None) -> bool:
+    """Whether deliveries still carry the deprecated ``X-Cuidar-Signature`` header."""
+    from datetime import date
+
+    until = date.fromisoformat(signing.LEGACY_SIGNATURE_UNTIL)
+    return (today or timezone.localdate()) <= until
 
 
+# --------------------------------------------------------------------------------
 def subscription_post(
     subscription: WebhookSubscription,
     *,
@@ -204,6 +235,7 @@ def subscription_post(
     delivery_id: str,
     created_at: datetime,
     payload: dict,
+    timeout: tuple[float, float] = TIMEOUT,
 ):
     """POST one event to the partner, signed; return the response if it answered 2xx.
 
@@ -222,27 +254,42 @@ def subscription_post(
         raise PermanentProviderError(
             "the webhook URL resolves to an internal address", provider=PROVIDER
         )
+    problem = url_problem(subscription.url)
+    if problem:
+        # A URL saved before it was validated fully (e.g. port 99999): no call, a clear error.
+        raise PermanentProviderError(
+            f"the webhook URL cannot be called: {problem}", provider=PROVIDER
+        )
     # Serialised once: the signature covers exactly the bytes sent.
     body = json.dumps(
-        {
-            "id": event_id,
-            "type": event_type,
-            "clinic_id": subscription.clinic_id,
-            "created_at": _iso(created_at),
-            "data": payload,
-        },
+        envelope(
+            event_id=event_id,
+            event_type=event_type,
+            clinic_id=subscription.clinic_id,
+            created_at=created_at,
+            data=payload,
+        ),
         cls=DjangoJSONEncoder,
         ensure_ascii=False,
         separators=(",", ":"),
     ).encode("utf-8")
+    timestamp = int(time.time())
     headers = {
         "Content-Type": "application/json",
         "User-Agent": USER_AGENT,
+        # Standard Webhooks: the id is the event's, stable across retries, to dedupe on.
+        "webhook-id": event_id,
+        "webhook-timestamp": str(timestamp),
+        "webhook-signature": signing.standard_signature(
+            secrets_, msg_id=event_id, body=body, timestamp=timestamp
+        ),
         "X-Cuidar-Event": event_type,
         "X-Cuidar-Event-Id": event_id,
         "X-Cuidar-Delivery": delivery_id,
-        "X-Cuidar-Signature": signing.sign_many(secrets_, body, int(time.time())),
     }
+    if legacy_signature_sent():
+        # Deprecated: existing subscribers' own verifiers, until LEGACY_SIGNATURE_UNTIL.
+        headers["X-Cuidar-Signature"] = signing.sign_many(secrets_, body, timestamp)
     response = http.request(
         "POST",
         subscription.url,
@@ -251,7 +298,7 @@ def subscription_post(
         clinic_id=subscription.clinic_id,
         retry=False,
         secrets=secrets_,
-        timeout=TIMEOUT,
+        timeout=timeout,
         data=body,
         headers=headers,
         allow_redirects=False,
@@ -277,6 +324,7 @@ def subscription_ping(subscription: WebhookSubscription) -> tuple[bool, str]:
             delivery_id=str(uuid.uuid4()),
             created_at=timezone.now(),
             payload={"subscription_id": subscription.pk},
+            timeout=PING_TIMEOUT,
         )
     except ProviderError as exc:
         if exc.http_status:

@@ -2,7 +2,9 @@
 
 A feed may end up in a phone's calendar app, synced to a third party's servers: an event
 says which service, the patient's first name and the room — never a CPF, a full name or a
-clinical note. Times are written in UTC, which every calendar client converts.
+clinical note. Times are written in the clinic's local time with its ``VTIMEZONE``
+(generated from the tz database), which calendar clients show best: a floating UTC time is
+shown right, but without the zone a client cannot tell a daylight-saving change apart.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from django.utils.translation import gettext
 from icalendar import Calendar, Event
 
 from clinic.kernel.tenancy import current_clinic
+from clinic.kernel.timezones import clinic_zone
 
 from .choices import AppointmentStatus
 from .models import Appointment, CalendarFeed
@@ -54,14 +57,15 @@ def _calendar(name: str) -> Calendar:
     return calendar
 
 
-def _event(appointment: Appointment, *, stamp: datetime) -> Event:
+def _event(appointment: Appointment, *, stamp: datetime, zone) -> Event:
     event = Event()
     # Stable per appointment: clients update the event in place when it changes.
     event.add("uid", f"appointment-{appointment.pk}@{UID_DOMAIN}")
     event.add("dtstamp", stamp)
     event.add("last-modified", appointment.updated_at.astimezone(UTC))
-    event.add("dtstart", appointment.start.astimezone(UTC))
-    event.add("dtend", appointment.end.astimezone(UTC))
+    # Local times with TZID; DTSTAMP and LAST-MODIFIED stay UTC, as RFC 5545 requires.
+    event.add("dtstart", appointment.start.astimezone(zone))
+    event.add("dtend", appointment.end.astimezone(zone))
     event.add("summary", f"{appointment.service.name} — {appointment.patient.first_name}")
     if appointment.room is not None:
         event.add("location", appointment.room.name)
@@ -108,8 +112,10 @@ def calendar_feed(request, token: str) -> HttpResponse:
     calendar.add("x-wr-timezone", feed.clinic.time_zone)
     calendar.add("x-published-ttl", "PT15M")  # how often clients should refresh
     stamp = now.astimezone(UTC)
+    zone = clinic_zone(feed.clinic)
     for appointment in appointments:
-        calendar.add_component(_event(appointment, stamp=stamp))
+        calendar.add_component(_event(appointment, stamp=stamp, zone=zone))
+    calendar.add_missing_timezones()  # the clinic's VTIMEZONE, from the tz database
     return _ics_response(calendar)
 
 
@@ -126,11 +132,14 @@ def appointment_ics(request, pk: int) -> HttpResponse:
         appointments = Appointment.objects.for_clinic(clinic)
     appointment = get_object_or_404(
         appointments.select_related("service", "patient", "room", "clinic").only(
-            *EVENT_COLUMNS, "clinic__name"
+            *EVENT_COLUMNS, "clinic__name", "clinic__time_zone"
         ),
         pk=pk,
     )
     calendar = _calendar(appointment.clinic.name)
-    calendar.add_component(_event(appointment, stamp=timezone.now().astimezone(UTC)))
+    calendar.add("x-wr-timezone", appointment.clinic.time_zone)
+    zone = clinic_zone(appointment.clinic)
+    calendar.add_component(_event(appointment, stamp=timezone.now().astimezone(UTC), zone=zone))
+    calendar.add_missing_timezones()  # the clinic's VTIMEZONE, from the tz database
     filename = gettext("appointment-%(id)d.ics") % {"id": appointment.pk}
     return _ics_response(calendar, filename=filename)

@@ -59,6 +59,15 @@ def _attempt(round_: int, channel: str, outcome: str, **extra) -> dict:
     return {"round": round_, "channel": channel, "outcome": outcome, **extra}
 
 
+def _account(account) -> dict:
+    """Which provider account served or failed, beside the adapter's name: a clinic can
+    have two accounts of one provider (two WhatsApp numbers), and support needs to know
+    which one. The clinic's default accounts (not saved) have no id."""
+    if account is None:
+        return {}
+    return {"account_id": account.pk, "account": account.label or str(account.provider)}
+
+
 def send_lease() -> timedelta:
     """How long a send may be in progress before its worker is presumed dead: longer than
     any chain of provider calls can take (``CUIDAR_MESSAGE_SEND_LEASE`` seconds)."""
@@ -240,7 +249,10 @@ def message_deliver(*, message_id: int, now: datetime | None = None) -> Outbound
             attempts += _failed_attempts(round_, channel, exc.errors)
             continue
         attempts += [
-            _attempt(round_, channel, outcome, provider=name) for name, outcome in result.tried
+            _attempt(round_, channel, outcome, provider=name, **_account(account))
+            for (name, outcome), account in zip(
+                result.tried, result.accounts or [None] * len(result.tried), strict=True
+            )
         ]
         sent = _Sent(channel, address, result.provider, result.value.provider_message_id)
         return _save_outcome(message, claim, attempts, now, sent=sent)
@@ -284,6 +296,7 @@ def _failed_attempts(round_: int, channel: str, errors) -> list[dict]:
             if isinstance(error, OutcomeUnknownError)
             else Outcome.FAILED,
             provider=name,
+            **_account(getattr(error, "account", None)),
             error=str(error)[:300],
             permanent=error.permanent,
         )

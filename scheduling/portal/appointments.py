@@ -244,7 +244,9 @@ def appointment_ics(request: HttpRequest, pk: int) -> HttpResponse:
     appointment = _get(request, pk)
     clinic = request.portal.clinic
     calendar = feeds._calendar(clinic.name)
-    event = feeds._event(appointment, stamp=timezone.now().astimezone(UTC))
+    event = feeds._event(
+        appointment, stamp=timezone.now().astimezone(UTC), zone=clinic_zone(clinic)
+    )
     # The staff event names the patient and the room; the patient's names whom and where.
     for key in ("summary", "location"):
         event.pop(key, None)
@@ -253,5 +255,6 @@ def appointment_ics(request: HttpRequest, pk: int) -> HttpResponse:
     if appointment.service.preparation_instructions:
         event.add("description", appointment.service.preparation_instructions)
     calendar.add_component(event)
+    calendar.add_missing_timezones()  # local times with the clinic's VTIMEZONE
     filename = _("appointment-%(id)d.ics") % {"id": appointment.pk}
     return feeds._ics_response(calendar, filename=filename)

@@ -3,7 +3,7 @@ with buffers), what clashes there, a free room, the event payload."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from django.db.models import Q
 from django.utils import timezone
@@ -193,8 +193,9 @@ def _payload(appointment: Appointment, **extra) -> dict:
         "professional_id": appointment.professional_id,
         "service_id": appointment.service_id,
         "room_id": appointment.room_id,
-        "start": appointment.start.isoformat(),
-        "end": appointment.end.isoformat(),
+        # UTC whatever the caller's offset: one time format in every event (issue 17).
+        "start": appointment.start.astimezone(UTC).isoformat().replace("+00:00", "Z"),
+        "end": appointment.end.astimezone(UTC).isoformat().replace("+00:00", "Z"),
         "status": appointment.status,
         **extra,
     }

@@ -308,3 +308,76 @@ def test_a_name_that_now_resolves_to_an_internal_address_is_not_called(subscript
             created_at=datetime.now(UTC),
             payload={},
         )
+
+
+# --- The URL, validated fully when saved (issue 17) -----------------------------------------
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://crm.example.com:99999/hooks",
+        "https://crm.example.com:0/hooks",
+        "https://user:secret@crm.example.com/hooks",
+        "https://crm.example.com/" + "a" * 500,
+    ],
+)
+def test_it_refuses_urls_the_http_layer_could_not_call(clinic_a, url):
+    with pytest.raises(subscriptions.InvalidSubscription) as caught:
+        subscriptions.subscription_create(clinic=clinic_a, name="x", url=url, event_types=[])
+    assert set(caught.value.fields) == {"url"}
+
+
+def test_the_api_answers_a_field_error_for_an_impossible_port(clinic_a):
+    from tests.clinic.partner_api.helpers import key_client
+
+    client = key_client(clinic_a, "webhooks:manage")
+    response = client.post(
+        "/api/v1/webhooks/", {"url": "https://crm.example.com:99999/h"}, format="json"
+    )
+    assert response.status_code == 400
+    assert response["Content-Type"] == "application/problem+json"
+    assert set(response.json()["errors"]) == {"url"}
+
+
+def test_the_admin_form_shows_the_port_error_on_the_url_field(clinic_a):
+    from integrations.admin.webhooks import WebhookSubscriptionForm
+
+    form = WebhookSubscriptionForm(
+        data={
+            "clinic": clinic_a.pk,
+            "name": "CRM",
+            "url": "https://crm.example.com:99999/h",
+            "active": "on",
+        }
+    )
+    assert not form.is_valid()
+    assert "url" in form.errors
+
+
+@pytest.mark.usefixtures("english")
+def test_a_ping_to_a_url_saved_before_the_check_fails_cleanly(subscription):
+    WebhookSubscription.objects.filter(pk=subscription.pk).update(
+        url="https://crm.example.com:99999/h"
+    )
+    subscription.refresh_from_db()
+    ok, message = subscriptions.subscription_ping(subscription)
+    assert not ok
+    assert "could not be reached" in message
+
+
+@responses.activate
+def test_a_ping_does_not_wait_as_long_as_a_delivery(subscription, monkeypatch):
+    from integrations import http
+
+    seen = {}
+    real = http.request
+
+    def spy(*args, **kwargs):
+        seen["timeout"] = kwargs["timeout"]
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(http, "request", spy)
+    responses.post(PARTNER_URL, status=204)
+    subscriptions.subscription_ping(subscription)
+    assert sum(seen["timeout"]) <= 8
+    post(subscription)
+    assert seen["timeout"] == subscriptions.TIMEOUT

@@ -2,6 +2,7 @@
 appointment's .ics for staff of its clinic. Feeds may end up on a phone: first names only."""
 
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 from django.contrib.auth.models import Permission
@@ -91,13 +92,13 @@ def test_the_feed_lists_the_professionals_occupying_appointments_in_the_window(
     assert found.keys() == {f"appointment-{pk}@cuidar.agenda" for pk in wanted}
 
 
-def test_events_carry_utc_times_service_first_name_room_and_status(agenda, feed, client):
+def test_events_carry_local_times_service_first_name_room_and_status(agenda, feed, client):
     response = client.get(feed_url(feed))
     found = events(parse(response))
     tentative = agenda["tentative"]
     event = found[f"appointment-{tentative.pk}@cuidar.agenda"]
     assert event.decoded("dtstart") == tentative.start
-    assert event.decoded("dtstart").utcoffset() == timedelta(0)
+    assert str(event["dtstart"].params["TZID"]) == feed.clinic.time_zone
     assert event.decoded("dtend") == tentative.end
     assert str(event["summary"]) == "Fisioterapia — Maria"
     assert str(event["location"]) == "Sala 3"
@@ -106,7 +107,9 @@ def test_events_carry_utc_times_service_first_name_room_and_status(agenda, feed,
     assert str(confirmed["status"]) == "CONFIRMED"
     assert "location" not in confirmed
     raw = response.content.decode()
-    assert f"DTSTART:{tentative.start.astimezone(UTC):%Y%m%dT%H%M%S}Z" in raw
+    local = tentative.start.astimezone(ZoneInfo(feed.clinic.time_zone))
+    assert f"DTSTART;TZID={feed.clinic.time_zone}:{local:%Y%m%dT%H%M%S}\r\n" in raw
+    assert "BEGIN:VTIMEZONE" in raw
 
 
 def test_the_feed_leaks_no_cpf_surname_or_notes(agenda, feed, patient_a, client):
@@ -192,6 +195,14 @@ def test_staff_download_one_appointment(agenda, receptionist_a, client_for):
     assert str(event["uid"]) == f"appointment-{appointment.pk}@cuidar.agenda"
     assert event.decoded("dtstart") == appointment.start
     assert str(event["status"]) == "CANCELLED"
+    # Written in the clinic's local time, with the clinic's time-zone definition.
+    zone = appointment.clinic.time_zone
+    assert str(event["dtstart"].params["TZID"]) == zone
+    local = appointment.start.astimezone(ZoneInfo(zone))
+    raw = response.content.decode()
+    assert f"DTSTART;TZID={zone}:{local:%Y%m%dT%H%M%S}\r\n" in raw
+    (vtimezone,) = parse(response).walk("VTIMEZONE")
+    assert str(vtimezone["tzid"]) == zone
     assert "52998224725" not in response.content.decode()
 
 

@@ -398,3 +398,54 @@ def test_a_number_of_another_clinic_matches_no_patient(clinic_a, clinic_b):
         messaging.patient_match(clinic=clinic_a, channel="whatsapp", address="+5511981234567")
         is None
     )
+
+
+# --- Which account served or failed (issue 17) ----------------------------------------------
+def two_meta_numbers(clinic):
+    def number(label, phone_number_id, priority):
+        return ProviderAccount.objects.create(
+            clinic=clinic,
+            kind="whatsapp",
+            provider="meta_cloud",
+            label=label,
+            priority=priority,
+            settings={"phone_number_id": phone_number_id},
+            credentials={
+                "access_token": "meta-token-123456",
+                "app_secret": "s",
+                "verify_token": "v",
+            },
+        )
+
+    return number("Número antigo", "111", 1), number("Número novo", "222", 2)
+
+
+@responses.activate
+def test_attempts_name_the_account_that_failed_and_the_one_that_served(clinic_a, maria, send):
+    old, new = two_meta_numbers(clinic_a)
+    open_breaker(old)
+    responses.add(responses.POST, META_URL, json=META_OK, status=200)
+
+    message = send(maria)
+
+    named = [(a["provider"], a["account_id"], a["account"], a["outcome"]) for a in message.attempts]
+    assert named == [
+        ("meta_cloud", old.pk, "Número antigo", "circuit_open"),
+        ("meta_cloud", new.pk, "Número novo", "succeeded"),
+    ]
+
+
+def test_when_every_account_fails_each_failure_names_its_account(clinic_a, maria, send):
+    old, new = two_meta_numbers(clinic_a)
+    open_breaker(old)
+    open_breaker(new)
+
+    message = send(maria)
+
+    whatsapp = [a for a in message.attempts if a["channel"] == "whatsapp"]
+    assert [(a["account_id"], a["account"]) for a in whatsapp] == [
+        (old.pk, "Número antigo"),
+        (new.pk, "Número novo"),
+    ]
+    [sms] = [a for a in message.attempts if a["channel"] == "sms"]
+    assert (sms["provider"], sms["account_id"]) == ("console", None)  # the default account

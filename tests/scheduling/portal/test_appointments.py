@@ -143,8 +143,10 @@ def test_the_calendar_file_has_the_appointments_time(portal, appointment):
     assert response.status_code == 200
     assert response["Content-Type"].startswith("text/calendar")
     body = response.content.decode()
-    assert "DTSTART:20260305T140000Z" in body
-    assert "DTEND:20260305T143000Z" in body
+    # Local time with the clinic's time-zone definition (14:00 UTC is 11:00 in São Paulo).
+    assert "DTSTART;TZID=America/Sao_Paulo:20260305T110000" in body
+    assert "DTEND;TZID=America/Sao_Paulo:20260305T113000" in body
+    assert "BEGIN:VTIMEZONE\r\nTZID:America/Sao_Paulo" in body
     assert "SUMMARY:Fisioterapia — Dra. Helena Prado" in body
     assert "Rua das Flores" in body
     assert "Dor lombar" not in body
