@@ -26,7 +26,7 @@ from .audit import audit_api_read
 from .choices import ContactChannel, Sex, State
 from .exceptions import ClinicError
 from .models import Patient
-from .partner_api.fields import ClinicTimeField
+from .partner_api.fields import ClinicTimeField, StrictPrimaryKeyRelatedField
 from .partner_api.models import ApiKey
 from .partner_api.views import PartnerAPIMixin, created
 from .validators import cpf_normalize, cpf_validate, phone_normalize, phone_variants
@@ -74,7 +74,7 @@ def _raise_for(exc: DjangoValidationError) -> NoReturn:
 
 
 # --- Serializers ----------------------------------------------------------------------------
-class ClinicRelatedField(serializers.PrimaryKeyRelatedField):
+class ClinicRelatedField(StrictPrimaryKeyRelatedField):
     """A primary key among the rows of the request's clinic (``context["clinic"]``):
     ``queryset`` says which rows (all clinics'), each request sees its own clinic's, and
     another clinic's id "does not exist". Scoped when a value is looked up, not when the

@@ -5,6 +5,7 @@ field map for validation problems; DRF's errors and every ``ApplicationError`` a
 from __future__ import annotations
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import RequestDataTooBig
 from django.http import Http404
 from django.utils.translation import gettext as _
 from rest_framework import exceptions
@@ -38,6 +39,12 @@ def problem_exception_handler(exc, context):
         if exc.fields:
             body["errors"] = {k: [str(m) for m in v] for k, v in exc.fields.items()}
         return Response(body, status=exc.status_code, content_type=PROBLEM_JSON)
+    if isinstance(exc, RequestDataTooBig):
+        return problem(
+            413,
+            _("The request body is larger than this API accepts."),
+            code="payload_too_large",
+        )
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()
     elif isinstance(exc, DjangoPermissionDenied):
