@@ -20,7 +20,7 @@ from rest_framework.response import Response
 from .idempotency import IdempotencyMixin
 from .keys import ApiKeyAuthentication, StaffSessionAuthentication, api_clinic
 from .models import ApiKey
-from .problems import PROBLEM_JSON, problem_exception_handler
+from .problems import PROBLEM_JSON, problem_exception_handler, problem_title
 from .request_log import api_request_log_record
 from .scopes import HasScope
 from .throttling import ApiKeyThrottle
@@ -123,7 +123,7 @@ def api_fallback(request, *args, **kwargs):
             return match.func(request, *match.args, **match.kwargs)
     body = {
         "type": "https://cuidar.dev/problems/not_found",
-        "title": _("Not found."),
+        "title": problem_title(404),
         "status": 404,
         "detail": _("No API endpoint at this address."),
     }
