@@ -403,6 +403,11 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # Errors, headers and integer ids of every partner operation (issue 17).
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "clinic.partner_api.schema.partner_api_postprocess",
+    ],
 }
 
 # --- E-mail ---------------------------------------------------------------------------------
