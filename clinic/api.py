@@ -26,7 +26,7 @@ from .audit import audit_api_read
 from .choices import ContactChannel, Sex, State
 from .exceptions import ClinicError
 from .models import Patient
-from .partner_api.fields import ClinicTimeField
+from .partner_api.fields import ClinicTimeField, StrictPrimaryKeyRelatedField
 from .partner_api.models import ApiKey
 from .partner_api.views import PartnerAPIMixin, created
 from .validators import cpf_normalize, cpf_validate, phone_normalize, phone_variants
@@ -74,7 +74,7 @@ def _raise_for(exc: DjangoValidationError) -> NoReturn:
 
 
 # --- Serializers ----------------------------------------------------------------------------
-class ClinicRelatedField(serializers.PrimaryKeyRelatedField):
+class ClinicRelatedField(StrictPrimaryKeyRelatedField):
     """A primary key among the rows of the request's clinic (``context["clinic"]``):
     ``queryset`` says which rows (all clinics'), each request sees its own clinic's, and
     another clinic's id "does not exist". Scoped when a value is looked up, not when the
@@ -135,6 +135,12 @@ class PatientContactInput(serializers.Serializer):
     city = _text(100)
     state = serializers.ChoiceField(choices=State.choices, required=False, allow_blank=True)
 
+    # Checked here as well as by the model (in the service): a field error found at the
+    # edge is reported with every other one, not after them.
+    def validate_phone(self, value: str) -> str:
+        _django_check(phone_normalize, value)
+        return value
+
     def validate(self, attrs):
         fixed = sorted(set(self.initial_data) - set(self.fields))
         if fixed:
@@ -152,8 +158,20 @@ class PatientCreateInput(PatientContactInput):
     phone = serializers.CharField(max_length=32)
     lead_source = _text(50)
 
+    def validate_cpf(self, value: str) -> str:
+        if value:
+            _django_check(cpf_validate, value)
+        return value
+
     def validate(self, attrs):
         return attrs  # every field of the body is known here; unknown ones are ignored
+
+
+def _django_check(check, value) -> None:
+    try:
+        check(value)
+    except DjangoValidationError as exc:
+        raise serializers.ValidationError(exc.messages) from None
 
 
 class PatientSearchInput(serializers.Serializer):

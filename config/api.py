@@ -9,6 +9,7 @@ from rest_framework.routers import DefaultRouter
 
 from billing import api as billing_api
 from clinic import api as clinic_api
+from clinic.partner_api.views import api_fallback
 from crm import api as crm_api
 from integrations import api as integrations_api
 from scheduling import api as scheduling_api
@@ -47,3 +48,6 @@ urlpatterns += [
         name="api-health-integrations",
     ),
 ]
+
+# Last: a path no route matched gets its trailing slash, or a problem+json 404.
+urlpatterns += [re_path(r"^", api_fallback, name="api-fallback")]

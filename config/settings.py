@@ -403,6 +403,14 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # Tags and operation ids from the path after /api/v1/ (``appointments_create``, not
+    # ``v1_appointments_create``): what a generated client names its modules and functions.
+    "SCHEMA_PATH_PREFIX": r"/api/v1",
+    # Errors, headers and integer ids of every partner operation (issue 17).
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "clinic.partner_api.schema.partner_api_postprocess",
+    ],
 }
 
 # --- E-mail ---------------------------------------------------------------------------------

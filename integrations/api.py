@@ -258,7 +258,7 @@ class DeadLetterViewSet(ClinicAPIMixin, viewsets.ReadOnlyModelViewSet):
             queryset = queryset.filter(event_type=params.validated_data["event_type"])
         return queryset
 
-    @extend_schema(request=None, responses=DeadLetterSerializer)
+    @extend_schema(request=None, responses={202: DeadLetterSerializer})
     @action(detail=True, methods=["post"])
     def retry(self, request, pk=None):
         """Deliver it again (from a first attempt, starting now)."""

@@ -31,7 +31,7 @@ from clinic.api import ClinicRelatedField
 from clinic.choices import Council
 from clinic.kernel.timezones import clinic_zone
 from clinic.models import Patient, Professional, Room
-from clinic.partner_api.fields import ClinicDateTimeField
+from clinic.partner_api.fields import ClinicDateTimeField, StrictPrimaryKeyRelatedField
 from clinic.partner_api.problems import problem_exception_handler
 from clinic.partner_api.views import Cursor, PartnerAPIMixin, created
 
@@ -113,7 +113,7 @@ class SlotSerializer(serializers.Serializer):
     room = serializers.IntegerField(source="room_id", allow_null=True)
 
 
-class SetupRelatedField(serializers.PrimaryKeyRelatedField):
+class SetupRelatedField(StrictPrimaryKeyRelatedField):
     """A primary key looked up in the agenda setup's active services or professionals
     (``context["setup"]``, ``choices``: which) instead of the database, with DRF's own
     messages. ``queryset`` still describes the field (schema, browsable API)."""
@@ -123,7 +123,7 @@ class SetupRelatedField(serializers.PrimaryKeyRelatedField):
         super().__init__(**kwargs)
 
     def to_internal_value(self, data):
-        if isinstance(data, bool):
+        if isinstance(data, bool | float):  # never truncated: 3.9 is not service 3
             self.fail("incorrect_type", data_type=type(data).__name__)
         try:
             pk = int(data)

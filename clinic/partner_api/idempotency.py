@@ -29,6 +29,8 @@ IDEMPOTENCY_TTL = timedelta(hours=24)
 #: Added to the web worker timeout before an unanswered claim is taken over: the arbiter's
 #: check interval and clock skew between web hosts.
 IDEMPOTENCY_CLAIM_GRACE = timedelta(seconds=5)
+#: Headers of the first answer that its replays repeat.
+REPLAYED_HEADERS = ("Location",)
 
 
 class IdempotencyMixin:
@@ -95,6 +97,8 @@ class IdempotencyMixin:
                 status=record.response_status,
                 content_type=record.response_content_type or None,
             )
+            for name, value in (record.response_headers or {}).items():
+                response[name] = value
             response["Idempotent-Replayed"] = "true"
             return response
         if isinstance(exc, IdempotencyConflict):
@@ -129,9 +133,13 @@ class IdempotencyMixin:
         # DRF's own content_type (problem+json) or none: the header is not set until the
         # response is rendered, after this (it would read Django's default, text/html).
         record.response_content_type = (getattr(response, "content_type", None) or "")[:100]
+        record.response_headers = {
+            name: response[name] for name in REPLAYED_HEADERS if response.has_header(name)
+        }
         record.save(
             update_fields=[
                 "in_flight",
+                "response_headers",
                 "response_status",
                 "response_body",
                 "response_content_type",

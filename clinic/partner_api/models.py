@@ -98,6 +98,8 @@ class IdempotencyRecord(models.Model):
     response_status = models.PositiveSmallIntegerField(null=True)
     response_body = models.TextField(blank=True)
     response_content_type = models.CharField(max_length=100, blank=True)
+    #: The answer's headers a replay must repeat (``Location`` of a 201).
+    response_headers = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
 
     class Meta:

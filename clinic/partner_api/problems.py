@@ -5,8 +5,10 @@ field map for validation problems; DRF's errors and every ``ApplicationError`` a
 from __future__ import annotations
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import RequestDataTooBig
 from django.http import Http404
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from rest_framework import exceptions
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -14,6 +16,26 @@ from rest_framework.views import exception_handler as drf_exception_handler
 from clinic.kernel.errors import ApplicationError
 
 PROBLEM_JSON = "application/problem+json"
+
+#: A problem's ``title`` by status, in the request's language (``Accept-Language``, pt-BR
+#: by default): one vocabulary for DRF's errors, application errors and the router's.
+TITLES = {
+    400: gettext_lazy("Invalid request"),
+    401: gettext_lazy("Not authenticated"),
+    403: gettext_lazy("Forbidden"),
+    404: gettext_lazy("Not found"),
+    405: gettext_lazy("Method not allowed"),
+    406: gettext_lazy("Not acceptable"),
+    409: gettext_lazy("Conflict"),
+    413: gettext_lazy("Request too large"),
+    415: gettext_lazy("Unsupported media type"),
+    422: gettext_lazy("Unprocessable request"),
+    429: gettext_lazy("Too many requests"),
+}
+
+
+def problem_title(status: int) -> str:
+    return str(TITLES.get(status, gettext_lazy("Error")))
 
 
 def _field_map(detail) -> dict:
@@ -31,13 +53,19 @@ def problem_exception_handler(exc, context):
     if isinstance(exc, ApplicationError):
         body = {
             "type": f"https://cuidar.dev/problems/{exc.code}",
-            "title": exc.code.replace("_", " "),
+            "title": problem_title(exc.status_code),
             "status": exc.status_code,
             "detail": str(exc.message),
         }
         if exc.fields:
             body["errors"] = {k: [str(m) for m in v] for k, v in exc.fields.items()}
         return Response(body, status=exc.status_code, content_type=PROBLEM_JSON)
+    if isinstance(exc, RequestDataTooBig):
+        return problem(
+            413,
+            _("The request body is larger than this API accepts."),
+            code="payload_too_large",
+        )
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()
     elif isinstance(exc, DjangoPermissionDenied):
@@ -48,7 +76,7 @@ def problem_exception_handler(exc, context):
     detail = response.data
     body = {
         "type": f"https://cuidar.dev/problems/{getattr(exc, 'default_code', 'error')}",
-        "title": str(getattr(exc, "default_detail", "Error")),
+        "title": problem_title(response.status_code),
         "status": response.status_code,
     }
     if isinstance(exc, exceptions.ValidationError):
@@ -67,7 +95,7 @@ def problem_exception_handler(exc, context):
 def problem(status_code: int, detail: str, *, code: str = "error", **extra) -> Response:
     body = {
         "type": f"https://cuidar.dev/problems/{code}",
-        "title": code.replace("_", " "),
+        "title": problem_title(status_code),
         "status": status_code,
         "detail": detail,
         **extra,

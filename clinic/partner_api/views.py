@@ -8,14 +8,19 @@ import logging
 import time
 
 from django.db import DatabaseError
-from rest_framework import status
+from django.http import JsonResponse
+from django.urls import Resolver404, resolve
+from django.utils.translation import gettext as _
+from django.views.decorators.csrf import csrf_exempt
+from rest_framework import exceptions, status
 from rest_framework.pagination import CursorPagination
+from rest_framework.parsers import JSONParser
 from rest_framework.response import Response
 
 from .idempotency import IdempotencyMixin
 from .keys import ApiKeyAuthentication, StaffSessionAuthentication, api_clinic
 from .models import ApiKey
-from .problems import problem_exception_handler
+from .problems import PROBLEM_JSON, problem_exception_handler, problem_title
 from .request_log import api_request_log_record
 from .scopes import HasScope
 from .throttling import ApiKeyThrottle
@@ -30,10 +35,22 @@ class Cursor(CursorPagination):
     ordering = "-pk"
 
 
+class PartnerJSONParser(JSONParser):
+    """JSON, the only body the partner API reads; nesting too deep for Python's parser
+    (4 KB of ``[[[[``) is a malformed body, not a crash."""
+
+    def parse(self, stream, media_type=None, parser_context=None):
+        try:
+            return super().parse(stream, media_type, parser_context)
+        except RecursionError:
+            raise exceptions.ParseError(_("JSON parse error - nested too deeply.")) from None
+
+
 class PartnerAPIMixin(IdempotencyMixin):
     """Authentication, scopes, throttling, cursor pagination, problem+json errors, the
-    request log and POST idempotency for an APIView/ViewSet."""
+    request log and POST idempotency for an APIView/ViewSet. Bodies are JSON only."""
 
+    parser_classes = [PartnerJSONParser]
     authentication_classes = [ApiKeyAuthentication, StaffSessionAuthentication]
     permission_classes = [HasScope]
     throttle_classes = [ApiKeyThrottle]
@@ -46,6 +63,13 @@ class PartnerAPIMixin(IdempotencyMixin):
     @property
     def clinic(self):
         return api_clinic(self.request)
+
+    def check_permissions(self, request):
+        # A method the endpoint does not have is a 405 whatever the key's scopes (the
+        # scope map has no entry for it, which would read as "missing scope", 403).
+        if request.method.upper() not in self._allowed_methods():
+            raise exceptions.MethodNotAllowed(request.method)
+        super().check_permissions(request)
 
     def dispatch(self, request, *args, **kwargs):
         started = time.perf_counter()
@@ -83,3 +107,24 @@ class PartnerAPIMixin(IdempotencyMixin):
 
 def created(data, *, headers=None) -> Response:
     return Response(data, status=status.HTTP_201_CREATED, headers=headers)
+
+
+@csrf_exempt
+def api_fallback(request, *args, **kwargs):
+    """Every ``/api/v1/`` path no route matched: the same path with its trailing slash if
+    that is a route (``POST /api/v1/dlq/7/retry`` as documented: a redirect would turn it
+    into a GET), else a problem+json 404 (never Django's HTML page)."""
+    if not request.path_info.endswith("/"):
+        try:
+            match = resolve(request.path_info + "/")
+        except Resolver404:
+            match = None
+        if match is not None and match.func is not api_fallback:
+            return match.func(request, *match.args, **match.kwargs)
+    body = {
+        "type": "https://cuidar.dev/problems/not_found",
+        "title": problem_title(404),
+        "status": 404,
+        "detail": _("No API endpoint at this address."),
+    }
+    return JsonResponse(body, status=404, content_type=PROBLEM_JSON)
