@@ -22,12 +22,17 @@ GENERATOR = Path(sys.executable).with_name("openapi-python-client")
 
 
 @pytest.fixture(scope="session")
-def cuidar_client(live_server, tmp_path_factory):
-    """The client package, generated once per session from ``/api/schema/`` as served."""
+def cuidar_client(live_server, tmp_path_factory, django_db_blocker):
+    """The client package, generated once per session from ``/api/schema/`` as served.
+    (Serving the schema reads the database; a session fixture runs outside any test's
+    database access, so it is opened for the request.)"""
     where = tmp_path_factory.mktemp("generated")
     schema, package = where / "schema.json", where / "cuidar_client"
     url = f"{live_server.url}/api/schema/?format=json"
-    with urllib.request.urlopen(url) as answer:  # noqa: S310 (http://localhost, the test server)
+    with (
+        django_db_blocker.unblock(),
+        urllib.request.urlopen(url) as answer,  # noqa: S310 (http://localhost, the test server)
+    ):
         schema.write_bytes(answer.read())
     subprocess.run(
         [GENERATOR, "generate", "--path", schema, "--meta", "none", "--output-path", package],

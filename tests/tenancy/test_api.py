@@ -21,11 +21,19 @@ from .walk import all_url_patterns
 PROBLEM = "application/problem+json"
 
 
+#: URLs under /api/v1/ that serve no clinic's rows, and why.
+NO_ROWS_API_URLS = {
+    "api-fallback": "the problem+json 404 for every path no endpoint matches",
+}
+
+
 def api_endpoints() -> dict[str, tuple[str, object]]:
     """``{url name: (route, pattern)}`` of every API endpoint (format-suffix twins left
     out: they reach the same view)."""
     found = {}
     for route, name, pattern in all_url_patterns():
+        if name in NO_ROWS_API_URLS:
+            continue
         if route.startswith("api/v1/") and name and "format" not in route:
             found.setdefault(name, (route, pattern))
     return found
