@@ -112,6 +112,19 @@ def desk(clinic_a):
     )
 
 
+#: Browser contexts opened by the current test: closed after it, or their calendars would go
+#: on polling the live server through later tests (whose test client then records the
+#: templates those requests render as if they were its own).
+_OPEN_CONTEXTS: list = []
+
+
+@pytest.fixture(autouse=True)
+def _close_calendars():
+    yield
+    while _OPEN_CONTEXTS:
+        _OPEN_CONTEXTS.pop().close()
+
+
 def open_calendar(browser, live_server, desk, width=1366, height=768, zone="America/Sao_Paulo"):
     context = browser.new_context(
         base_url=live_server.url,
@@ -119,6 +132,7 @@ def open_calendar(browser, live_server, desk, width=1366, height=768, zone="Amer
         locale="pt-BR",
         timezone_id=zone,
     )
+    _OPEN_CONTEXTS.append(context)
     page = context.new_page()
     page.set_default_timeout(15_000)
     page.goto("/admin/login/")
