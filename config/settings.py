@@ -89,6 +89,7 @@ INSTALLED_APPS = [
     "clinic",
     "clinic.messaging",  # messages: templates, sending by consent and fallback, receipts, replies
     "clinic.portal",  # the portal shell (sign-in, sessions, profile): above clinic's core
+    "clinic.records",  # the clinical record (issue 20): above clinic's core and messaging
     "scheduling",
     "billing",
     "crm",
