@@ -113,6 +113,13 @@ class SlotSerializer(serializers.Serializer):
     room = serializers.IntegerField(source="room_id", allow_null=True)
 
 
+class AvailabilityAnswerSerializer(serializers.Serializer):
+    """What ``/availability`` answers: the free slots under ``results``, earliest first
+    (not paginated: at most 31 days of one service). Describes the schema only."""
+
+    results = SlotSerializer(many=True)
+
+
 class SetupRelatedField(StrictPrimaryKeyRelatedField):
     """A primary key looked up in the agenda setup's active services or professionals
     (``context["setup"]``, ``choices``: which) instead of the database, with DRF's own
@@ -374,7 +381,7 @@ class AvailabilityView(PartnerAPIMixin, APIView):
 
     @extend_schema(
         parameters=[AvailabilityQuerySerializer],
-        responses=SlotSerializer(many=True),
+        responses=AvailabilityAnswerSerializer,
     )
     def get(self, request):
         # The cached answer first: the versions must be read before the database is.

@@ -334,6 +334,24 @@ def test_it_lists_free_slots_in_the_clinics_time_zone(agenda, api_client):
     }
 
 
+def test_the_availability_answer_is_the_shape_its_schema_declares(agenda, api_client):
+    """A generated client reads ``/availability`` by its schema: an object with the slots
+    under ``results`` (the schema once declared a bare array)."""
+    from drf_spectacular.generators import SchemaGenerator
+    from openapi_schema_validator import OAS30Validator, validate
+
+    schema = SchemaGenerator().get_schema(request=None, public=True)
+    declared = schema["paths"]["/api/v1/availability/"]["get"]["responses"]["200"]
+    declared = declared["content"]["application/json"]["schema"]
+    answer = availability(api_client(agenda.clinic), agenda).json()
+    assert answer["results"]
+    validate(answer, {**declared, "components": schema["components"]}, cls=OAS30Validator)
+    with pytest.raises(Exception, match="is not of type 'object'"):
+        validate(
+            answer["results"], {**declared, "components": schema["components"]}, cls=OAS30Validator
+        )
+
+
 def test_availability_answers_with_or_without_the_trailing_slash(agenda, api_client):
     client = api_client(agenda.clinic)
     query = {"service": agenda.service.pk, "start": agenda.nine.isoformat()}
