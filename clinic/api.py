@@ -17,6 +17,7 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError
 from django.urls import reverse
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import exceptions, serializers, viewsets
 from rest_framework.response import Response
@@ -43,6 +44,7 @@ CONTACT_FIELDS = ("phone", "email", "preferred_channel", *ADDRESS_FIELDS)
 class PatientConflict(ClinicError):
     status_code = 409
     code = "patient_exists"
+    title = gettext_lazy("Patient already registered")
 
 
 # --- Errors from services -------------------------------------------------------------------

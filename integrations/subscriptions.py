@@ -20,6 +20,7 @@ from django.core.validators import URLValidator
 from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from clinic.kernel.errors import ApplicationError
 
@@ -49,6 +50,7 @@ class InvalidSubscription(ApplicationError):
     """A subscription's URL or event types are not acceptable."""
 
     code = "invalid_subscription"
+    title = gettext_lazy("Invalid subscription")
 
 
 _INTERNAL_NAMES = ("localhost", ".localhost", ".local", ".internal", ".lan", ".home.arpa")

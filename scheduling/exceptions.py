@@ -16,6 +16,7 @@ class SlotUnavailable(SchedulingError):
 
     status_code = 409
     code = "slot_unavailable"
+    title = _("Time slot unavailable")
 
     def __init__(self, message=None, *, conflicts: list[str] | None = None):
         super().__init__(message or _("Time slot unavailable."))
@@ -25,6 +26,7 @@ class SlotUnavailable(SchedulingError):
 class InvalidTransition(SchedulingError):
     status_code = 409
     code = "invalid_transition"
+    title = _("Status change not allowed")
 
     def __init__(self, *, current: str, wanted: str):
         super().__init__(
@@ -38,11 +40,13 @@ class InvalidTransition(SchedulingError):
 class CancellationWindowClosed(SchedulingError):
     status_code = 409
     code = "cancellation_window_closed"
+    title = _("Too late to cancel")
 
 
 class NoAppointmentToday(SchedulingError):
     status_code = 404
     code = "no_appointment_today"
+    title = _("No appointment today")
 
 
 class OfferUnavailable(SchedulingError):
@@ -50,6 +54,7 @@ class OfferUnavailable(SchedulingError):
 
     status_code = 409
     code = "offer_unavailable"
+    title = _("Offer no longer available")
 
 
 class SeriesClash(SchedulingError):
@@ -57,6 +62,7 @@ class SeriesClash(SchedulingError):
 
     status_code = 409
     code = "series_clash"
+    title = _("Dates of the series taken")
 
     def __init__(self, message, *, clashes):
         super().__init__(message)

@@ -11,6 +11,9 @@ class ApplicationError(Exception):
 
     status_code = 400
     code = "application_error"
+    #: The problem type's short summary (RFC 9457 ``title``): one per ``code``, the same
+    #: for every occurrence, translatable. ``None``: the title of the status.
+    title = None
 
     def __init__(self, message, *, fields: dict[str, list[str]] | None = None):
         super().__init__(message)

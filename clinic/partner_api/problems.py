@@ -17,9 +17,26 @@ from clinic.kernel.errors import ApplicationError
 
 PROBLEM_JSON = "application/problem+json"
 
-#: A problem's ``title`` by status, in the request's language (``Accept-Language``, pt-BR
-#: by default): one vocabulary for DRF's errors, application errors and the router's.
-TITLES = {
+#: A problem's ``title`` by its type (RFC 9457: "a short, human-readable summary of the
+#: problem type"), in the request's language (``Accept-Language``, pt-BR by default): the
+#: types of DRF's errors and of this framework. An ``ApplicationError`` names its own
+#: (``title``); a type with none falls back to its status's title (``STATUS_TITLES``).
+TYPE_TITLES = {
+    "invalid": gettext_lazy("Invalid request"),
+    "parse_error": gettext_lazy("Malformed request body"),
+    "not_authenticated": gettext_lazy("Authentication required"),
+    "authentication_failed": gettext_lazy("Authentication failed"),
+    "permission_denied": gettext_lazy("Permission denied"),
+    "not_found": gettext_lazy("Not found"),
+    "method_not_allowed": gettext_lazy("Method not allowed"),
+    "not_acceptable": gettext_lazy("Not acceptable"),
+    "unsupported_media_type": gettext_lazy("Unsupported media type"),
+    "payload_too_large": gettext_lazy("Request too large"),
+    "idempotency_conflict": gettext_lazy("Idempotency key conflict"),
+    "throttled": gettext_lazy("Too many requests"),
+}
+
+STATUS_TITLES = {
     400: gettext_lazy("Invalid request"),
     401: gettext_lazy("Not authenticated"),
     403: gettext_lazy("Forbidden"),
@@ -34,8 +51,11 @@ TITLES = {
 }
 
 
-def problem_title(status: int) -> str:
-    return str(TITLES.get(status, gettext_lazy("Error")))
+def problem_title(status: int, code: str | None = None, *, title=None) -> str:
+    """The title of problem type ``code`` (or the given ``title``, an application error's
+    own), else of the status."""
+    found = title or TYPE_TITLES.get(code) or STATUS_TITLES.get(status)
+    return str(found or gettext_lazy("Error"))
 
 
 def _field_map(detail) -> dict:
@@ -53,7 +73,7 @@ def problem_exception_handler(exc, context):
     if isinstance(exc, ApplicationError):
         body = {
             "type": f"https://cuidar.dev/problems/{exc.code}",
-            "title": problem_title(exc.status_code),
+            "title": problem_title(exc.status_code, exc.code, title=exc.title),
             "status": exc.status_code,
             "detail": str(exc.message),
         }
@@ -74,9 +94,10 @@ def problem_exception_handler(exc, context):
     if response is None:
         return None
     detail = response.data
+    code = getattr(exc, "default_code", "error")
     body = {
-        "type": f"https://cuidar.dev/problems/{getattr(exc, 'default_code', 'error')}",
-        "title": problem_title(response.status_code),
+        "type": f"https://cuidar.dev/problems/{code}",
+        "title": problem_title(response.status_code, code),
         "status": response.status_code,
     }
     if isinstance(exc, exceptions.ValidationError):
@@ -95,7 +116,7 @@ def problem_exception_handler(exc, context):
 def problem(status_code: int, detail: str, *, code: str = "error", **extra) -> Response:
     body = {
         "type": f"https://cuidar.dev/problems/{code}",
-        "title": problem_title(status_code),
+        "title": problem_title(status_code, code),
         "status": status_code,
         "detail": detail,
         **extra,

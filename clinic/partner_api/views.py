@@ -123,7 +123,7 @@ def api_fallback(request, *args, **kwargs):
             return match.func(request, *match.args, **match.kwargs)
     body = {
         "type": "https://cuidar.dev/problems/not_found",
-        "title": problem_title(404),
+        "title": problem_title(404, "not_found"),
         "status": 404,
         "detail": _("No API endpoint at this address."),
     }
