@@ -2,7 +2,6 @@
 request's language (``Accept-Language``; pt-BR by default) — issue 17."""
 
 import pytest
-
 from django.utils import translation
 from rest_framework.test import APIClient
 
