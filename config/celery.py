@@ -37,6 +37,8 @@ app.conf.task_routes = {
     "integrations.delivery_run": {"queue": "integrations"},
     "integrations.outbox_sweep": {"queue": "default"},
     "integrations.cleanup": {"queue": "integrations-low"},
+    # A test ping waits on a partner's URL: a partner worker's job, not a web request's.
+    "integrations.webhook_ping": {"queue": "integrations"},
     "scheduling.waitlist_offers_expire": {"queue": "default"},
     "config.metrics_snapshot": {"queue": "default"},
     "clinic.message_deliver": {"queue": PATIENT_QUEUE},

@@ -15,7 +15,12 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    extend_schema,
+    extend_schema_field,
+    extend_schema_view,
+)
 from rest_framework import serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.permissions import SAFE_METHODS, BasePermission
@@ -23,7 +28,6 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from clinic.partner_api.fields import ClinicDateTimeField, ClinicTimeField
-from clinic.partner_api.idempotency import idempotency_outside_transaction
 from clinic.partner_api.models import ApiKey
 from clinic.partner_api.views import Cursor, PartnerAPIMixin, created
 
@@ -108,6 +112,24 @@ class EventViewSet(ClinicAPIMixin, viewsets.ReadOnlyModelViewSet):
 
 
 # --- Webhook subscriptions ------------------------------------------------------------------
+class PingSerializer(serializers.Serializer):
+    """The last test ping: sent by a worker after ``POST …/ping/`` answered 202."""
+
+    status = serializers.SerializerMethodField()
+    requested_at = ClinicTimeField(source="ping_requested_at", read_only=True, allow_null=True)
+    answered_at = ClinicTimeField(source="ping_answered_at", read_only=True, allow_null=True)
+    ok = serializers.BooleanField(source="ping_ok", read_only=True, allow_null=True)
+    detail = serializers.CharField(source="ping_detail", read_only=True)
+
+    @extend_schema_field({"type": "string", "enum": ["never", "pending", "succeeded", "failed"]})
+    def get_status(self, subscription) -> str:
+        if subscription.ping_requested_at is None:
+            return "never"
+        if subscription.ping_answered_at is None:
+            return "pending"
+        return "succeeded" if subscription.ping_ok else "failed"
+
+
 class WebhookSubscriptionSerializer(serializers.Serializer):
     id = serializers.IntegerField(read_only=True)
     name = serializers.CharField(read_only=True)
@@ -116,6 +138,7 @@ class WebhookSubscriptionSerializer(serializers.Serializer):
     active = serializers.BooleanField(read_only=True)
     created_at = ClinicTimeField(read_only=True)
     updated_at = ClinicTimeField(read_only=True)
+    ping = PingSerializer(source="*", read_only=True)
 
 
 class WebhookSubscriptionCreatedSerializer(WebhookSubscriptionSerializer):
@@ -132,11 +155,6 @@ class WebhookSubscriptionInput(serializers.Serializer):
         child=serializers.CharField(max_length=64), required=False, max_length=len(EVENT_TYPES)
     )
     active = serializers.BooleanField(required=False)
-
-
-class PingResultSerializer(serializers.Serializer):
-    ok = serializers.BooleanField()
-    detail = serializers.CharField()
 
 
 @extend_schema_view(
@@ -195,13 +213,13 @@ class WebhookSubscriptionViewSet(ClinicAPIMixin, viewsets.ModelViewSet):
     def perform_destroy(self, instance):
         subscriptions.subscription_delete(subscription=instance)
 
-    @extend_schema(request=None, responses=PingResultSerializer)
+    @extend_schema(request=None, responses={202: PingSerializer})
     @action(detail=True, methods=["post"])
-    @idempotency_outside_transaction  # it waits on the partner's URL
     def ping(self, request, pk=None):
-        """Post a signed ``ping`` event to the URL now and say how the partner answered."""
-        ok, message = subscriptions.subscription_ping(self.get_object())
-        return Response({"ok": ok, "detail": message})
+        """Have a worker post a signed ``ping`` event to the URL: 202 at once, with the
+        ping ``pending``; its answer then shows in the subscription's ``ping`` (GET)."""
+        subscription = subscriptions.subscription_ping_request(subscription=self.get_object())
+        return Response(PingSerializer(subscription).data, status=status.HTTP_202_ACCEPTED)
 
 
 # --- Dead letters ---------------------------------------------------------------------------

@@ -300,6 +300,12 @@ class WebhookSubscription(models.Model):
     active = models.BooleanField(_("active"), default=True)
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
     updated_at = models.DateTimeField(_("updated at"), auto_now=True)
+    # The last test ping, sent by a worker (``integrations.webhook_ping``), never by the web
+    # request that asked for it: a slow partner must not hold a web worker.
+    ping_requested_at = models.DateTimeField(_("ping requested at"), null=True, blank=True)
+    ping_answered_at = models.DateTimeField(_("ping answered at"), null=True, blank=True)
+    ping_ok = models.BooleanField(_("ping succeeded"), null=True, blank=True)
+    ping_detail = models.CharField(_("ping answer"), max_length=300, blank=True)
 
     objects = ClinicQuerySet.as_manager()
 

@@ -38,8 +38,8 @@ TIMEOUT = (5.0, 10.0)
 #: can deploy the new one without losing events.
 ROTATION_GRACE = timedelta(hours=24)
 
-#: A ping waits less than a delivery: it runs in a web request (admin or API), and a slow
-#: partner must not hold a web worker for the full delivery timeout.
+#: A ping waits less than a delivery: someone is looking at the admin or the API for its
+#: answer. It runs in a worker (``subscription_ping_request``), never in the web request.
 PING_TIMEOUT = (3.0, 5.0)
 URL_MAX_LENGTH = 500  # WebhookSubscription.url
 
@@ -344,3 +344,41 @@ def subscription_ping(subscription: WebhookSubscription) -> tuple[bool, str]:
         "status": response.status_code,
         "ms": elapsed,
     }
+
+
+def subscription_ping_request(*, subscription: WebhookSubscription) -> WebhookSubscription:
+    """Ask a worker to ping the partner (``integrations.webhook_ping``, after the commit);
+    the answer lands on the subscription (``ping_*``), where the admin and the API show it.
+    The web request never waits on the partner's URL: a slow partner holds a worker of the
+    partner queue for at most ``PING_TIMEOUT``, not a web worker. A new request supersedes
+    one still pending."""
+    from .tasks import webhook_ping_task
+
+    now = timezone.now()
+    with transaction.atomic():
+        WebhookSubscription.objects.filter(pk=subscription.pk).update(
+            ping_requested_at=now, ping_answered_at=None, ping_ok=None, ping_detail=""
+        )
+        transaction.on_commit(
+            lambda: webhook_ping_task.delay(subscription.pk, now.isoformat()),
+        )
+    subscription.ping_requested_at = now
+    subscription.ping_answered_at = None
+    subscription.ping_ok = None
+    subscription.ping_detail = ""
+    return subscription
+
+
+def subscription_ping_run(*, subscription_id: int, requested_at: datetime) -> bool:
+    """The worker's side of a ping: send it and record the answer. Safe twice: a ping that
+    was answered, superseded by a newer request, or whose subscription is gone is not sent
+    again (``False``). No lock is held while the partner answers."""
+    pending = WebhookSubscription.objects.filter(
+        pk=subscription_id, ping_requested_at=requested_at, ping_answered_at__isnull=True
+    )
+    subscription = pending.first()
+    if subscription is None:
+        return False
+    ok, detail = subscription_ping(subscription)
+    pending.update(ping_answered_at=timezone.now(), ping_ok=ok, ping_detail=detail[:300])
+    return True

@@ -44,3 +44,14 @@ def integrations_cleanup_task() -> None:
     from .housekeeping import integrations_cleanup
 
     integrations_cleanup()
+
+
+@shared_task(name="integrations.webhook_ping")
+def webhook_ping_task(subscription_id: int, requested_at: str) -> None:
+    from datetime import datetime
+
+    from .subscriptions import subscription_ping_run
+
+    subscription_ping_run(
+        subscription_id=subscription_id, requested_at=datetime.fromisoformat(requested_at)
+    )

@@ -8,7 +8,9 @@ import json
 
 from django import forms
 from django.contrib import admin, messages
+from django.utils.formats import date_format
 from django.utils.html import format_html
+from django.utils.timezone import localtime
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
 
@@ -21,7 +23,7 @@ from ..subscriptions import (
     ROTATION_GRACE,
     InvalidSubscription,
     subscription_create,
-    subscription_ping,
+    subscription_ping_request,
     subscription_secret_rotate,
     subscription_update,
     subscription_validate,
@@ -219,7 +221,14 @@ class WebhookSubscriptionAdmin(ClinicScopedAdmin):
     secret that is shown in full exactly once (on creation or rotation)."""
 
     form = WebhookSubscriptionForm
-    list_display = ("name", "url", "event_types_display", "active", "secret_display")
+    list_display = (
+        "name",
+        "url",
+        "event_types_display",
+        "active",
+        "secret_display",
+        "ping_display",
+    )
     list_filter = ("active",)
     search_fields = ("name", "url")
     actions = ("rotate_secret", "send_test_ping")
@@ -227,14 +236,16 @@ class WebhookSubscriptionAdmin(ClinicScopedAdmin):
         (None, {"fields": ("clinic", "name", "url", "active")}),
         (gettext_lazy("Events"), {"fields": ("event_types",)}),
         (gettext_lazy("Signing"), {"fields": ("secret_display", "created_at", "updated_at")}),
+        (gettext_lazy("Test ping"), {"fields": ("ping_display",)}),
     )
-    readonly_fields = ("secret_display", "created_at", "updated_at")
+    readonly_fields = ("secret_display", "created_at", "updated_at", "ping_display")
 
     def get_fieldsets(self, request, obj=None):
         fieldsets = super().get_fieldsets(request, obj)
         if obj is None:
             # Nothing to show before it exists: the secret is generated on save.
-            return [fs for fs in fieldsets if "secret_display" not in fs[1]["fields"]]
+            hidden = ("secret_display", "ping_display")
+            return [fs for fs in fieldsets if not set(hidden) & set(fs[1]["fields"])]
         return fieldsets
 
     @admin.display(description=gettext_lazy("event types"))
@@ -244,6 +255,16 @@ class WebhookSubscriptionAdmin(ClinicScopedAdmin):
     @admin.display(description=gettext_lazy("signing secret"))
     def secret_display(self, obj: WebhookSubscription) -> str:
         return mask(obj.signing_secret) if obj.signing_secret else "—"
+
+    @admin.display(description=gettext_lazy("last ping"))
+    def ping_display(self, obj: WebhookSubscription) -> str:
+        if obj.ping_requested_at is None:
+            return "—"
+        if obj.ping_answered_at is None:
+            return _("waiting for the answer (asked %(when)s)") % {
+                "when": date_format(localtime(obj.ping_requested_at), "SHORT_DATETIME_FORMAT")
+            }
+        return obj.ping_detail
 
     def save_model(self, request, obj, form, change):
         data = form.cleaned_data
@@ -295,6 +316,20 @@ class WebhookSubscriptionAdmin(ClinicScopedAdmin):
 
     @admin.action(description=gettext_lazy("Send a test ping"), permissions=["change"])
     def send_test_ping(self, request, queryset):
+        # A worker sends it (a slow partner must not hold this web request); the answer
+        # appears in the "last ping" column.
+        count = 0
         for subscription in queryset:
-            ok, message = subscription_ping(subscription)
-            messages.add_message(request, messages.SUCCESS if ok else messages.ERROR, message)
+            subscription_ping_request(subscription=subscription)
+            count += 1
+        messages.info(
+            request,
+            ngettext(
+                "A test ping to %(count)d subscription is on its way: its answer appears in "
+                "the “last ping” column in a few seconds (reload the page).",
+                "Test pings to %(count)d subscriptions are on their way: their answers appear "
+                "in the “last ping” column in a few seconds (reload the page).",
+                count,
+            )
+            % {"count": count},
+        )

@@ -214,22 +214,40 @@ def test_it_deletes_a_subscription(integrator_a, clinic_a):
 
 
 @responses.activate
-def test_a_ping_says_how_the_partner_answered(integrator_a, clinic_a):
+def test_a_ping_answers_202_at_once_and_a_worker_posts_it(
+    integrator_a, clinic_a, django_capture_on_commit_callbacks
+):
+    """The request never waits on the partner's URL (issue 17): it answers 202 with the
+    ping pending; a worker posts it after the commit, and the subscription then shows
+    how the partner answered."""
     responses.post(PARTNER_URL, status=204)
     sub = subscription(clinic_a)
-    response = integrator_a.post(f"{WEBHOOKS}{sub.pk}/ping/")
-    assert response.status_code == 200
-    assert response.json()["ok"] is True
+    with django_capture_on_commit_callbacks() as queued:
+        response = integrator_a.post(f"{WEBHOOKS}{sub.pk}/ping/")
+    assert response.status_code == 202
+    assert response.json()["status"] == "pending"
+    assert response.json()["ok"] is None
+    assert len(responses.calls) == 0  # nothing sent by the web request
+    assert integrator_a.get(f"{WEBHOOKS}{sub.pk}/").json()["ping"]["status"] == "pending"
+    for callback in queued:
+        callback()  # the worker (tasks run inline in tests)
     assert json.loads(responses.calls[0].request.body)["type"] == "ping"
+    ping = integrator_a.get(f"{WEBHOOKS}{sub.pk}/").json()["ping"]
+    assert (ping["status"], ping["ok"]) == ("succeeded", True)
+    assert "HTTP 204" in ping["detail"]
 
 
 @responses.activate
-def test_a_failed_ping_is_reported_not_raised(integrator_a, clinic_a):
+def test_a_failed_ping_is_reported_not_raised(
+    integrator_a, clinic_a, django_capture_on_commit_callbacks
+):
     responses.post(PARTNER_URL, status=500)
     sub = subscription(clinic_a)
-    body = integrator_a.post(f"{WEBHOOKS}{sub.pk}/ping/").json()
-    assert body["ok"] is False
-    assert "500" in body["detail"]
+    with django_capture_on_commit_callbacks(execute=True):
+        assert integrator_a.post(f"{WEBHOOKS}{sub.pk}/ping/").status_code == 202
+    ping = integrator_a.get(f"{WEBHOOKS}{sub.pk}/").json()["ping"]
+    assert (ping["status"], ping["ok"]) == ("failed", False)
+    assert "500" in ping["detail"]
 
 
 def test_listing_subscriptions_costs_the_same_queries_for_3_or_30(

@@ -271,6 +271,26 @@ def test_a_failed_ping_says_why(subscription):
     assert "could not be reached" in message
 
 
+@responses.activate
+def test_a_ping_run_twice_or_superseded_is_sent_once(subscription):
+    """The worker's job is safe twice, and a newer request makes an older one moot."""
+    responses.post(PARTNER_URL, status=200)
+    subscriptions.subscription_ping_request(subscription=subscription)
+    first = subscription.ping_requested_at
+    assert subscriptions.subscription_ping_run(subscription_id=subscription.pk, requested_at=first)
+    assert not subscriptions.subscription_ping_run(
+        subscription_id=subscription.pk, requested_at=first
+    )
+    assert len(responses.calls) == 1
+    subscriptions.subscription_ping_request(subscription=subscription)
+    assert not subscriptions.subscription_ping_run(
+        subscription_id=subscription.pk, requested_at=first
+    )
+    assert len(responses.calls) == 1
+    subscription.refresh_from_db()
+    assert (subscription.ping_answered_at, subscription.ping_ok) == (None, None)
+
+
 # --- Through the outbox ---------------------------------------------------------------------
 @responses.activate
 def test_a_published_event_reaches_the_partner_signed(

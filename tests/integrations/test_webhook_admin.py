@@ -297,15 +297,24 @@ def test_rotating_shows_the_new_secret_once(subscription_a, operator_a, client_f
 
 
 @responses.activate
-def test_a_test_ping_reports_the_partners_answer(subscription_a, operator_a, client_for):
+def test_a_test_ping_is_sent_by_a_worker_and_its_answer_shown(
+    subscription_a, operator_a, client_for, django_capture_on_commit_callbacks
+):
     responses.post(PARTNER_URL, status=500)
-    response = client_for(operator_a).post(
-        url("webhooksubscription", "changelist"),
-        {"action": "send_test_ping", "_selected_action": [subscription_a.pk]},
-        follow=True,
-    )
-    assert [str(m) for m in response.context["messages"]] == [
-        "Laboratório Alfa respondeu HTTP 500."
-    ]
+    client = client_for(operator_a)
+    with django_capture_on_commit_callbacks() as queued:
+        response = client.post(
+            url("webhooksubscription", "changelist"),
+            {"action": "send_test_ping", "_selected_action": [subscription_a.pk]},
+            follow=True,
+        )
+    assert "está a caminho" in str(list(response.context["messages"])[0])
+    assert len(responses.calls) == 0  # the admin's request did not wait on the partner
+    assert "aguardando a resposta" in page(client.get(url("webhooksubscription", "changelist")))
+    for callback in queued:
+        callback()
     assert len(responses.calls) == 1
     assert responses.calls[0].request.headers["X-Cuidar-Event"] == "ping"
+    assert "Laboratório Alfa respondeu HTTP 500." in page(
+        client.get(url("webhooksubscription", "changelist"))
+    )
