@@ -308,7 +308,7 @@ def test_a_test_ping_is_sent_by_a_worker_and_its_answer_shown(
             {"action": "send_test_ping", "_selected_action": [subscription_a.pk]},
             follow=True,
         )
-    assert "está a caminho" in str(list(response.context["messages"])[0])
+    assert "está a caminho" in str(next(iter(response.context["messages"])))
     assert len(responses.calls) == 0  # the admin's request did not wait on the partner
     assert "aguardando a resposta" in page(client.get(url("webhooksubscription", "changelist")))
     for callback in queued:
