@@ -3,9 +3,13 @@ configuration, the alerts on /health/integrations, the audit trail and the comma
 
 from __future__ import annotations
 
+import os
 import sqlite3
+import subprocess
+import sys
 from datetime import timedelta
 from io import StringIO
+from pathlib import Path
 
 import pytest
 from django.core.management import call_command
@@ -284,6 +288,58 @@ def test_a_drill_of_a_copy_that_is_not_cuidars_database_fails_and_alerts(
     report = services.backups_health()
     assert report["level"] == "critical"
     assert set(report["last_drill"]["failed_checks"]) == failed
+
+
+def _cuidar_sqlite_database(path, *, clinics: list[str]) -> None:
+    """A database of the embedded default as `make run` makes it: every migration applied
+    by ``manage.py migrate`` in its own process (on SQLite, whatever this test runs on),
+    with the given clinics in it."""
+    root = Path(__file__).resolve().parents[3]
+    env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "CELERY_BROKER_URL")}
+    env["DATABASE_URL"] = f"sqlite:///{path}"
+    manage = [sys.executable, "manage.py"]
+    subprocess.run([*manage, "migrate", "--noinput"], cwd=root, env=env, check=True,
+                   capture_output=True, timeout=300)  # fmt: skip
+    script = (
+        "from tests.clinic.factories import ClinicFactory\n"
+        f"for name in {clinics!r}: ClinicFactory(name=name)"
+    )
+    subprocess.run([*manage, "shell", "-c", script], cwd=root, env=env, check=True,
+                   capture_output=True, timeout=120)  # fmt: skip
+
+
+def test_a_drill_of_a_good_copy_succeeds_and_records_rto_and_rpo(
+    sqlite_backups, settings, tmp_path, clinic_a, client, superuser
+):
+    """The success path of the embedded default's drill: the newest copy of a real Cuidar
+    database is restored into a scratch file, every check passes, RTO and RPO are
+    recorded, the scratch copy is deleted, and the health page says all is well."""
+    from integrations.backups.drill import drill_run
+
+    settings.CUIDAR_BACKUP_DIR = tmp_path / "backups"
+    settings.CUIDAR_BACKUP_DRILL_DIR = str(tmp_path / "drill")
+    live = tmp_path / "cuidar.sqlite3"
+    _cuidar_sqlite_database(live, clinics=[clinic_a.name])
+    taken = timezone.now() - timedelta(minutes=10)
+    copy = sqlite_backup(source=live, dest_dir=tmp_path / "backups" / "sqlite", now=taken)
+    _run(BackupRunKind.COPY, BackupRunStatus.SUCCEEDED, ago=timedelta(minutes=10))
+
+    drill = drill_run(triggered_by="test")
+
+    checks = {c["name"]: c["ok"] for c in drill.details["checks"]}
+    assert drill.status == BackupRunStatus.SUCCEEDED, drill.details["checks"]
+    assert {"migrations", "row_counts", "file_references"} <= set(checks)
+    assert all(checks.values())
+    assert drill.label == copy.name
+    assert drill.restored_until == copy.taken_at
+    assert 0 <= drill.rto_seconds < 60
+    assert 600 <= drill.rpo_seconds < 900  # the copy is ten minutes old
+    assert not list((tmp_path / "drill").iterdir())  # the scratch copy is gone
+    report = services.backups_health()
+    assert (report["level"], report["problems"]) == ("ok", [])
+    assert report["last_drill"]["rto_seconds"] == drill.rto_seconds
+    client.force_login(superuser)
+    assert client.get(reverse("health-integrations")).json()["backups"]["level"] == "ok"
 
 
 # --- Admin ----------------------------------------------------------------------------------
