@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hmac
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.core.cache import cache
@@ -70,12 +70,28 @@ def metrics_snapshot(*, now=None) -> dict:
         ],
         "messages": {**messages, "unanswered": unanswered},
         "no_shows_last_24h": no_shows,
+        "backups": _backups(health["backups"]),
     }
     try:
         cache.set(CACHE_KEY, snapshot, timeout=int(MAX_AGE.total_seconds()))
     except Exception:  # the cache (Redis) is down: served uncached, and /metrics says so
         logger.warning("metrics snapshot not cached", exc_info=True)
     return snapshot
+
+
+def _backups(report: dict) -> dict:
+    """The backups' figures of ``/health/integrations`` that a monitor alerts on."""
+    drill = report.get("last_drill") or {}
+    return {
+        "level": report["level"],
+        "repositories": [
+            {"name": r["name"], "type": r["type"], "age_seconds": r["age_seconds"]}
+            for r in report.get("repositories", [])
+        ],
+        "max_age_seconds": int(report.get("max_age_hours", 0) * 3600) or None,
+        "drill_rto_seconds": drill.get("rto_seconds"),
+        "drill_rpo_seconds": drill.get("rpo_seconds"),
+    }
 
 
 def redis_state() -> tuple[int, int]:
@@ -103,9 +119,13 @@ def _labels(**labels) -> str:
     return "{" + inner + "}" if inner else ""
 
 
-def render_prometheus(snapshot: dict) -> str:
-    """The snapshot in the Prometheus text exposition format (version 0.0.4)."""
+def render_prometheus(snapshot: dict, *, now=None) -> str:
+    """The snapshot in the Prometheus text exposition format (version 0.0.4). Ages are
+    brought up to ``now`` (the snapshot may be up to a minute old)."""
     lines: list[str] = []
+    now = now or timezone.now()
+    taken_at = datetime.fromisoformat(snapshot["taken_at"])
+    snapshot_age = max(0, int((now - taken_at).total_seconds()))
 
     def gauge(name: str, help_text: str, samples: list[tuple[dict, float | int | None]]):
         lines.append(f"# HELP {name} {help_text}")
@@ -188,6 +208,38 @@ def render_prometheus(snapshot: dict) -> str:
         "Appointments marked no-show.",
         [({}, snapshot["no_shows_last_24h"])],
     )
+    backups = snapshot.get("backups")
+    if backups is not None:
+        gauge(
+            "cuidar_backup_status",
+            "Backups and restore drills: 0 ok, 1 warning, 2 critical.",
+            [({}, {"ok": 0, "warning": 1, "critical": 2}.get(backups["level"], 2))],
+        )
+        gauge(
+            "cuidar_backup_age_seconds",
+            "Seconds since the last successful backup into this repository (since the "
+            "installation when it has none). Alert above cuidar_backup_max_age_seconds.",
+            [
+                ({"repository": r["name"], "type": r["type"]}, r["age_seconds"] + snapshot_age)
+                for r in backups["repositories"]
+            ],
+        )
+        gauge(
+            "cuidar_backup_max_age_seconds",
+            "The schedule's limit (CUIDAR_BACKUP_MAX_AGE_HOURS): older is a warning, twice "
+            "as old critical.",
+            [({}, backups["max_age_seconds"])],
+        )
+        gauge(
+            "cuidar_backup_drill_rto_seconds",
+            "The last restore drill's measured RTO.",
+            [({}, backups["drill_rto_seconds"])],
+        )
+        gauge(
+            "cuidar_backup_drill_rpo_seconds",
+            "The last restore drill's measured RPO.",
+            [({}, backups["drill_rpo_seconds"])],
+        )
     if "redis" in snapshot:
         configured, up = snapshot["redis"]
         gauge(

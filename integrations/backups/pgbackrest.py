@@ -31,6 +31,7 @@ class BackupInfo:
     size: int  # the database's size
     repo_size: int  # what it takes in the repository (compressed, encrypted)
     error: bool = False
+    repo: int = 1  # which repository holds it (repo1, repo2 …)
 
     @classmethod
     def from_json(cls, data: dict) -> BackupInfo:
@@ -44,6 +45,7 @@ class BackupInfo:
             size=int(info.get("size", 0)),
             repo_size=int(info.get("repository", {}).get("size", 0)),
             error=bool(data.get("error", False)),
+            repo=int(data.get("database", {}).get("repo-key", 1)),
         )
 
 
@@ -82,13 +84,15 @@ class PgBackRest:
         switched reached the archive."""
         return self._run("check", timeout=600)
 
-    def backup(self, kind: str = "diff") -> BackupInfo:
+    def backup(self, kind: str = "diff", *, repo: int = 1) -> BackupInfo:
         """Take a backup (``full``, ``diff`` or ``incr``; a diff with no full before it
-        becomes a full) and return it. Retention (expire) runs after it."""
+        becomes a full) into repository ``repo`` and return it. Retention (expire) runs
+        after it. pgBackRest backs up into one repository per run (repo1 unless told):
+        every repository needs its own run, while WAL is archived to all of them."""
         if kind not in ("full", "diff", "incr"):
             raise ValueError(f"unknown backup type {kind!r}")
-        self._run("backup", f"--type={kind}")
-        latest = self.latest()
+        self._run("backup", f"--type={kind}", f"--repo={repo}")
+        latest = self.latest(repo=repo)
         if latest is None:
             raise BackupError("pgBackRest reported no backup after a successful run")
         return latest
@@ -109,15 +113,18 @@ class PgBackRest:
         """Backup sets, oldest first."""
         return [BackupInfo.from_json(b) for b in self.info().get("backup", [])]
 
-    def latest(self) -> BackupInfo | None:
-        found = self.backups()
-        return found[-1] if found else None
+    def latest(self, *, repo: int | None = None) -> BackupInfo | None:
+        """The newest backup set (of repository ``repo``, or of any)."""
+        found = [b for b in self.backups() if repo is None or b.repo == repo]
+        return max(found, key=lambda b: b.stopped_at) if found else None
 
-    def verify(self) -> VerifyResult:
-        """``pgbackrest verify``: every file of every backup and WAL segment is read back
-        and its checksum compared. pgBackRest 2.45 exits 0 even when it finds damage, so
-        its report is read: ``status: ok`` or ``status: error``."""
-        result = self._run("verify", "--output=text", "--verbose", timeout=6 * 3600, check=False)
+    def verify(self, *, repo: int = 1) -> VerifyResult:
+        """``pgbackrest verify`` of repository ``repo``: every file of every backup and
+        WAL segment is read back and its checksum compared. pgBackRest 2.45 exits 0 even
+        when it finds damage, so its report is read: ``status: ok`` or ``status: error``."""
+        result = self._run(
+            "verify", "--output=text", "--verbose", f"--repo={repo}", timeout=6 * 3600, check=False
+        )
         report = result.stdout.strip() or result.tail()
         ok = result.ok and "status: ok" in report and "status: error" not in report
         return VerifyResult(ok=ok, report=report)

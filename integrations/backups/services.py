@@ -179,26 +179,44 @@ def backup_take(*, kind: str | None = None, triggered_by: str):
                 label=copy.name,
                 size_bytes=copy.size,
                 checksum=copy.sha256,
-                details={"path": str(copy.path), "pruned": [p.name for p in pruned]},
+                details={
+                    "path": str(copy.path),
+                    "pruned": [p.name for p in pruned],
+                    "repositories": {SQLITE_REPOSITORY: {"type": "file", "label": copy.name}},
+                },
             )
         tool = pgbackrest()
-        info = tool.backup(kind)
-        verified = tool.verify()
-        if not verified.ok:
-            raise BackupError(
-                f"backup {info.label} was taken but does not verify", output=verified.report
-            )
-        return _run_finish(
-            run,
-            status=BackupRunStatus.SUCCEEDED,
-            kind=info.type,
-            label=info.label,
-            size_bytes=info.repo_size,
-            details={
+        taken = {}
+        for index, repository in enumerate(tool.config.repositories, start=1):
+            info = tool.backup(kind, repo=index)
+            verified = tool.verify(repo=index)
+            if not verified.ok:
+                raise BackupError(
+                    f"backup {info.label} was taken in repo{index} but does not verify",
+                    output=verified.report,
+                )
+            taken[f"repo{index}"] = {
+                "type": repository.type,
+                "label": info.label,
+                "kind": info.type,
+                "size_bytes": info.repo_size,
                 "database_size": info.size,
                 "started_at": info.started_at.isoformat(),
                 "stopped_at": info.stopped_at.isoformat(),
-                "verify": verified.report[-2000:],
+                "verify": verified.report[-1000:],
+            }
+        first = next(iter(taken.values()))
+        return _run_finish(
+            run,
+            status=BackupRunStatus.SUCCEEDED,
+            kind=first["kind"],
+            label=first["label"],
+            size_bytes=first["size_bytes"],
+            details={
+                "database_size": first["database_size"],
+                "started_at": first["started_at"],
+                "stopped_at": first["stopped_at"],
+                "repositories": taken,
             },
         )
 
@@ -212,12 +230,16 @@ def backup_verify(*, triggered_by: str):
         if method == BackupMethod.SQLITE:
             checked = [sqlite_verify(c.path).name for c in sqlite_copies(sqlite_dir())]
             return _run_finish(run, status=BackupRunStatus.SUCCEEDED, details={"verified": checked})
-        result = pgbackrest().verify()
-        if not result.ok:
-            raise BackupError("pgBackRest verify found damaged files", output=result.report)
-        return _run_finish(
-            run, status=BackupRunStatus.SUCCEEDED, details={"report": result.report[-4000:]}
-        )
+        tool = pgbackrest()
+        reports = {}
+        for index, _repository in enumerate(tool.config.repositories, start=1):
+            result = tool.verify(repo=index)
+            if not result.ok:
+                raise BackupError(
+                    f"pgBackRest verify found damaged files in repo{index}", output=result.report
+                )
+            reports[f"repo{index}"] = result.report[-2000:]
+        return _run_finish(run, status=BackupRunStatus.SUCCEEDED, details={"reports": reports})
 
 
 # --- Restore --------------------------------------------------------------------------------
@@ -301,6 +323,53 @@ def restore_record_pending():
 
 # --- Status and alerts ----------------------------------------------------------------------
 _RANK = {"ok": 0, "warning": 1, "critical": 2}
+#: The embedded default's one "repository": the folder of SQLite copies.
+SQLITE_REPOSITORY = "sqlite"
+#: How many successful backups are read back to find each repository's newest (a month of
+#: daily ones: a repository none of them reached is that late anyway).
+REPOSITORY_LOOKBACK = 40
+
+
+def configured_repositories(method: str) -> dict[str, str]:
+    """The repositories backups go to, name → type: ``repo1`` (S3), ``repo2`` (a local
+    folder) … for pgBackRest, ``sqlite`` for the embedded default."""
+    if method == BackupMethod.SQLITE:
+        return {SQLITE_REPOSITORY: "file"}
+    repositories = PgBackRestConfig.from_settings().repositories
+    return {f"repo{i}": repo.type for i, repo in enumerate(repositories, start=1)}
+
+
+def repositories_health(*, method: str, now: datetime, installed: datetime) -> list[dict]:
+    """Each repository's newest successful backup and its age in seconds (since the
+    installation when it has none yet, so that a repository never backed up ages too).
+    Runs recorded before backups were taken per repository count for repo1 (pgBackRest's
+    default) or the SQLite folder."""
+    BackupRun = _models()
+    wanted = configured_repositories(method)
+    default = SQLITE_REPOSITORY if method == BackupMethod.SQLITE else "repo1"
+    newest: dict[str, datetime] = {}
+    runs = (
+        BackupRun.objects.filter(kind__in=BackupRunKind.backups(), status=BackupRunStatus.SUCCEEDED)
+        .order_by("-finished_at")
+        .values_list("finished_at", "details")[:REPOSITORY_LOOKBACK]
+    )
+    for finished_at, details in runs:
+        for name in (details or {}).get("repositories") or {default: {}}:
+            newest.setdefault(name, finished_at)
+        if len(newest) >= len(wanted) and set(wanted) <= set(newest):
+            break
+    found = []
+    for name, kind in wanted.items():
+        last = newest.get(name)
+        found.append(
+            {
+                "name": name,
+                "type": kind,
+                "last_backup_at": last.isoformat() if last else None,
+                "age_seconds": int((now - (last or installed)).total_seconds()),
+            }
+        )
+    return found
 
 
 def _installed_at():
@@ -350,6 +419,14 @@ def backups_health(*, now: datetime | None = None) -> dict:
             if last_ok
             else "no backup has been taken"
         )
+    repositories = repositories_health(method=method, now=now, installed=installed)
+    if age <= max_age:  # else the line above already says it for every repository
+        for repository in repositories:
+            if repository["age_seconds"] > max_age.total_seconds():
+                levels.append("warning")
+                problems.append(
+                    f"{repository['name']}: no backup for {repository['age_seconds'] / 3600:.0f} h"
+                )
     if last_any is not None and last_any.status == BackupRunStatus.FAILED:
         levels.append("warning")
         first_line = last_any.error.splitlines()[0][:200] if last_any.error else ""
@@ -407,6 +484,7 @@ def backups_health(*, now: datetime | None = None) -> dict:
         "level": max(levels, key=_RANK.__getitem__),
         "problems": problems,
         "last_backup": describe(last_ok),
+        "repositories": repositories,
         "last_drill": drill_info,
         "max_age_hours": max_age.total_seconds() / 3600,
         "drill_max_age_days": drill_max_age.days,

@@ -375,3 +375,40 @@ def test_the_backup_button_queues_a_backup_named_after_the_operator(
     )
     assert response.status_code == 302
     assert queued == [{"kwargs": {"triggered_by": f"admin: {superuser.get_username()}"}}]
+
+
+def test_a_pgbackrest_backup_goes_into_every_repository_and_each_is_verified(settings, monkeypatch):
+    """pgBackRest backs up into one repository per run (repo1 unless told): the optional
+    second repository gets its own run and its own verify, or it would only ever hold WAL."""
+    from datetime import UTC, datetime
+
+    from integrations.backups.pgbackrest import BackupInfo, VerifyResult
+
+    settings.CUIDAR_BACKUP_METHOD = "pgbackrest"
+    settings.CUIDAR_BACKUP_S3 = {"bucket": "b", "key": "k", "key_secret": "s"}
+    settings.CUIDAR_BACKUP_CIPHER_PASS = "pass"
+    settings.CUIDAR_BACKUP_REPO2_PATH = "/srv/pgbackrest"
+    calls = []
+
+    class Tool:
+        config = PgBackRestConfig.from_settings()
+
+        def backup(self, kind, *, repo):
+            calls.append(("backup", kind, repo))
+            stamp = datetime(2026, 12, 6, 5, repo, tzinfo=UTC)
+            return BackupInfo(f"20261206-05000{repo}F", "full", stamp, stamp, 100, 40, repo=repo)
+
+        def verify(self, *, repo):
+            calls.append(("verify", repo))
+            return VerifyResult(ok=True, report="status: ok")
+
+    monkeypatch.setattr(services, "pgbackrest", lambda config=None: Tool())
+
+    run = services.backup_take(kind="full", triggered_by="test")
+
+    assert calls == [("backup", "full", 1), ("verify", 1), ("backup", "full", 2), ("verify", 2)]
+    assert run.status == BackupRunStatus.SUCCEEDED
+    assert set(run.details["repositories"]) == {"repo1", "repo2"}
+    assert run.details["repositories"]["repo2"]["type"] == "posix"
+    assert [r["name"] for r in services.backups_health()["repositories"]] == ["repo1", "repo2"]
+    assert all(r["age_seconds"] < 60 for r in services.backups_health()["repositories"])
