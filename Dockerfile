@@ -1,5 +1,12 @@
 # Cuidar production image: gunicorn serving Django, static files by whitenoise.
-# The same image runs the web, the Celery worker and beat (see compose.yaml).
+# The same image runs the web, the Celery worker and beat (see compose.yaml). Two more
+# targets serve the backups (issue 27, docs/backups.md): `postgres`, PostgreSQL with
+# pgBackRest for WAL archiving, and `backup`, the worker that takes backups and runs the
+# restore drills beside it. The last stage, `app`, is what a plain `docker build .` makes.
+
+# PostgreSQL's major version: the database image's, and the drill's initdb/pg_ctl (a
+# restored cluster starts only under its own major version).
+ARG PG_MAJOR=16
 
 FROM python:3.11-slim AS build
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
@@ -23,7 +30,7 @@ RUN for dir in */locale; do /venv/bin/pybabel -q compile --domain django --direc
     CUIDAR_FERNET_KEYS=YnVpbGQtb25seS1rZXktbmV2ZXItZm9yLXJlYWwtZGE= \
     /venv/bin/python manage.py collectstatic --noinput --verbosity 0
 
-FROM python:3.11-slim
+FROM python:3.11-slim AS runtime
 ENV PATH=/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
@@ -36,6 +43,40 @@ COPY --from=build /venv /venv
 COPY --from=build --chown=cuidar:cuidar /app /app
 WORKDIR /app
 RUN mkdir -p /app/var && chown cuidar:cuidar /app/var
+
+# --- PostgreSQL with pgBackRest: archive_command runs `pgbackrest archive-push` in here ---
+# The official image already has PostgreSQL's apt repository (PGDG): pgBackRest from there
+# is the same version as the backup worker's (archive and backups must agree).
+FROM postgres:${PG_MAJOR} AS postgres
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends pgbackrest \
+ && rm -rf /var/lib/apt/lists/* \
+ && install -d -o postgres -g postgres -m 700 \
+    /etc/cuidar-backup /var/log/pgbackrest /var/spool/pgbackrest
+
+# --- The backup worker: Cuidar + pgBackRest + PostgreSQL's server programs ----------------
+# It runs as the database's owner (uid 999 in the official image) beside the database, on
+# its data volume: pgBackRest reads the cluster's files. Celery queue `backups` only.
+FROM runtime AS backup
+ARG PG_MAJOR
+RUN groupadd --system --gid 999 postgres \
+ && useradd --system --uid 999 --gid postgres --home-dir /var/lib/postgresql \
+    --shell /bin/bash postgres \
+ && apt-get update \
+ && apt-get install -y --no-install-recommends ca-certificates postgresql-common \
+ && /usr/share/postgresql-common/pgdg/apt.postgresql.org.sh -y \
+ && apt-get install -y --no-install-recommends "postgresql-${PG_MAJOR}" pgbackrest \
+ && rm -rf /var/lib/apt/lists/* \
+ && install -d -o postgres -g postgres -m 700 \
+    /etc/cuidar-backup /var/lib/cuidar-backup /var/log/pgbackrest /var/spool/pgbackrest
+ENV CUIDAR_BACKUP_PG_BINDIR=/usr/lib/postgresql/${PG_MAJOR}/bin \
+    CUIDAR_BACKUP_DIR=/var/lib/cuidar-backup \
+    CUIDAR_BACKUP_PGBACKREST_CONFIG=/etc/cuidar-backup/pgbackrest.conf
+USER postgres
+CMD ["celery", "-A", "config", "worker", "--loglevel=INFO", "--queues=backups", "--concurrency=1"]
+
+# --- The application (web, workers, beat): the default target -----------------------------
+FROM runtime AS app
 USER cuidar
 EXPOSE 8000
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s \

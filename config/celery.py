@@ -54,10 +54,11 @@ app.conf.task_routes = {
     "billing.dunning": {"queue": PATIENT_QUEUE},
     "billing.invoices_poll": {"queue": "integrations"},
     "billing.payments_reconcile": {"queue": "integrations"},
-    # Backups (issue 27): long jobs; pgBackRest must run where PostgreSQL's files are, so a
-    # worker there consumes this queue (docs/backups.md).
-    "integrations.backup_run": {"queue": "integrations-low"},
-    "integrations.backup_drill": {"queue": "integrations-low"},
+    # Backups (issue 27): long jobs; pgBackRest must run where PostgreSQL's files are, so
+    # only the worker there consumes this queue (compose.yaml worker-backup,
+    # docs/backups.md).
+    "integrations.backup_run": {"queue": "backups"},
+    "integrations.backup_drill": {"queue": "backups"},
     "integrations.backups_watch": {"queue": "default"},
 }
 

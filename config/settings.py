@@ -339,6 +339,10 @@ CUIDAR_QUEUES = (
     "notifications",  # < 60 s
     "integrations-low",  # < 5 min: campaigns, syncs
     "integrations-retry",  # < 10 min
+    # Backups and restore drills (hours; docs/backups.md): pgBackRest must run beside the
+    # database, so production gives this queue a worker of its own there (compose.yaml
+    # worker-backup) and no other worker takes these jobs.
+    "backups",
 )
 # The filesystem transport has no host, but kombu warns "No hostname was supplied" on every
 # connection whose URL names none: the default names the one it would assume.

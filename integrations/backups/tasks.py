@@ -1,9 +1,10 @@
 """The backups' periodic jobs (config/celery.py schedules them): thin, they call services.
 
-``backup_run`` and ``backup_drill`` go to ``integrations-low``: with pgBackRest, a worker
-on the database host must consume it (pgBackRest reads the cluster's files there), or the
-jobs are paused in the admin and the host's timer runs ``manage.py backup run`` (see
-docs/backups.md). The embedded default's worker consumes every queue.
+``backup_run`` and ``backup_drill`` go to the ``backups`` queue: with pgBackRest, only a
+worker beside the database consumes it (pgBackRest reads the cluster's files there;
+compose.yaml ``worker-backup``), or the jobs are paused in the admin and the host's timer
+runs ``manage.py backup run`` (see docs/backups.md). The embedded default's worker consumes
+every queue.
 """
 
 from celery import shared_task

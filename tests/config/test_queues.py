@@ -39,6 +39,8 @@ def compose_workers() -> dict[str, set[str]]:
     for name, service in services.items():
         command = service.get("command") or []
         words = shlex.split(command) if isinstance(command, str) else list(command)
+        if words[:2] == ["sh", "-c"]:  # a script that ends by exec'ing the worker
+            words = shlex.split(words[2].replace("$$", "$"))
         if "celery" not in words or "worker" not in words:
             continue
         queues = set(settings.CUIDAR_QUEUES)
