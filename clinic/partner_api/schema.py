@@ -94,7 +94,42 @@ def partner_api_postprocess(result, generator, request, public):
             if method not in ("get", "post", "put", "patch", "delete", "head"):
                 continue
             _operation(operation, method=method)
+    _defaults_are_optional_in_requests(result)
     return result
+
+
+def _refs(node) -> set[str]:
+    """The component names a piece of the schema refers to (``$ref``), at any depth."""
+    if isinstance(node, dict):
+        found = {node["$ref"].rsplit("/", 1)[1]} if isinstance(node.get("$ref"), str) else set()
+        return found.union(*(_refs(v) for v in node.values()))
+    if isinstance(node, list):
+        return set().union(*(_refs(v) for v in node))
+    return set()
+
+
+def _defaults_are_optional_in_requests(result: dict) -> None:
+    """drf-spectacular marks a field with a default as required (in an answer it is always
+    there), and one component serves requests and answers; so a typed client had to send
+    ``notes`` with every booking. In a component only request bodies use, a property with
+    a ``default`` is optional: the server fills it in."""
+    requests, answers = set(), set()
+    for operations in result.get("paths", {}).values():
+        for operation in operations.values():
+            if isinstance(operation, dict):
+                requests |= _refs(operation.get("requestBody", {}))
+                answers |= _refs(operation.get("responses", {}))
+    schemas = result.get("components", {}).get("schemas", {})
+    for name in requests - answers:
+        component = schemas.get(name, {})
+        properties = component.get("properties", {})
+        required = [
+            f for f in component.get("required", []) if "default" not in properties.get(f, {})
+        ]
+        if required:
+            component["required"] = required
+        else:
+            component.pop("required", None)
 
 
 def _operation(operation: dict, *, method: str) -> None:

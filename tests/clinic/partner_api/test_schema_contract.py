@@ -83,3 +83,14 @@ def test_path_ids_are_integers_and_event_ids_uuids(schema):
             if parameter["in"] == "path" and parameter["name"] == "id":
                 expected = "string" if path.startswith("/api/v1/events/") else "integer"
                 assert parameter["schema"]["type"] == expected, path
+
+
+def test_a_body_field_with_a_default_is_optional_for_a_client(schema):
+    """A typed client (openapi-typescript) refused a booking without ``notes``: fields the
+    server defaults are optional in request bodies, and what must be sent stays required."""
+    components = schema["components"]["schemas"]
+    book = components["AppointmentBook"]
+    assert set(book["required"]) == {"patient", "professional", "service", "start"}
+    assert "reason" not in components["AppointmentCancel"].get("required", [])
+    # An answer's fields with a default are always present: still required there.
+    assert "status" in components["Appointment"]["required"]
