@@ -11,7 +11,7 @@ PORT ?= 8000
 HOST ?= 127.0.0.1
 LOCALE_DIRS := $(wildcard */locale */*/locale)  # apps and sub-apps (clinic/accounts/locale)
 
-.PHONY: help run serve test lint fmt bench messages makemessages install install-dev migrate clean
+.PHONY: help run serve test lint fmt bench messages makemessages install install-dev js-deps migrate clean
 
 help: ## List the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -65,7 +65,16 @@ serve: ## Only start web + worker + beat (no install, migrate or demo data; Ctrl
 # editing a migration (the test database is otherwise reused between runs).
 PYTEST_ARGS ?= -n auto --maxprocesses=4
 
-test: install-dev messages ## Lint and run the whole test suite in parallel (PostgreSQL when DATABASE_URL points at one)
+# The JavaScript a partner follows in docs/api.md and docs/webhooks.md, pinned by its lock
+# file; tests/contract/test_javascript.py runs it with node.
+JS_DIR := tests/contract/js
+$(JS_DIR)/node_modules/.installed: $(JS_DIR)/package.json $(JS_DIR)/package-lock.json
+	cd $(JS_DIR) && npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+js-deps: $(JS_DIR)/node_modules/.installed ## Install the partner JavaScript the contract tests run (needs Node.js and npm)
+
+test: install-dev messages js-deps ## Lint and run the whole test suite in parallel (PostgreSQL when DATABASE_URL points at one)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
