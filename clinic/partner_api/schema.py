@@ -37,6 +37,10 @@ RATE_HEADERS = {
     "RateLimit-Reset": {"schema": _INT, "description": "Seconds until the window resets."},
 }
 RETRY_AFTER = {"schema": _INT, "description": "Seconds to wait before trying again."}
+ALLOW = {
+    "schema": {"type": "string"},
+    "description": "The methods this path takes, e.g. ``GET, POST, HEAD, OPTIONS``.",
+}
 REPLAYED = {
     "schema": {"type": "string", "enum": ["true"]},
     "description": "Present when this is the stored answer to an earlier request with "
@@ -72,6 +76,8 @@ def _problem_response(status: str, *, post: bool) -> dict:
     headers = dict(RATE_HEADERS)
     if status in ("409", "429"):
         headers["Retry-After"] = RETRY_AFTER
+    if status == "405":
+        headers["Allow"] = ALLOW
     if post:
         headers["Idempotent-Replayed"] = REPLAYED
     return {
