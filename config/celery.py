@@ -47,6 +47,7 @@ app.conf.task_routes = {
     "clinic.portal_code_send": {"queue": PATIENT_QUEUE},
     "clinic.birthdays_greet": {"queue": "integrations-low"},
     "clinic.api_request_log_purge": {"queue": "integrations-low"},
+    "accounts.staff_sessions_cleanup": {"queue": "integrations-low"},
     "scheduling.reminders_48h": {"queue": PATIENT_QUEUE},
     "scheduling.reminders_eve": {"queue": PATIENT_QUEUE},
     "scheduling.no_shows_detect": {"queue": "default"},
@@ -128,6 +129,11 @@ app.conf.beat_schedule = {
     "api-request-log-purge": {
         "task": "clinic.api_request_log_purge",
         "schedule": crontab(minute=30, hour=3, day_of_week="sunday"),
+    },
+    # Sundays 03:15: staff sessions that ended unseen are closed, ended ones kept 90 days
+    "staff-sessions-cleanup": {
+        "task": "accounts.staff_sessions_cleanup",
+        "schedule": crontab(minute=15, hour=3, day_of_week="sunday"),
     },
     # Sundays 03:00: retention of call logs, processed webhooks and delivered events
     "integrations-cleanup": {

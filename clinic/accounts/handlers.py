@@ -6,12 +6,13 @@ is never deleted."""
 from __future__ import annotations
 
 from django.contrib.auth import get_user_model
+from django.db import transaction
 
 from clinic.models import Membership
 
 from . import services
 from .exceptions import AccountError
-from .models import SecurityEvent, StaffSession
+from .models import SecurityEvent, SecurityPolicy, StaffSession
 
 User = get_user_model()
 K = SecurityEvent.Kind
@@ -51,6 +52,11 @@ def on_login_failed(sender, credentials, request=None, **kwargs):
 def on_locked_out(sender, request, username, ip_address, **kwargs):
     user = User.objects.filter(username=username).first() if username else None
     services.event_record(kind=K.LOCKED_OUT, user=user, username=username or "", request=request)
+
+
+def on_policy_saved(sender, instance, **kwargs):
+    # After the commit: a session that re-read the policy before it would keep old limits.
+    transaction.on_commit(services.policy_changed)
 
 
 def on_membership_changed(sender, instance, **kwargs):
@@ -112,6 +118,7 @@ def connect():
     user_locked_out.connect(on_locked_out, dispatch_uid=uid + "locked_out")
     post_save.connect(on_membership_changed, sender=Membership, dispatch_uid=uid + "m_saved")
     post_delete.connect(on_membership_changed, sender=Membership, dispatch_uid=uid + "m_deleted")
+    post_save.connect(on_policy_saved, sender=SecurityPolicy, dispatch_uid=uid + "policy")
     m2m_changed.connect(on_user_m2m_changed, sender=User.groups.through, dispatch_uid=uid + "g")
     m2m_changed.connect(
         on_user_m2m_changed, sender=User.user_permissions.through, dispatch_uid=uid + "p"

@@ -1,7 +1,8 @@
 """Every staff request passes here, after authentication:
 
 1. a session past its idle timeout or its absolute lifetime ends (policy per clinic, read at
-   sign-in: ``services.session_register``);
+   sign-in, ``services.session_register``, and again at the first request after a policy
+   or a role changed);
 2. a privilege change since sign-in (roles, groups, superuser) rotates the session key;
 3. a user who must use a second factor and has not — no device yet, or a session not
    verified with one — sees no page but enrolment (or the second sign-in step);
@@ -58,6 +59,14 @@ class StaffSecurityMiddleware:
             return self.get_response(request)
         session = request.session
         now = int(time.time())
+        # One cache round trip for both tokens: the user's privileges and the policies.
+        tokens = s.cache.get_many([s._privileges_key(user.pk), s.POLICY_VERSION_KEY])
+        token = tokens.get(s._privileges_key(user.pk))
+        policy = tokens.get(s.POLICY_VERSION_KEY)
+        if policy is not None and session.get(s.SESSION_POLICY) != policy:
+            # A policy changed since this session read its limits (say, a shorter timeout
+            # or the second factor made mandatory): they apply from this request on.
+            s.session_policy_apply(session=session, user=user, version=policy)
         if settings.CUIDAR_SESSION_LIMITS and s.SESSION_STARTED in session:
             if now - session[s.SESSION_STARTED] > session.get(s.SESSION_ABSOLUTE, 12 * 3600):
                 return _to_login(request, _("Your session reached its time limit: sign in again."))
@@ -68,7 +77,6 @@ class StaffSecurityMiddleware:
             if now - session.get(s.SESSION_LAST_SEEN, now) >= TOUCH_EVERY:
                 session[s.SESSION_LAST_SEEN] = now
                 s.session_touch(session_key=session.session_key, now=timezone.now())
-        token = s.cache.get(s._privileges_key(user.pk))
         if token is not None and session.get(s.SESSION_PRIVILEGES) not in (None, token):
             # Roles or permissions changed: a new session key, so a key captured before
             # the change is worth nothing after it.
@@ -78,6 +86,8 @@ class StaffSecurityMiddleware:
             s.StaffSession.objects.filter(session_key=old_key).update(
                 session_key=session.session_key
             )
+            # A new role may have other limits (timeout, second factor).
+            s.session_policy_apply(session=session, user=user, version=policy)
         if not path.startswith(OPEN_PREFIXES):
             redirect = self._gate(request, user, session)
             if redirect is not None:

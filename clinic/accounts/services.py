@@ -46,6 +46,11 @@ SESSION_PRIVILEGES = "accounts_privileges"
 SESSION_REAUTH_AT = "accounts_reauth_at"
 SESSION_WELCOME = "accounts_welcome"  # last sign-in and failures, shown once
 SESSION_MUST_CHANGE_PASSWORD = "accounts_must_change_password"  # noqa: S105 (a key)
+SESSION_POLICY = "accounts_policy"  # the policy version the limits above were read under
+
+#: Changes whenever any clinic's security policy changes (in the cache, shared by every
+#: process): a signed-in session re-reads its limits at its next request.
+POLICY_VERSION_KEY = "accounts:policy:version"
 
 RECOVERY_CODES = 10
 
@@ -93,13 +98,59 @@ def privileges_changed(*, user_id: int) -> None:
     cache.set(_privileges_key(user_id), uuid.uuid4().hex, None)
 
 
+# --- Policy: a change applies to signed-in sessions at their next request -----------------
+def policy_version() -> str:
+    version = cache.get(POLICY_VERSION_KEY)
+    if version is None:
+        version = uuid.uuid4().hex
+        cache.add(POLICY_VERSION_KEY, version, None)
+        version = cache.get(POLICY_VERSION_KEY) or version
+    return version
+
+
+def policy_changed() -> None:
+    """A clinic's security policy changed (after the commit): every session re-reads it."""
+    cache.set(POLICY_VERSION_KEY, uuid.uuid4().hex, None)
+
+
+def session_policy_apply(*, session, user, version: str | None = None) -> None:
+    """Store in the session the limits the policies of the user's clinics give now:
+    inactivity timeout, absolute lifetime, whether a second factor is required."""
+    from .policy import absolute_seconds_for, idle_seconds_for, mfa_required_for
+
+    session[SESSION_IDLE] = idle_seconds_for(user)
+    session[SESSION_ABSOLUTE] = absolute_seconds_for(user)
+    session[SESSION_MFA_REQUIRED] = mfa_required_for(user)
+    session[SESSION_POLICY] = version or policy_version()
+
+
 # --- Sessions ------------------------------------------------------------------------------
+#: Ended sessions are kept this many days in the sessions list and the admin
+#: (``CUIDAR_RETENTION_STAFF_SESSIONS``); the security trail keeps the sign-ins themselves.
+STAFF_SESSION_RETENTION_DAYS = 90
+#: No session outlives this without a request (the longest idle timeout a policy allows is
+#: 720 minutes, the longest lifetime 12 h): a row still open after it ended unseen.
+STAFF_SESSION_STALE = timedelta(hours=12)
+
+
+def staff_sessions_cleanup(*, now=None) -> dict[str, int]:
+    """The weekly job: sessions that ended without a sign-out (timed out, browser closed)
+    are marked ended, and ended ones past their retention are deleted. Idempotent."""
+    now = now or timezone.now()
+    expired = StaffSession.objects.filter(
+        ended_at__isnull=True, last_seen_at__lt=now - STAFF_SESSION_STALE
+    ).update(ended_at=now, end_reason="expired")
+    days = getattr(settings, "CUIDAR_RETENTION_STAFF_SESSIONS", STAFF_SESSION_RETENTION_DAYS)
+    deleted, _by_model = StaffSession.objects.filter(
+        ended_at__lt=now - timedelta(days=days)
+    ).delete()
+    return {"expired": expired, "deleted": deleted}
+
+
 def session_register(*, request: HttpRequest, user) -> StaffSession:
     """After sign-in: the session's limits and what the user sees first (their previous
     sign-in and the failures since), and its row in the sessions list."""
     from axes.models import AccessFailureLog
-
-    from .policy import absolute_seconds_for, idle_seconds_for, mfa_required_for
 
     now = timezone.now()
     previous = SecurityEvent.objects.filter(user=user, kind=K.SIGN_IN).order_by("-at").first()
@@ -111,9 +162,7 @@ def session_register(*, request: HttpRequest, user) -> StaffSession:
         session.save()
     session[SESSION_STARTED] = int(now.timestamp())
     session[SESSION_LAST_SEEN] = int(now.timestamp())
-    session[SESSION_IDLE] = idle_seconds_for(user)
-    session[SESSION_ABSOLUTE] = absolute_seconds_for(user)
-    session[SESSION_MFA_REQUIRED] = mfa_required_for(user)
+    session_policy_apply(session=session, user=user)
     session[SESSION_PRIVILEGES] = privileges_token(user.pk)
     session[SESSION_MUST_CHANGE_PASSWORD] = StaffProfile.objects.filter(
         user=user, must_change_password=True
