@@ -209,3 +209,20 @@ class ReceivedMessage(ClinicOwned):
     @property
     def is_unanswered(self) -> bool:
         return self.needs_reply and self.answered_at is None
+
+
+# The assistant's tables (issue 24) live in their own module and belong to this app.
+from .assistant.models import (  # noqa: E402
+    AssistantSettings,
+    Conversation,
+    ConversationMessage,
+)
+
+__all__ = [
+    "AssistantSettings",
+    "Conversation",
+    "ConversationMessage",
+    "MessageTemplate",
+    "OutboundMessage",
+    "ReceivedMessage",
+]
