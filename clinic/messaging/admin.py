@@ -430,3 +430,7 @@ def patient_messages_view(model_admin, request, pk):
         "channels": dict(ContactChannel.choices),
     }
     return TemplateResponse(request, "messaging/admin/patient_messages.html", context)
+
+
+# The assistant's conversations and settings (issue 24).
+from .assistant import admin as assistant_admin  # noqa: E402, F401

@@ -55,6 +55,27 @@ def _patient(clinic):
     return PatientFactory(clinic=clinic)
 
 
+def _conversation(clinic):
+    conversation = model("Conversation").objects.create(
+        clinic=clinic,
+        channel="whatsapp",
+        phone=f"+55119{next(_serial):08d}",
+        patient=PatientFactory(clinic=clinic),
+    )
+    model("ConversationMessage").objects.create(
+        clinic=clinic,
+        conversation=conversation,
+        direction="in",
+        author="contact",
+        text=_tag("conversation-text"),
+    )
+    return conversation
+
+
+def _assistant_settings(clinic):
+    return model("AssistantSettings").objects.create(clinic=clinic, hours_text=_tag("hours"))
+
+
 def _appointment(clinic):
     professional = ProfessionalFactory(clinic=clinic)
     service = ServiceFactory(clinic=clinic, professionals=[professional])
@@ -292,6 +313,8 @@ ROWS: dict[str, Callable] = {
     "MessageTemplate": _message_template,
     "OutboundMessage": _outbound_message,
     "ReceivedMessage": _received_message,
+    "Conversation": _conversation,
+    "AssistantSettings": _assistant_settings,
     # portal
     "PortalSession": _portal_session,
     # integrations
