@@ -42,6 +42,16 @@ from .intents import Intent, Safety, classify, safety_check
 from .models import AssistantSettings, Conversation, ConversationState
 from .normalize import normalize, similar
 
+#: Words in many services' names: they alone do not say which service.
+GENERIC_SERVICE_WORDS = {
+    "consulta",
+    "sessao",
+    "avaliacao",
+    "retorno",
+    "atendimento",
+    "clinica",
+    "clinico",
+}
 #: WhatsApp list and button titles longer than this are dropped by some providers.
 TITLE_MAX = 24
 #: Slots offered at once.
@@ -287,18 +297,19 @@ class Turn:
         return self._miss()
 
     def _opt_out(self) -> Answer:
-        patient = self.conversation.patient
-        if patient is not None:
-            from clinic.services import consent_revoke
+        """The number asks to stop: every patient on it is opted out of this channel."""
+        from clinic.services import consent_revoke
 
-            from ..replies import _OPT_OUT_SOURCES
+        from ..replies import _OPT_OUT_SOURCES
 
+        patients = Patient.objects.for_clinic(self.clinic).filter(
+            phone__in=phone_variants(self.conversation.phone)
+        )
+        source = _OPT_OUT_SOURCES.get(self.channel, ConsentSource.RECEPTION)
+        for patient in patients:
             for purpose in (ConsentPurpose.UTILITY, ConsentPurpose.MARKETING):
                 consent_revoke(
-                    patient=patient,
-                    channel=self.channel,
-                    purpose=purpose,
-                    source=_OPT_OUT_SOURCES.get(self.channel, ConsentSource.RECEPTION),
+                    patient=patient, channel=self.channel, purpose=purpose, source=source
                 )
         self.d = {}
         self.conversation.state = ConversationState.CLOSED
@@ -447,18 +458,27 @@ class Turn:
             self.d["when"] = when.as_json()
 
     def _match_service(self, offered) -> tools.ServiceInfo | None:
-        words = self.norm.split()
+        """The service the message names ("fisio" → "Sessão de fisioterapia"): the one
+        whose distinctive words match most, if only one does; words every clinic uses
+        ("consulta", "sessão") only break ties."""
+        words = [w for w in self.norm.split() if len(w) >= 4]
+        best, best_score, tie = None, 0.0, False
         for service in offered:
-            name = normalize(service.name).split()
-            if not name:
-                continue
-            if " ".join(name) in self.norm or any(
-                similar(w, name[0])
-                or (len(name[0]) > 5 and w.startswith(name[0][:4]) and len(w) >= 4)
-                for w in words
-            ):
-                return service
-        return None
+            score = 0.0
+            for name_word in normalize(service.name).split():
+                if len(name_word) < 4:
+                    continue
+                hit = any(
+                    similar(w, name_word) or (len(w) >= 4 and name_word.startswith(w))
+                    for w in words
+                )
+                if hit:
+                    score += 0.1 if name_word in GENERIC_SERVICE_WORDS else 1
+            if score > best_score:
+                best, best_score, tie = service, score, False
+            elif score and score == best_score:
+                tie = True
+        return None if tie or best_score < 1 else best
 
     def _book_advance(self) -> Answer:
         d = self.d

@@ -111,7 +111,7 @@ SUICIDE_PATTERNS = [
 #: A clinical question: no diagnosis, dosage or advice — a fixed answer and a person.
 CLINICAL_PATTERNS = [
     r"\b(?:posso|devo|pode) (?:tomar|usar|misturar|beber)\b",
-    r"\bquantos? (?:comprimidos?|gotas|mg|ml|capsulas?)\b",
+    r"\bquant[oa]s? (?:comprimidos?|gotas|mg|ml|capsulas?)\b",
     r"\b(?:qual|que) (?:remedio|medicamento|antibiotico|pomada)\b",
     r"\bremedio (?:para|pra|pro)\b",
     r"\bdose\b",

@@ -102,9 +102,6 @@ def conversation_record_in(
     if conversation.dialogue and now - conversation.last_message_at > DIALOGUE_IDLE:
         conversation.dialogue = {}
         fields.append("dialogue")
-    if received.patient_id and conversation.patient_id is None:
-        conversation.patient_id = received.patient_id
-        fields.append("patient")
     conversation.last_message_at = now
     conversation.save(update_fields=sorted(set(fields)))
     return ConversationMessage.objects.create(
