@@ -180,6 +180,12 @@ class Turn:
         self.channel = channel
         self.d = dict(conversation.dialogue or {})
 
+    def _services(self) -> list[tools.ServiceInfo]:
+        """The bookable services, read once per message."""
+        if not hasattr(self, "_offered"):
+            self._offered = tools.tool("services")(clinic=self.clinic)
+        return self._offered
+
     # --- entry -------------------------------------------------------------------------
     def run(self) -> Answer:
         answer = self._run()
@@ -333,7 +339,7 @@ class Turn:
         return Answer(text, intent=Intent.ADDRESS_HOURS)
 
     def _prices(self) -> Answer:
-        offered = tools.tool("services")(clinic=self.clinic)
+        offered = self._services()
         if not offered:
             return self._handover("no_services", "Vou pedir para a equipe te passar os valores.")
         match = self._match_service(offered)
@@ -449,7 +455,7 @@ class Turn:
 
     # --- booking -----------------------------------------------------------------------
     def _prefill(self) -> None:
-        offered = tools.tool("services")(clinic=self.clinic)
+        offered = self._services()
         match = self._match_service(offered)
         if match is not None:
             self.d["service_id"] = match.id
@@ -484,7 +490,7 @@ class Turn:
         d = self.d
         d.pop("step", None)
         if not d.get("service_id"):
-            offered = tools.tool("services")(clinic=self.clinic)
+            offered = self._services()
             if not offered:
                 return self._handover("no_services", "Vou pedir para a equipe agendar com você.")
             if len(offered) == 1:
@@ -525,7 +531,7 @@ class Turn:
         ids = self.d.get("services", [])
         chosen = self._number(len(ids))
         if chosen is None:
-            offered = [s for s in tools.tool("services")(clinic=self.clinic) if s.id in ids]
+            offered = [s for s in self._services() if s.id in ids]
             match = self._match_service(offered)
             if match is None:
                 return None
@@ -669,7 +675,7 @@ class Turn:
         self.d["chosen"] = slot.as_json()
         self.d["step"] = "confirm"
         service = next(
-            (s for s in tools.tool("services")(clinic=self.clinic) if s.id == self.d["service_id"]),
+            (s for s in self._services() if s.id == self.d["service_id"]),
             None,
         )
         what = service.name if service else "Consulta"

@@ -54,6 +54,13 @@ def assistant_settings(clinic: Clinic | int) -> AssistantSettings | None:
     return AssistantSettings.objects.for_clinic(clinic).first()
 
 
+def _settings_of(conversation: Conversation) -> AssistantSettings | None:
+    """The settings, read once per message handled (kept on the locked conversation)."""
+    if not hasattr(conversation, "_assistant_settings"):
+        conversation._assistant_settings = assistant_settings(conversation.clinic_id)
+    return conversation._assistant_settings
+
+
 def conversation_for(*, clinic: Clinic, channel: str, phone: str, patient=None) -> Conversation:
     """The phone's open conversation on ``channel``, opened if there is none, its row locked
     until the caller's transaction ends (the per-phone lock)."""
@@ -86,7 +93,7 @@ def conversation_record_in(
 ) -> ConversationMessage:
     """Put a received message on the timeline; apply the timeouts."""
     now = now or timezone.now()
-    settings = assistant_settings(conversation.clinic_id)
+    settings = _settings_of(conversation)
     fields = ["last_message_at"]
     if (
         conversation.state in (ConversationState.HUMAN, ConversationState.WAITING)
@@ -135,7 +142,7 @@ def assistant_is_asking(conversation: Conversation) -> bool:
     return (
         conversation.state == ConversationState.ASSISTANT
         and bool((conversation.dialogue or {}).get("step"))
-        and assistant_is_on(conversation.clinic_id)
+        and bool(_settings_of(conversation) and _settings_of(conversation).enabled)
     )
 
 
@@ -162,7 +169,7 @@ def conversation_answer(
     """Let the assistant answer ``received``; ``None`` when it stays silent (off, a person
     has the conversation, rate limit). The answer is queued on the timeline."""
     now = now or timezone.now()
-    settings = assistant_settings(conversation.clinic_id)
+    settings = _settings_of(conversation)
     if settings is None or not settings.enabled:
         return None
     if conversation.state != ConversationState.ASSISTANT:
