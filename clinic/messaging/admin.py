@@ -430,3 +430,7 @@ def patient_messages_view(model_admin, request, pk):
         "channels": dict(ContactChannel.choices),
     }
     return TemplateResponse(request, "messaging/admin/patient_messages.html", context)
+
+
+# The assistant's knowledge base (issue 24), in its own module.
+from . import admin_knowledge  # noqa: E402, F401

@@ -209,3 +209,7 @@ class ReceivedMessage(ClinicOwned):
     @property
     def is_unanswered(self) -> bool:
         return self.needs_reply and self.answered_at is None
+
+
+# The assistant's knowledge base (issue 24): its model lives beside its retrieval.
+from .knowledge import KnowledgeEntry  # noqa: E402, F401
