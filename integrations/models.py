@@ -255,7 +255,7 @@ class ProviderUsage(models.Model):
     messages = models.PositiveIntegerField(_("messages"), default=0)
     latency_ms = models.PositiveIntegerField(_("latency (ms)"), default=0)
     cost = models.DecimalField(_("cost (R$)"), max_digits=12, decimal_places=6, default=0)
-    created_at = models.DateTimeField(_("at"), default=timezone.now)
+    created_at = models.DateTimeField(_("called at"), default=timezone.now)
 
     objects = ClinicQuerySet.as_manager()
 

@@ -36,7 +36,7 @@ class Migration(migrations.Migration):
                 ('messages', models.PositiveIntegerField(default=0, verbose_name='messages')),
                 ('latency_ms', models.PositiveIntegerField(default=0, verbose_name='latency (ms)')),
                 ('cost', models.DecimalField(decimal_places=6, default=0, max_digits=12, verbose_name='cost (R$)')),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now, verbose_name='at')),
+                ('created_at', models.DateTimeField(default=django.utils.timezone.now, verbose_name='called at')),
                 ('account', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='usage', to='integrations.provideraccount', verbose_name='provider account')),
                 ('clinic', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='clinic.clinic', verbose_name='clinic')),
             ],
