@@ -466,6 +466,7 @@ CUIDAR_DEFAULT_PROVIDERS = {
     kind: ["console"]
     for kind in ("whatsapp", "sms", "email", "payments", "fiscal", "calendar", "storage")
 }
+CUIDAR_DEFAULT_PROVIDERS["llm"] = []  # off until a clinic adds an llm account (docs/llm.md)
 # The assistant's language models (docs/llm.md). A clinic has none until it adds a provider
 # account of kind "llm" (off by default; no default chain). An account without an API key
 # in its credentials uses the installation's key for its provider, from the environment.
