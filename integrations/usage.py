@@ -67,14 +67,29 @@ class TokenPrice:
         return (self.per_million_in * tokens_in + self.per_million_out * tokens_out) / MILLION
 
 
+def _model_prices(account: ProviderAccount, model_name: str) -> dict:
+    """The configured prices of the model that answered. APIs answer with a dated name
+    (``gpt-4o-mini-2024-07-18``) where the account asked for ``gpt-4o-mini``: the exact
+    name first, then the account's model, then the longest configured name it starts with."""
+    prices = _configured(ProviderKind.LLM.value)
+    asked = str((account.settings or {}).get("model") or "")
+    for name in (model_name, asked):
+        if name and isinstance(prices.get(name), dict):
+            return prices[name]
+    prefixes = sorted(
+        (n for n in prices if model_name.startswith(n) and isinstance(prices[n], dict)),
+        key=len,
+        reverse=True,
+    )
+    return prices[prefixes[0]] if prefixes else {}
+
+
 def token_price(account: ProviderAccount, model_name: str) -> TokenPrice:
     """The account's price per 1M tokens, else the configured one for the model."""
     own = account.settings or {}
     price_in = _decimal(own.get("price_in_per_million"))
     price_out = _decimal(own.get("price_out_per_million"))
-    configured = _configured(ProviderKind.LLM.value).get(model_name) or {}
-    if not isinstance(configured, dict):
-        configured = {}
+    configured = _model_prices(account, model_name)
     if price_in is None:
         price_in = _decimal(configured.get("in"))
     if price_out is None:

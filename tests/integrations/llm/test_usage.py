@@ -90,3 +90,17 @@ def test_an_email_is_not_priced(clinic_a):
     run_chain(clinic_a, "email", "send", MessageRequest(to="a@example.com", text="Oi"))
 
     assert not ProviderUsage.objects.exists()
+
+
+def test_a_dated_model_name_is_priced_as_the_model_the_account_asked_for(
+    net, settings, clinic_a, llm_account
+):
+    settings.CUIDAR_PROVIDER_PRICES = {"llm": {"gpt-4o-mini": {"in": "1.00", "out": "4.00"}}}
+    llm_account("openai_compatible", model="gpt-4o-mini")
+    net.add(responses.POST, OPENAI_URL, json=recorded("openai_tool_call.json"))
+
+    extract(clinic_a, "quero marcar")
+
+    row = ProviderUsage.objects.get(clinic=clinic_a)
+    assert row.model_name == "gpt-4o-mini-2024-07-18"
+    assert row.cost == Decimal("0.000564")
