@@ -18,6 +18,12 @@ patient's question, best first, each with a score:
 
 ``knowledge_snippets`` turns results into ``integrations.llm.KnowledgeSnippet`` for
 ``integrations.llm.answer``, which cites entry ids back.
+
+``knowledge_reply`` is what the assistant calls for a question: the model's grounded answer
+when the clinic has one switched on and it answers, otherwise (no model, every model
+failing, an answer refused) the best entry's own text when it matches well enough — the
+rules' answer — otherwise ``None`` (the assistant offers a person). Either way the reply
+names the entries it used (shown to staff).
 """
 
 from __future__ import annotations
@@ -32,14 +38,18 @@ from django.db.models.expressions import RawSQL
 from django.utils.translation import gettext_lazy as _
 
 from clinic.kernel.tenancy import ClinicOwned
-from integrations.llm import KnowledgeSnippet
+from integrations.llm import KnowledgeSnippet, answer
 
 #: At most this many entries go to a model (tokens cost; three answer a FAQ).
 DEFAULT_LIMIT = 3
 #: Below this score an entry is not an answer (PostgreSQL rank + trigram; Python scorer).
-MIN_SCORE_POSTGRES = 0.05
+MIN_SCORE_POSTGRES = 0.1
 MIN_SCORE_PYTHON = 0.25
 TRIGRAM_WEIGHT = 0.5
+#: Without a model, the best entry is sent as it is only when it matches this well (the
+#: Python scorer's scale; on PostgreSQL the rank is rescaled, see ``_confident``).
+RULES_MIN_SCORE_PYTHON = 0.5
+RULES_MIN_SCORE_POSTGRES = 0.2
 
 
 class KnowledgeCategory(models.TextChoices):
@@ -222,3 +232,53 @@ def _search_python(entries, terms: list[str], limit: int) -> list[ScoredEntry]:
 def knowledge_snippets(found: list[ScoredEntry]) -> list[KnowledgeSnippet]:
     """What ``integrations.llm.answer`` takes (it cites ``KnowledgeEntry`` ids back)."""
     return [KnowledgeSnippet(id=s.entry.pk, title=s.entry.title, text=s.entry.body) for s in found]
+
+
+@dataclass(frozen=True)
+class KnowledgeReply:
+    """An answer to a patient's question and the entries it rests on. ``by`` is ``"llm"``
+    (``provider`` and ``model`` say which) or ``"rules"`` (the best entry's own text)."""
+
+    text: str
+    cited_entry_ids: list[int]
+    by: str
+    provider: str = ""
+    model: str = ""
+
+
+def _confident(found: ScoredEntry) -> bool:
+    floor = (
+        RULES_MIN_SCORE_POSTGRES if connection.vendor == "postgresql" else RULES_MIN_SCORE_PYTHON
+    )
+    return found.score >= floor
+
+
+def knowledge_reply(
+    *, clinic, question: str, known_prices=(), offered_times=()
+) -> KnowledgeReply | None:
+    """The clinic's answer to ``question`` from its knowledge base, or ``None`` when the
+    base does not answer it. Calls a model when the clinic has one (never inside a
+    transaction); ``known_prices`` / ``offered_times`` are what a model's text may name
+    besides what the cited entries say (``integrations.llm.answer``)."""
+    found = knowledge_search(clinic=clinic, question=question)
+    if not found:
+        return None
+    reply = answer(
+        clinic,
+        question,
+        entries=knowledge_snippets(found),
+        known_prices=known_prices,
+        offered_times=offered_times,
+    )
+    if reply is not None:
+        return KnowledgeReply(
+            text=reply.text,
+            cited_entry_ids=reply.cited_entry_ids,
+            by="llm",
+            provider=reply.provider,
+            model=reply.model,
+        )
+    best = found[0]
+    if not _confident(best):
+        return None
+    return KnowledgeReply(text=best.entry.body, cited_entry_ids=[best.entry.pk], by="rules")

@@ -167,3 +167,46 @@ def test_the_changelist_reads_a_bounded_number_of_queries(
 
     with django_assert_max_num_queries(20):
         client.get("/admin/messaging/knowledgeentry/")
+
+
+# --- The reply the assistant sends ------------------------------------------------------------
+def test_without_a_model_the_best_entry_answers_as_it_is(base, clinic_a):
+    reply = knowledge.knowledge_reply(clinic=clinic_a, question="vcs aceitam cartao de credito?")
+
+    assert (reply.by, reply.cited_entry_ids) == ("rules", [base["payment"].pk])
+    assert reply.text == base["payment"].body
+
+
+def test_with_a_model_the_reply_is_its_grounded_answer(base, clinic_a):
+    ProviderAccount.objects.create(clinic=clinic_a, kind="llm", provider="console")
+
+    reply = knowledge.knowledge_reply(clinic=clinic_a, question="se eu desmarcar pago multa?")
+
+    assert (reply.by, reply.provider) == ("llm", "console")
+    assert reply.cited_entry_ids == [base["cancellation"].pk]
+
+
+def test_a_model_failing_leaves_the_rules_answer(base, clinic_a, monkeypatch):
+    ProviderAccount.objects.create(clinic=clinic_a, kind="llm", provider="console")
+    monkeypatch.setattr(knowledge, "answer", lambda *args, **kwargs: None)
+
+    reply = knowledge.knowledge_reply(clinic=clinic_a, question="qual o endereco")
+
+    assert (reply.by, reply.cited_entry_ids) == ("rules", [base["address"].pk])
+
+
+def test_a_question_the_base_does_not_answer_gets_no_reply(base, clinic_a):
+    assert knowledge.knowledge_reply(clinic=clinic_a, question="qual a senha do wifi") is None
+
+
+@pytest.mark.postgres
+def test_postgres_a_weak_match_is_not_sent_as_the_rules_answer(base, clinic_a):
+    # "atendem sábado" shares only a near word with the insurance entry's title.
+    assert knowledge.knowledge_reply(clinic=clinic_a, question="vcs atendem sabado") is None
+
+
+@pytest.mark.postgres
+def test_postgres_without_a_model_the_best_entry_answers(base, clinic_a):
+    reply = knowledge.knowledge_reply(clinic=clinic_a, question="tem estacionamento?")
+
+    assert (reply.by, reply.cited_entry_ids) == ("rules", [base["address"].pk])
