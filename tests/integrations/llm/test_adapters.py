@@ -163,3 +163,38 @@ def test_an_unsure_model_leaves_it_to_the_rules(net, clinic_a, llm_account):
     net.add(responses.POST, GEMINI_URL, json=unsure)
 
     assert extract(clinic_a, "hmm") is None
+
+
+def test_a_compatible_server_answering_json_in_content_is_read(net, clinic_a, llm_account):
+    llm_account("openai_compatible", model="qwen2.5:7b")
+    reply = recorded("openai_tool_call.json")
+    message = reply["choices"][0]["message"]
+    message["content"] = '{"intent": "human", "confidence": 0.8}'
+    del message["tool_calls"]
+    net.add(responses.POST, OPENAI_URL, json=reply)
+
+    assert extract(clinic_a, "quero falar com uma pessoa").intent == "human"
+
+
+def test_the_health_check_lists_the_models(net, clinic_a, llm_account):
+    from integrations.llm.openai_compatible import OpenAICompatibleLlm
+
+    account = llm_account("openai_compatible", model="gpt-4o-mini")
+    net.add(
+        responses.GET,
+        "https://api.openai.com/v1/models",
+        json={"object": "list", "data": [{"id": "gpt-4o-mini", "object": "model"}]},
+    )
+
+    assert OpenAICompatibleLlm(account).health().ok is True
+
+
+def test_one_extraction_costs_a_handful_of_queries(
+    net, clinic_a, llm_account, django_assert_max_num_queries
+):
+    llm_account("openai_compatible", model="gpt-4o-mini")
+    net.add(responses.POST, OPENAI_URL, json=recorded("openai_tool_call.json"))
+
+    # llm_enabled, the chain's accounts, the call log, the usage row.
+    with django_assert_max_num_queries(4):
+        assert extract(clinic_a, "quero marcar") is not None
