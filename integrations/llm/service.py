@@ -95,6 +95,11 @@ def _ask(clinic, request: LlmRequest, operation: str) -> tuple[LlmResult, Provid
     except ChainFailed as exc:
         logger.warning("llm %s: every provider failed, the rules answer: %s", operation, exc)
         return None
+    except Exception:
+        # A model's answer of an unexpected shape (or a bug of an adapter) must not cost
+        # the patient a reply: the rules answer, and the error is logged with its trace.
+        logger.exception("llm %s: unexpected error, the rules answer", operation)
+        return None
     result: LlmResult = outcome.value
     account = outcome.account
     usage.usage_record_model_call(

@@ -124,3 +124,10 @@ def test_unreachable_models_leave_it_to_the_rules(net, clinic_a, three_models):
 
     assert extract(clinic_a, "oi") is None
     assert len(net.calls) == 3
+
+
+def test_an_answer_of_an_unexpected_shape_leaves_it_to_the_rules(net, clinic_a, llm_account):
+    llm_account("openai_compatible", model="gpt-4o-mini")
+    net.add(responses.POST, OPENAI_URL, json={"choices": ["not an object"]})
+
+    assert extract(clinic_a, "quero marcar") is None
