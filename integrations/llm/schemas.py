@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from jsonschema import Draft202012Validator
 
-#: Intents the assistant understands (issue 24). ``unknown`` is how the model says it is not
-#: sure: the rules answer then.
+#: Intents the assistant understands (issue 24), named as clinic.messaging.assistant names
+#: them (``Intent``); ``extract(..., intents=...)`` takes the assistant's own list.
+#: ``unknown`` is how the model says it is not sure: the rules answer then.
 INTENTS = (
     "book",
     "reschedule",
@@ -17,7 +18,7 @@ INTENTS = (
     "confirm",
     "my_appointments",
     "prices",
-    "package_balance",
+    "package",  # balance of a package of sessions
     "pay",
     "address_hours",
     "faq",
