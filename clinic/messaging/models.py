@@ -211,6 +211,9 @@ class ReceivedMessage(ClinicOwned):
         return self.needs_reply and self.answered_at is None
 
 
+# The assistant's knowledge base (issue 24): its model lives beside its retrieval.
+from .knowledge import KnowledgeEntry  # noqa: E402, F401
+
 # The assistant's tables (issue 24) live in their own module and belong to this app.
 from .assistant.models import (  # noqa: E402
     AssistantSettings,
@@ -222,6 +225,7 @@ __all__ = [
     "AssistantSettings",
     "Conversation",
     "ConversationMessage",
+    "KnowledgeEntry",
     "MessageTemplate",
     "OutboundMessage",
     "ReceivedMessage",

@@ -231,6 +231,25 @@ def _console_record(clinic):
     )
 
 
+def _provider_usage(clinic):
+    return model("ProviderUsage").objects.create(
+        clinic=clinic,
+        kind="llm",
+        provider="console",
+        model_name=_tag("modelo"),
+        operation="extract",
+        tokens_in=100,
+        tokens_out=20,
+        cost=Decimal("0.000500"),
+    )
+
+
+def _knowledge_entry(clinic):
+    return model("KnowledgeEntry").objects.create(
+        clinic=clinic, category="faq", title=_tag("Vocês aceitam convênio?"), body="Não."
+    )
+
+
 def _inbound_webhook(clinic):
     return model("InboundWebhook").objects.create(
         clinic=clinic,
@@ -315,6 +334,7 @@ ROWS: dict[str, Callable] = {
     "ReceivedMessage": _received_message,
     "Conversation": _conversation,
     "AssistantSettings": _assistant_settings,
+    "KnowledgeEntry": _knowledge_entry,
     # portal
     "PortalSession": _portal_session,
     # integrations
@@ -323,6 +343,7 @@ ROWS: dict[str, Callable] = {
     "ProviderAccount": _provider_account,
     "ExternalCall": _external_call,
     "ConsoleRecord": _console_record,
+    "ProviderUsage": _provider_usage,
     "InboundWebhook": _inbound_webhook,
     "WebhookSubscription": _webhook_subscription,
     # scheduling
