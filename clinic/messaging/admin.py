@@ -433,7 +433,6 @@ def patient_messages_view(model_admin, request, pk):
 
 
 # The assistant's conversations and settings (issue 24).
-from .assistant import admin as assistant_admin  # noqa: E402, F401
-
 # The assistant's knowledge base (issue 24), in its own module.
 from . import admin_knowledge  # noqa: E402, F401
+from .assistant import admin as assistant_admin  # noqa: E402, F401

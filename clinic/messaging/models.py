@@ -212,14 +212,13 @@ class ReceivedMessage(ClinicOwned):
 
 
 # The assistant's knowledge base (issue 24): its model lives beside its retrieval.
-from .knowledge import KnowledgeEntry  # noqa: E402, F401
-
 # The assistant's tables (issue 24) live in their own module and belong to this app.
 from .assistant.models import (  # noqa: E402
     AssistantSettings,
     Conversation,
     ConversationMessage,
 )
+from .knowledge import KnowledgeEntry  # noqa: E402
 
 __all__ = [
     "AssistantSettings",
