@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date, time, timedelta
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
@@ -38,7 +38,7 @@ from clinic.validators import cpf_normalize, cpf_validate, phone_variants
 
 from . import tools
 from .dates import When, describe, describe_day, parse_when
-from .intents import Intent, Safety, classify, safety_check
+from .intents import Intent, Reading, Safety, classify, safety_check
 from .models import AssistantSettings, Conversation, ConversationState
 from .normalize import normalize, similar
 
@@ -129,6 +129,32 @@ CLINICAL_TEXT = (
 )
 
 
+class NeedsModel(Exception):
+    """The rules do not understand and the clinic has a model: ask it, outside the
+    transaction (``services.conversation_answer`` → ``tasks.conversation_model_turn_task``)."""
+
+
+#: A model's intent (``integrations.llm.INTENTS``) → the rules' intent.
+MODEL_INTENTS = {
+    "book": Intent.BOOK,
+    "reschedule": Intent.RESCHEDULE,
+    "cancel": Intent.CANCEL,
+    "confirm": Intent.CONFIRM,
+    "my_appointments": Intent.MY_APPOINTMENTS,
+    "prices": Intent.PRICES,
+    "package": Intent.PACKAGE,
+    "package_balance": Intent.PACKAGE,
+    "pay": Intent.PAY,
+    "address_hours": Intent.ADDRESS_HOURS,
+    "human": Intent.HUMAN,
+    "opt_out": Intent.OPT_OUT,
+    "greeting": Intent.GREETING,
+    "thanks": Intent.THANKS,
+}
+#: The intent recorded for a message left to the model.
+MODEL_PENDING = "model_pending"
+
+
 @dataclass
 class Answer:
     """What the assistant says back: a text and the options offered (titles ≤ 24 chars)."""
@@ -168,6 +194,9 @@ class Turn:
         text: str,
         now,
         channel: str,
+        hint=None,
+        kb=None,
+        defer_to_model: bool = False,
     ):
         self.conversation = conversation
         self.clinic = conversation.clinic
@@ -179,6 +208,13 @@ class Turn:
         self.today: date = now.astimezone(self.zone).date()
         self.channel = channel
         self.d = dict(conversation.dialogue or {})
+        #: A language model's reading of the message (``integrations.llm.Extraction``),
+        #: used only where the rules read nothing; ``kb``: a knowledge-base reply found
+        #: outside the transaction; ``defer_to_model``: the clinic has a model, so a
+        #: message the rules do not understand waits for it (``NeedsModel``).
+        self.hint = hint
+        self.kb = kb
+        self.defer_to_model = defer_to_model
 
     def _services(self) -> list[tools.ServiceInfo]:
         """The bookable services, read once per message."""
@@ -203,6 +239,10 @@ class Turn:
         if danger is not None:
             return self._safety(danger)
         reading = classify(self.text)
+        if reading.intent == Intent.UNKNOWN and self.hint is not None:
+            intent = MODEL_INTENTS.get(self.hint.intent)
+            if intent is not None:
+                reading = Reading(intent, self.hint.confidence, {})
         if reading.intent in (Intent.HUMAN, Intent.OPT_OUT):
             return self._intent(reading.intent)
         step = self.d.get("step")
@@ -221,6 +261,13 @@ class Turn:
         return self._intent(reading.intent)
 
     def _miss(self, repeat: str = "") -> Answer:
+        if self.defer_to_model:
+            raise NeedsModel
+        if not repeat:
+            reply = self.kb if self.kb is not None else self._knowledge()
+            if reply is not None:
+                ids = ",".join(str(i) for i in reply.cited_entry_ids)
+                return Answer(reply.text, intent=f"kb:{ids}"[:30])
         misses = self.d.get("misses", 0) + 1
         self.d["misses"] = misses
         if misses >= LOOP_LIMIT:
@@ -231,6 +278,13 @@ class Turn:
             )
         text = "Desculpe, não entendi. " + (repeat or self._menu())
         return Answer(text, intent=Intent.UNKNOWN)
+
+    def _knowledge(self):
+        """The clinic's knowledge base, by its own words (no model: this runs inside the
+        transaction, and only when the clinic has no model, so none is called)."""
+        from ..knowledge import knowledge_reply
+
+        return knowledge_reply(clinic=self.clinic, question=self.text)
 
     def _menu(self) -> str:
         return (
@@ -459,7 +513,7 @@ class Turn:
         match = self._match_service(offered)
         if match is not None:
             self.d["service_id"] = match.id
-        when = parse_when(self.text, today=self.today)
+        when = self._when()
         if when is not None:
             self.d["when"] = when.as_json()
 
@@ -467,7 +521,10 @@ class Turn:
         """The service the message names ("fisio" → "Sessão de fisioterapia"): the one
         whose distinctive words match most, if only one does; words every clinic uses
         ("consulta", "sessão") only break ties."""
-        words = [w for w in self.norm.split() if len(w) >= 4]
+        said = self.norm
+        if self.hint is not None and self.hint.entities.get("service"):
+            said = f"{said} {normalize(self.hint.entities['service'])}"
+        words = [w for w in said.split() if len(w) >= 4]
         best, best_score, tie = None, 0.0, False
         for service in offered:
             score = 0.0
@@ -538,7 +595,7 @@ class Turn:
             self.d["service_id"] = match.id
         else:
             self.d["service_id"] = ids[chosen - 1]
-        when = parse_when(self.text, today=self.today) if chosen is None else None
+        when = self._when() if chosen is None else None
         if when is not None:
             self.d["when"] = when.as_json()
         return self._book_advance()
@@ -564,7 +621,7 @@ class Turn:
         return self._book_advance()
 
     def _step_day(self) -> Answer | None:
-        when = parse_when(self.text, today=self.today)
+        when = self._when()
         if when is None:
             return None
         self.d["when"] = when.as_json()
@@ -657,7 +714,7 @@ class Turn:
         chosen = self._number(len(offered))
         if chosen is not None:
             return self._ask_confirm(tools.SlotInfo.from_json(offered[chosen - 1]))
-        when = parse_when(self.text, today=self.today)
+        when = self._when()
         if when is not None:
             self.d["when"] = when.merged(
                 When.from_json(self.d.get("when")) if not when.first_day else None
@@ -883,6 +940,23 @@ class Turn:
         return Answer(text, intent=Intent.PAY)
 
     # --- helpers -----------------------------------------------------------------------
+    def _when(self) -> When | None:
+        """The day and time the message names: the rules' reading, else the model's."""
+        when = parse_when(self.text, today=self.today)
+        if when is not None or self.hint is None:
+            return when
+        entities = self.hint.entities
+        day = date.fromisoformat(entities["date"]) if entities.get("date") else None
+        moment = time.fromisoformat(entities["time"]) if entities.get("time") else None
+        period = {"morning": "morning", "afternoon": "afternoon", "evening": "evening"}.get(
+            entities.get("period", "")
+        )
+        if day is None and moment is None and period is None:
+            return None
+        if day is not None and not self.today <= day <= self.today + timedelta(days=366):
+            return None  # a model's impossible day is no day
+        return When(day, day, moment, period)
+
     def _number(self, count: int) -> int | None:
         """The option number the patient answered ("2", "opção 2", "a 2"), if in range."""
         found = re.fullmatch(r"(?:opcao |opção |numero |a |o |op )?(\d{1,2})[ .)]*", self.norm)
@@ -904,18 +978,40 @@ class Turn:
             value = words.get(self.norm)
         else:
             value = int(found.group(1))
+        if value is None and self.hint is not None:
+            value = self.hint.entities.get("choice")
         if value is None or not 1 <= value <= count:
             return None
         return value
 
 
 def assistant_answer(
-    *, conversation: Conversation, settings: AssistantSettings, text: str, now, channel: str
+    *,
+    conversation: Conversation,
+    settings: AssistantSettings,
+    text: str,
+    now,
+    channel: str,
+    hint=None,
+    kb=None,
+    defer_to_model: bool = False,
 ) -> Answer:
     """The assistant's answer to ``text`` in ``conversation`` (whose state and dialogue it
     updates in memory; the caller saves). Runs the tools in savepoints of the caller's
-    transaction."""
-    with transaction.atomic():
-        return Turn(
-            conversation=conversation, settings=settings, text=text, now=now, channel=channel
-        ).run()
+    transaction. With ``defer_to_model``, a message the rules do not understand gets no
+    answer now: ``Answer(intent=MODEL_PENDING, handled=False)`` and nothing changed."""
+    turn = Turn(
+        conversation=conversation,
+        settings=settings,
+        text=text,
+        now=now,
+        channel=channel,
+        hint=hint,
+        kb=kb,
+        defer_to_model=defer_to_model,
+    )
+    try:
+        with transaction.atomic():
+            return turn.run()
+    except NeedsModel:
+        return Answer("", intent=MODEL_PENDING, handled=False)

@@ -28,7 +28,7 @@ from django.utils import timezone
 from clinic.models import Clinic
 from clinic.validators import phone_variants
 
-from .engine import Answer, assistant_answer, title
+from .engine import MODEL_PENDING, Answer, assistant_answer, title
 from .models import (
     AssistantSettings,
     Conversation,
@@ -47,6 +47,8 @@ RATE_PER_NUMBER_HOUR = 60
 DIALOGUE_IDLE = timedelta(hours=2)
 #: The queue the assistant's answers leave on (a patient is waiting).
 REPLY_QUEUE = "notifications"
+#: The queue of a message left to the language model (a patient is waiting; up to ~30 s).
+MODEL_QUEUE = "integrations"
 
 
 def assistant_settings(clinic: Clinic | int) -> AssistantSettings | None:
@@ -178,13 +180,23 @@ def conversation_answer(
         inbound.intent = "rate_limited"
         inbound.save(update_fields=["intent"])
         return None
+    from integrations.llm import llm_enabled
+
     answer = assistant_answer(
         conversation=conversation,
         settings=settings,
         text=received.text,
         now=now,
         channel=conversation.channel,
+        defer_to_model=llm_enabled(conversation.clinic_id),
     )
+    if answer.intent == MODEL_PENDING:
+        # The rules do not understand it and the clinic has a model: asked after commit,
+        # with no transaction open (a model may take seconds).
+        inbound.intent = MODEL_PENDING
+        inbound.save(update_fields=["intent"])
+        _ask_model_on_commit(received.pk)
+        return answer
     conversation.save(
         update_fields=["dialogue", "state", "handover_reason", "alert", "patient", "greeted"]
     )
@@ -198,6 +210,122 @@ def conversation_answer(
         key=f"assistant:{received.pk}",
         now=now,
     )
+    return answer
+
+
+def _ask_model_on_commit(received_id: int) -> None:
+    def enqueue():
+        from .tasks import conversation_model_turn_task
+
+        conversation_model_turn_task.apply_async(args=[received_id], queue=MODEL_QUEUE)
+
+    transaction.on_commit(enqueue, robust=True)
+
+
+def conversation_model_turn(*, received_id: int, now=None) -> Answer | None:
+    """Answer a message the rules did not understand, with the clinic's language model.
+
+    The model is asked with no transaction open and no lock held: the intent and entities
+    of the message (``integrations.llm.extract``, validated against its schema) and, for a
+    question, the knowledge base (``knowledge_reply``: a model's answer citing its entries,
+    refused if it names a time or price nobody offered). Then, in one short transaction
+    with the conversation locked, the dialogue runs as for any message, the model's reading
+    filling only what the rules could not read: times, prices and bookings still come from
+    the services. Whatever fails (no model, every provider down, a refused answer), the
+    rules answer — the message is never left unanswered. A newer message of the phone
+    answered meanwhile makes this one's answer moot (nothing is sent)."""
+    from integrations.llm import extract
+
+    from ..knowledge import knowledge_reply
+    from ..models import ReceivedMessage
+    from .dates import describe_day, today_in
+    from .tools import has_tool, tool
+
+    received = ReceivedMessage.objects.filter(pk=received_id).select_related("clinic").first()
+    inbound = (
+        ConversationMessage.objects.filter(received_id=received_id)
+        .select_related("conversation")
+        .first()
+    )
+    if received is None or inbound is None:
+        return None
+    conversation = inbound.conversation
+    clinic = received.clinic
+    if conversation.state != ConversationState.ASSISTANT:
+        return None
+    from clinic.kernel.timezones import clinic_zone
+
+    today = today_in(clinic_zone(clinic))
+    offered = tool("services")(clinic=clinic) if has_tool("services") else []
+    dialogue = conversation.dialogue or {}
+    context = {
+        "today": f"{today.isoformat()} ({describe_day(today)})",
+        "clinic_name": clinic.name,
+        "services": [s.name for s in offered],
+        "expecting": dialogue.get("step", ""),
+        "offered_slots": [o.get("start", "") for o in dialogue.get("offered", [])],
+    }
+    hint = extract(clinic, received.text, context=context)
+    kb = None
+    if hint is None or hint.intent == "faq":
+        kb = knowledge_reply(
+            clinic=clinic,
+            question=received.text,
+            known_prices=[s.price for s in offered if s.price is not None],
+            offered_times=[o.get("start", "")[11:16] for o in dialogue.get("offered", [])],
+        )
+    now = now or timezone.now()
+    with transaction.atomic():
+        conversation = (
+            Conversation.objects.select_for_update(of=("self",))
+            .select_related("clinic", "patient")
+            .get(pk=conversation.pk)
+        )
+        latest = (
+            ConversationMessage.objects.filter(
+                conversation=conversation, direction=MessageDirection.IN
+            )
+            .order_by("-created_at", "-pk")
+            .values_list("received_id", flat=True)
+            .first()
+        )
+        settings = _settings_of(conversation)
+        answered = ConversationMessage.objects.filter(
+            idempotency_key=f"assistant:{received_id}"
+        ).exists()
+        if (
+            answered  # a task delivered twice acts once
+            or latest != received_id
+            or conversation.state != ConversationState.ASSISTANT
+            or settings is None
+            or not settings.enabled
+        ):
+            return None
+        answer = assistant_answer(
+            conversation=conversation,
+            settings=settings,
+            text=received.text,
+            now=now,
+            channel=conversation.channel,
+            hint=hint,
+            kb=kb,
+        )
+        conversation.save(
+            update_fields=["dialogue", "state", "handover_reason", "alert", "patient", "greeted"]
+        )
+        by = f"llm:{hint.provider}" if hint is not None else ("kb" if kb is not None else "")
+        inbound.intent = f"{answer.intent} {by}".strip()[:30]
+        inbound.save(update_fields=["intent"])
+        if conversation.state != ConversationState.ASSISTANT:
+            ReceivedMessage.objects.filter(pk=received_id).update(needs_reply=True)
+        conversation_say(
+            conversation=conversation,
+            text=answer.text,
+            options=answer.options,
+            intent=answer.intent,
+            key=f"assistant:{received_id}",
+            now=now,
+        )
     return answer
 
 
