@@ -23,10 +23,7 @@ from clinic.choices import ConsentPurpose, ContactChannel, MessageStatus
 from clinic.kernel.tenancy import current_clinic
 from clinic.models import Patient
 
-from . import (
-    admin_knowledge,  # noqa: F401  (registers the knowledge base's admin, issue 24)
-    catalogue,
-)
+from . import catalogue
 from .channels import MESSAGE_CHANNELS
 from .models import MessageTemplate, OutboundMessage, ReceivedMessage
 from .replies import message_reply, received_mark_answered
@@ -433,3 +430,7 @@ def patient_messages_view(model_admin, request, pk):
         "channels": dict(ContactChannel.choices),
     }
     return TemplateResponse(request, "messaging/admin/patient_messages.html", context)
+
+
+# The assistant's knowledge base (issue 24), in its own module.
+from . import admin_knowledge  # noqa: E402, F401

@@ -15,9 +15,6 @@ from clinic.choices import ConsentPurpose, ContactChannel, MessageStatus, ReplyA
 from clinic.kernel.tenancy import ClinicOwned
 from clinic.models import Patient
 
-# The assistant's knowledge base (issue 24): its model lives beside its retrieval.
-from .knowledge import KnowledgeEntry  # noqa: F401
-
 
 class MessageTemplate(ClinicOwned):
     """A clinic's own text for one of the named templates of ``catalogue.CATALOGUE``.
@@ -212,3 +209,7 @@ class ReceivedMessage(ClinicOwned):
     @property
     def is_unanswered(self) -> bool:
         return self.needs_reply and self.answered_at is None
+
+
+# The assistant's knowledge base (issue 24): its model lives beside its retrieval.
+from .knowledge import KnowledgeEntry  # noqa: E402, F401

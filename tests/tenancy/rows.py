@@ -308,10 +308,10 @@ ROWS: dict[str, Callable] = {
     "ApiKey": _api_key,
     "ApiRequestLog": _api_request_log,
     # messaging
-    "KnowledgeEntry": _knowledge_entry,
     "MessageTemplate": _message_template,
     "OutboundMessage": _outbound_message,
     "ReceivedMessage": _received_message,
+    "KnowledgeEntry": _knowledge_entry,
     # portal
     "PortalSession": _portal_session,
     # integrations
