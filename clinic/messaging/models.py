@@ -211,8 +211,8 @@ class ReceivedMessage(ClinicOwned):
         return self.needs_reply and self.answered_at is None
 
 
-# The assistant's knowledge base (issue 24): its model lives beside its retrieval.
-# The assistant's tables (issue 24) live in their own module and belong to this app.
+# The assistant's tables (issue 24) live in their own modules and belong to this app: the
+# conversations (assistant/models.py) and the knowledge base, beside its retrieval.
 from .assistant.models import (  # noqa: E402
     AssistantSettings,
     Conversation,
