@@ -77,6 +77,14 @@ _MESSAGE_TEXTS |= {
     "messaging.change_knowledgeentry",
     "messaging.delete_knowledgeentry",
 }
+# The assistant's conversations (issue 24): reception reads them, takes over, hands back,
+# closes and writes (all "change"); managers switch the assistant on and set its texts.
+_MESSAGES_DESK |= {"messaging.view_conversation", "messaging.change_conversation"}
+_MESSAGE_TEXTS |= {
+    "messaging.view_assistantsettings",
+    "messaging.add_assistantsettings",
+    "messaging.change_assistantsettings",
+}
 
 # Billing: reception registers and charges payments and acts on them ("change" is what
 # confirm, cancel, charge again and refund need; the payment rows themselves are read-only
