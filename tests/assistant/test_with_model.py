@@ -142,3 +142,32 @@ def test_without_a_model_the_knowledge_base_answers_in_the_clinics_words(desk, p
     assert answer.endswith("Sim! Cada paciente pode trazer um acompanhante.")
     reply = ConversationMessage.objects.filter(direction="out").last()
     assert reply.intent == f"kb:{entry.pk}"
+
+
+def answer_call(text: str, cited: list[int]) -> dict:
+    """OpenAI's answer to the knowledge-base tool (the recorded shape, our arguments)."""
+    body = tool_call({"answerable": True, "text": text, "cited_entry_ids": cited})
+    body["choices"][0]["message"]["tool_calls"][0]["function"]["name"] = "responder_com_base"
+    return body
+
+
+def test_a_model_answer_that_invents_a_price_is_refused_and_the_entry_answers(
+    desk, patient, say, sent, model
+):
+    entry = KnowledgeEntry.objects.create(
+        clinic=desk["clinic"],
+        title="Acompanhantes",
+        body="Cada paciente pode trazer um acompanhante, sem custo.",
+        keywords="acompanhante acompanhar levar junto",
+    )
+    sent.post(OPENAI_URL, json=tool_call({"intent": "faq", "confidence": 0.8, "entities": {}}))
+    sent.post(
+        OPENAI_URL,
+        json=answer_call("Pode sim! O acompanhante paga só R$ 35,00.", [entry.pk]),
+    )
+
+    answer = say("posso levar acompanhante?")
+
+    assert len(model_calls(sent)) == 2  # read, then asked to answer from the entry
+    assert "R$ 35" not in answer
+    assert answer.endswith("Cada paciente pode trazer um acompanhante, sem custo.")
