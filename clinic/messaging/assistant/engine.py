@@ -687,7 +687,10 @@ class Turn:
         else:
             head = "Os próximos horários livres são:"
         question = f"{head}\n{numbered(labels)}\nResponda com o número do horário."
-        self.d["question"] = question
+        # Repeated after a message not understood: the list, without the news.
+        self.d["question"] = (
+            f"Os horários livres são:\n{numbered(labels)}\nResponda com o número do horário."
+        )
         return Answer(question, options=[title(label) for label in labels], intent=Intent.BOOK)
 
     def _when_words(self, when: When) -> str:
