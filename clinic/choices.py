@@ -161,3 +161,4 @@ class ReplyAction(models.TextChoices):
     NO_APPOINTMENT = "no_appointment", _("No upcoming appointment: answered politely")
     OPTED_OUT = "opted_out", _("Opted out of this channel")
     UNKNOWN_SENDER = "unknown_sender", _("Unknown number")
+    ASSISTANT = "assistant", _("Answered by the assistant")

@@ -69,6 +69,22 @@ _MESSAGE_TEXTS = {
     "messaging.change_messagetemplate",
     "messaging.delete_messagetemplate",
 }
+# The assistant's knowledge base (issue 24): reception reads the entries an answer cites;
+# managers write them, as they write the message texts.
+_MESSAGES_DESK |= {"messaging.view_knowledgeentry"}
+_MESSAGE_TEXTS |= {
+    "messaging.add_knowledgeentry",
+    "messaging.change_knowledgeentry",
+    "messaging.delete_knowledgeentry",
+}
+# The assistant's conversations (issue 24): reception reads them, takes over, hands back,
+# closes and writes (all "change"); managers switch the assistant on and set its texts.
+_MESSAGES_DESK |= {"messaging.view_conversation", "messaging.change_conversation"}
+_MESSAGE_TEXTS |= {
+    "messaging.view_assistantsettings",
+    "messaging.add_assistantsettings",
+    "messaging.change_assistantsettings",
+}
 
 # Billing: reception registers and charges payments and acts on them ("change" is what
 # confirm, cancel, charge again and refund need; the payment rows themselves are read-only
@@ -185,6 +201,8 @@ _INTEGRATIONS_VIEW = {
     "integrations.view_webhooksubscription",
     "integrations.view_consolerecord",
 }
+# What providers cost per month (language models, WhatsApp, SMS): managers watch it.
+_INTEGRATIONS_VIEW |= {"integrations.view_providerusage"}
 _MANAGER |= _INTEGRATIONS_VIEW
 _ADMIN = (
     _MANAGER

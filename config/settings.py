@@ -470,6 +470,22 @@ CUIDAR_DEFAULT_PROVIDERS = {
     kind: ["console"]
     for kind in ("whatsapp", "sms", "email", "payments", "fiscal", "calendar", "storage")
 }
+CUIDAR_DEFAULT_PROVIDERS["llm"] = []  # off until a clinic adds an llm account (docs/llm.md)
+# The assistant's language models (docs/llm.md). A clinic has none until it adds a provider
+# account of kind "llm" (off by default; no default chain). An account without an API key
+# in its credentials uses the installation's key for its provider, from the environment.
+CUIDAR_LLM_API_KEYS = {
+    "openai_compatible": env_secret("CUIDAR_LLM_OPENAI_API_KEY"),
+    "anthropic": env_secret("CUIDAR_LLM_ANTHROPIC_API_KEY"),
+    "gemini": env_secret("CUIDAR_LLM_GEMINI_API_KEY"),
+}
+# Read timeout of one model call (s): a patient waits for the reply, and the rules answer
+# when every model is slow.
+CUIDAR_LLM_TIMEOUT = env.float("CUIDAR_LLM_TIMEOUT", default=12.0)
+# Prices in R$ for the cost report (integrations/usage.py): per 1M tokens by model, per
+# message by provider; a provider account's own settings override them. JSON, e.g.
+# {"llm": {"gpt-4o-mini": {"in": "0.90", "out": "3.60"}}, "whatsapp": {"meta_cloud": "0.40"}}
+CUIDAR_PROVIDER_PRICES = env.json("CUIDAR_PROVIDER_PRICES", default={})
 # Messages: seconds a send may stay in progress before its worker is presumed dead and
 # its outcome unknown (docs/messaging.md); above the longest chain of provider calls.
 CUIDAR_MESSAGE_SEND_LEASE = env.int("CUIDAR_MESSAGE_SEND_LEASE", default=300)

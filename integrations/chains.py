@@ -15,6 +15,7 @@ decides what an unknown outcome means for its work.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -22,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 import pybreaker
 from django.conf import settings
 
-from . import breakers, registry
+from . import breakers, registry, usage
 from .base import (
     ChainFailed,
     ChainOutcomeUnknown,
@@ -30,6 +31,7 @@ from .base import (
     OutcomeUnknownError,
     PermanentProviderError,
     ProviderError,
+    elapsed_ms,
 )
 from .http import redact
 from .models import ProviderAccount
@@ -130,6 +132,7 @@ def run_chain(
         )
         if before_call is not None:
             before_call(account)
+        started = time.perf_counter()
         try:
             value = breaker.call(getattr(provider, operation), *args, **kwargs)
         except pybreaker.CircuitBreakerError:
@@ -178,6 +181,11 @@ def run_chain(
             continue
 
         tried.append((name, Outcome.SUCCEEDED))
+        if kind in usage.MESSAGE_KINDS and operation == "send":
+            # A message the provider took is a message the clinic pays for (cost report).
+            usage.usage_record_message(
+                account=account, operation=operation, latency_ms=elapsed_ms(started)
+            )
         return ChainResult(
             value=value, account=account, provider=name, tried=tried, accounts=accounts
         )

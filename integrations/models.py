@@ -225,6 +225,52 @@ class ExternalCall(models.Model):
         return f"{self.provider}.{self.operation} {self.status_code or self.error_class}"
 
 
+class ProviderUsage(models.Model):
+    """What one successful provider call used and cost: a language model's tokens in and
+    out, or one WhatsApp/SMS message; its latency and its cost in R$ at the price the
+    account (or ``CUIDAR_PROVIDER_PRICES``) named at the time. ``integrations.usage``
+    writes it; the admin's monthly report sums it per clinic and provider. No bodies, no
+    personal data."""
+
+    clinic = models.ForeignKey(
+        "clinic.Clinic",
+        on_delete=models.CASCADE,
+        related_name="+",
+        verbose_name=_("clinic"),
+    )
+    account = models.ForeignKey(
+        ProviderAccount,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="usage",
+        verbose_name=_("provider account"),
+    )
+    kind = models.CharField(_("kind"), max_length=20, choices=ProviderKind.choices)
+    provider = models.CharField(_("provider"), max_length=40)
+    model_name = models.CharField(_("model"), max_length=100, blank=True)
+    operation = models.CharField(_("operation"), max_length=60)
+    tokens_in = models.PositiveIntegerField(_("tokens in"), default=0)
+    tokens_out = models.PositiveIntegerField(_("tokens out"), default=0)
+    messages = models.PositiveIntegerField(_("messages"), default=0)
+    latency_ms = models.PositiveIntegerField(_("latency (ms)"), default=0)
+    cost = models.DecimalField(_("cost (R$)"), max_digits=12, decimal_places=6, default=0)
+    created_at = models.DateTimeField(_("called at"), default=timezone.now)
+
+    objects = ClinicQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("provider usage and cost")
+        verbose_name_plural = _("provider usage and costs")
+        ordering = ["-created_at"]
+        indexes = [
+            models.Index(fields=["clinic", "created_at"], name="providerusage_month_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.provider}.{self.operation} R$ {self.cost}"
+
+
 class InboundWebhook(models.Model):
     """A request a provider made to us, stored raw before anything acts on it."""
 

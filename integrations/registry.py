@@ -27,6 +27,10 @@ PROVIDER_MODULES = [
     "integrations.fiscal.focusnfe",
     "integrations.fiscal.nuvemfiscal",
     "integrations.fiscal.enotas",
+    "integrations.llm.console",
+    "integrations.llm.openai_compatible",
+    "integrations.llm.anthropic",
+    "integrations.llm.gemini",
 ]
 
 _registry: dict[tuple[str, str], type[Provider]] = {}

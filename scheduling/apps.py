@@ -10,6 +10,7 @@ class SchedulingConfig(AppConfig):
         # Every plug-in point this app fills, named in one place (docs/architecture.md,
         # "Plug-in points"). Importing a module registers what it declares.
         from . import (
+            assistant_tools,  # noqa: F401  the assistant's tools: availability, booking …
             handlers,  # noqa: F401  @subscriber: waitlist offers, booking and no-show messages
             reminders,  # noqa: F401  @reply_handler: "1"/"2"/"3" answers to a reminder
         )

@@ -430,3 +430,9 @@ def patient_messages_view(model_admin, request, pk):
         "channels": dict(ContactChannel.choices),
     }
     return TemplateResponse(request, "messaging/admin/patient_messages.html", context)
+
+
+# The assistant's conversations and settings, and its knowledge base (issue 24), in their
+# own modules.
+from . import admin_knowledge  # noqa: E402, F401
+from .assistant import admin as assistant_admin  # noqa: E402, F401

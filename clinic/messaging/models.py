@@ -209,3 +209,23 @@ class ReceivedMessage(ClinicOwned):
     @property
     def is_unanswered(self) -> bool:
         return self.needs_reply and self.answered_at is None
+
+
+# The assistant's tables (issue 24) live in their own modules and belong to this app: the
+# conversations (assistant/models.py) and the knowledge base, beside its retrieval.
+from .assistant.models import (  # noqa: E402
+    AssistantSettings,
+    Conversation,
+    ConversationMessage,
+)
+from .knowledge import KnowledgeEntry  # noqa: E402
+
+__all__ = [
+    "AssistantSettings",
+    "Conversation",
+    "ConversationMessage",
+    "KnowledgeEntry",
+    "MessageTemplate",
+    "OutboundMessage",
+    "ReceivedMessage",
+]

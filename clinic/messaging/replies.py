@@ -78,6 +78,9 @@ def patient_match(*, clinic: Clinic | int, channel: str, address: str) -> Patien
     return next((p for p in candidates if p.pk == last), candidates[0])
 
 
+#: Channels whose messages belong to a conversation (issue 24).
+CONVERSATION_CHANNELS = (ContactChannel.WHATSAPP, ContactChannel.SMS)
+
 _OPT_OUT_SOURCES = {
     ContactChannel.WHATSAPP: ConsentSource.WHATSAPP,
     ContactChannel.SMS: ConsentSource.SMS,
@@ -96,7 +99,19 @@ def message_receive(
     existing = ReceivedMessage.objects.filter(source_key=source_key).first()
     if existing is not None:
         return existing
-    patient = patient_match(clinic=clinic, channel=channel, address=item.from_address)
+    from .assistant import services as conversations
+
+    conversation = None
+    if channel in CONVERSATION_CHANNELS:
+        # The phone's conversation, its row locked until commit: one message of a phone is
+        # handled at a time.
+        conversation = conversations.conversation_for(
+            clinic=clinic, channel=channel, phone=item.from_address
+        )
+    patient = None
+    if conversation is not None and conversation.patient_id:
+        patient = conversation.patient  # who the conversation established (one of several)
+    patient = patient or patient_match(clinic=clinic, channel=channel, address=item.from_address)
     received = ReceivedMessage.objects.create(
         clinic=clinic,
         patient=patient,
@@ -109,7 +124,30 @@ def message_receive(
         source_key=source_key,
         received_at=item.received_at or timezone.now(),
     )
+    inbound = None
+    if conversation is not None:
+        inbound = conversations.conversation_record_in(conversation=conversation, received=received)
+
+    def assistant() -> bool:
+        """The assistant answers, if the clinic has it on and nobody took over."""
+        if conversation is None:
+            return False
+        answer = conversations.conversation_answer(
+            conversation=conversation, received=received, inbound=inbound
+        )
+        if answer is None:
+            return False
+        received.patient = conversation.patient
+        received.action = ReplyAction.ASSISTANT
+        received.action_detail = {"intent": answer.intent, "conversation_id": conversation.pk}
+        # Handed over (asked for a person, safety, a loop): reception's inbox shows it.
+        received.needs_reply = conversation.state != "assistant"
+        received.save(update_fields=["patient", "action", "action_detail", "needs_reply"])
+        return True
+
     if patient is None:
+        if assistant():
+            return received
         received.action = ReplyAction.UNKNOWN_SENDER
         received.needs_reply = True
         received.save(update_fields=["action", "needs_reply"])
@@ -125,12 +163,19 @@ def message_receive(
         received.action = ReplyAction.OPTED_OUT
         received.save(update_fields=["action"])
         return received
+    # The assistant asked a question ("which time? 1, 2, 3"): the answer is for it, not a
+    # reply to a reminder.
+    asking = conversation is not None and conversations.assistant_is_asking(conversation)
+    if asking and assistant():
+        return received
 
     outcome = None
     for handler in list(_reply_handlers):
         outcome = handler(message=received, patient=patient, channel=channel)
         if outcome is not None:
             break
+    if outcome is None and assistant():
+        return received
     if outcome is None:
         outcome = ReplyOutcome(action=ReplyAction.NONE, needs_reply=True)
     received.action = outcome.action
@@ -138,7 +183,7 @@ def message_receive(
     received.needs_reply = outcome.needs_reply
     received.save(update_fields=["action", "action_detail", "needs_reply"])
     if outcome.template:
-        message_send(
+        answer = message_send(
             clinic=clinic,
             patient=patient,
             template=outcome.template,
@@ -147,6 +192,8 @@ def message_receive(
             channel=channel,
             in_reply_to=received,
         )
+        if conversation is not None:
+            conversations.conversation_note_reply(conversation=conversation, message=answer)
     return received
 
 

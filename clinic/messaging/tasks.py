@@ -50,3 +50,7 @@ def birthdays_greet_task(local_hours: list[int] | None = None) -> int:
     from .birthdays import birthdays_greet
 
     return birthdays_greet(local_hours=local_hours)
+
+
+# The assistant's tasks live with it; imported here so that the worker registers them.
+from .assistant.tasks import conversation_reply_task  # noqa: E402, F401

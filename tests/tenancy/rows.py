@@ -55,6 +55,27 @@ def _patient(clinic):
     return PatientFactory(clinic=clinic)
 
 
+def _conversation(clinic):
+    conversation = model("Conversation").objects.create(
+        clinic=clinic,
+        channel="whatsapp",
+        phone=f"+55119{next(_serial):08d}",
+        patient=PatientFactory(clinic=clinic),
+    )
+    model("ConversationMessage").objects.create(
+        clinic=clinic,
+        conversation=conversation,
+        direction="in",
+        author="contact",
+        text=_tag("conversation-text"),
+    )
+    return conversation
+
+
+def _assistant_settings(clinic):
+    return model("AssistantSettings").objects.create(clinic=clinic, hours_text=_tag("hours"))
+
+
 def _appointment(clinic):
     professional = ProfessionalFactory(clinic=clinic)
     service = ServiceFactory(clinic=clinic, professionals=[professional])
@@ -210,6 +231,25 @@ def _console_record(clinic):
     )
 
 
+def _provider_usage(clinic):
+    return model("ProviderUsage").objects.create(
+        clinic=clinic,
+        kind="llm",
+        provider="console",
+        model_name=_tag("modelo"),
+        operation="extract",
+        tokens_in=100,
+        tokens_out=20,
+        cost=Decimal("0.000500"),
+    )
+
+
+def _knowledge_entry(clinic):
+    return model("KnowledgeEntry").objects.create(
+        clinic=clinic, category="faq", title=_tag("Vocês aceitam convênio?"), body="Não."
+    )
+
+
 def _inbound_webhook(clinic):
     return model("InboundWebhook").objects.create(
         clinic=clinic,
@@ -292,6 +332,9 @@ ROWS: dict[str, Callable] = {
     "MessageTemplate": _message_template,
     "OutboundMessage": _outbound_message,
     "ReceivedMessage": _received_message,
+    "Conversation": _conversation,
+    "AssistantSettings": _assistant_settings,
+    "KnowledgeEntry": _knowledge_entry,
     # portal
     "PortalSession": _portal_session,
     # integrations
@@ -300,6 +343,7 @@ ROWS: dict[str, Callable] = {
     "ProviderAccount": _provider_account,
     "ExternalCall": _external_call,
     "ConsoleRecord": _console_record,
+    "ProviderUsage": _provider_usage,
     "InboundWebhook": _inbound_webhook,
     "WebhookSubscription": _webhook_subscription,
     # scheduling
