@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('integrations', '0003_backup_runs'),
+        ('integrations', '0004_llm_usage'),
     ]
 
     operations = [
