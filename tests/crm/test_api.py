@@ -56,7 +56,12 @@ def test_it_publishes_lead_created_with_ids_only(site_a, clinic_a):
     site_a.post(LEADS, FORM, format="json")
     event = Event.objects.get(event_type="lead.created")
     assert event.clinic == clinic_a
-    assert event.payload == {"lead_id": Lead.objects.get().pk}
+    # Ids and codes only: loyalty credits the referral from `referral_code` (issue 25).
+    assert event.payload == {
+        "lead_id": Lead.objects.get().pk,
+        "source": "website",
+        "referral_code": "",
+    }
 
 
 def test_a_lead_needs_only_a_name_and_one_way_to_reach_them(site_a):
