@@ -71,7 +71,8 @@ def lead_from_message(event, delivery):
             services.lead_capture(
                 clinic=clinic,
                 name=item.sender_name,
-                phone="" if is_email else address,
+                # The 9-digit form: WhatsApp reports some mobiles by their old 8 digits.
+                phone="" if is_email else services.phone_key(address),
                 email=address if is_email else "",
                 message=item.text[:5000],
                 source=_SOURCES.get(channel, LeadSource.OTHER),
@@ -104,13 +105,8 @@ def _lead_for_address(*, clinic: Clinic, address: str, email: bool) -> Lead | No
     leads = Lead.objects.for_clinic(clinic).filter(anonymised_at__isnull=True)
     if email:
         return leads.filter(email=address.lower()).first()
-    try:
-        from clinic.validators import phone_normalize
-
-        key = services.phone_key(phone_normalize(address))
-    except Exception:
-        return None
-    return leads.filter(phone_key=key).first()
+    key = services.phone_key(address)
+    return leads.filter(phone_key=key).first() if key else None
 
 
 def _leads_of_patient(patient: Patient) -> list[Lead]:
