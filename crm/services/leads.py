@@ -183,8 +183,12 @@ def lead_capture(
     if not created:
         changed = {"last_touch", "last_source", "updated_at"}
         lead.last_touch, lead.last_source = last_touch, source
-        for field, value in (("phone", phone), ("email", email), ("interest_type", interest_type),
-                             ("referral_code", referral_code)):  # fmt: skip
+        for field, value in (
+            ("phone", phone),
+            ("email", email),
+            ("interest_type", interest_type),
+            ("referral_code", referral_code),
+        ):
             if value and not getattr(lead, field):
                 setattr(lead, field, value)
                 changed.add(field)
@@ -255,8 +259,18 @@ def lead_merge(*, into: Lead, other: Lead) -> Lead:
     Interaction.objects.filter(lead=other).update(lead=into)
     LeadAlert.objects.filter(lead=other).update(lead=into)
     taken = {}
-    for field in ("phone", "phone_key", "email", "interest_type", "referral_code", "patient_id",
-                  "owner_id", "gclid", "fbclid", "referrer"):  # fmt: skip
+    for field in (
+        "phone",
+        "phone_key",
+        "email",
+        "interest_type",
+        "referral_code",
+        "patient_id",
+        "owner_id",
+        "gclid",
+        "fbclid",
+        "referrer",
+    ):
         if getattr(other, field) and not getattr(into, field):
             taken[field] = getattr(other, field)
     if other.marketing_consent and not into.marketing_consent:
@@ -364,8 +378,10 @@ def lead_patient_create(*, lead: Lead, by=None) -> Patient:
             lead_source=lead.source[:50],
         )
         if lead.marketing_consent:
-            for channel, address in ((ContactChannel.WHATSAPP, lead.phone),
-                                     (ContactChannel.EMAIL, lead.email)):  # fmt: skip
+            for channel, address in (
+                (ContactChannel.WHATSAPP, lead.phone),
+                (ContactChannel.EMAIL, lead.email),
+            ):
                 if address:
                     clinic_services.consent_record(
                         patient=patient,

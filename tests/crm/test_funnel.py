@@ -38,9 +38,13 @@ def test_form_then_whatsapp_then_booking_is_one_converted_lead_with_its_timeline
     # 1. The form on the clinic's site.
     client.post(
         form_url + "?utm_source=instagram",
-        {"name": "Joana Prado", "phone": "(11) 98765-4321", "utm_source": "instagram",
-         "marketing_consent": "on"},
-    )  # fmt: skip
+        {
+            "name": "Joana Prado",
+            "phone": "(11) 98765-4321",
+            "utm_source": "instagram",
+            "marketing_consent": "on",
+        },
+    )
     # 2. WhatsApp from the same number, written the 8-digit way WhatsApp sometimes reports.
     with django_capture_on_commit_callbacks(execute=True):
         whatsapp_from(client, whatsapp_a, "+551187654321", "Oi, quero marcar", "w1")
