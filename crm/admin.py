@@ -280,7 +280,13 @@ class LeadAdmin(ClinicScopedAdmin):
         try:
             patient = services.lead_patient_create(lead=lead, by=request.user)
         except ValidationError as exc:
-            self.message_user(request, "; ".join(exc.messages), messages.ERROR)
+            fields = getattr(exc, "error_dict", {})
+            text = (
+                gettext("Add the lead's phone number first: a patient needs one.")
+                if "phone" in fields
+                else "; ".join(exc.messages)
+            )
+            self.message_user(request, text, messages.ERROR)
             return HttpResponseRedirect(reverse("admin:crm_lead_change", args=[lead.pk]))
         return HttpResponseRedirect(
             reverse("admin:scheduling_appointment_add") + f"?patient={patient.pk}"
