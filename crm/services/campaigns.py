@@ -323,7 +323,7 @@ def reactivation_run(*, clinic: Clinic, now: datetime | None = None) -> Campaign
             defaults={"filters": {"inactive_days": conf.reactivation_days}},
         )
         text = conf.reactivation_text or _(
-            "Faz tempo que não nos vemos! Que tal agendar um retorno? Responda esta mensagem."
+            "It has been a while! How about booking a return visit? Answer this message."
         )
         if conf.director_line and conf.director_line not in text:
             text = f"{text}\n{conf.director_line}"
