@@ -17,7 +17,8 @@ from functools import lru_cache
 
 import holidays
 from django.db import transaction
-from django.db.models import Count
+from django.db.models import CharField, Count, OuterRef, Subquery, Value
+from django.db.models.functions import Cast, Concat
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -260,23 +261,34 @@ def _send(*, campaign: Campaign, conf: MarketingSettings, batch: list, now: date
             template=campaign.template,
             messages=[(patients[pk], context, keys[pk]) for pk in to_send],
         )
-    message_ids = dict(
-        OutboundMessage.objects.filter(idempotency_key__in=list(keys.values())).values_list(
-            "patient_id", "pk"
-        )
-    )
+    # One UPDATE per outcome (not bulk_update's CASE over every row: quadratic in the
+    # batch); the sent ones find their message by its unique key.
+    outcomes = {
+        RecipientStatus.NO_CONSENT: [],
+        RecipientStatus.CAPPED: [],
+        RecipientStatus.SENT: [],
+    }
     for recipient in batch:
-        recipient.decided_at = now
         if recipient.patient_id not in consenting:
-            recipient.status = RecipientStatus.NO_CONSENT
+            outcomes[RecipientStatus.NO_CONSENT].append(recipient.pk)
         elif recipient.patient_id in capped:
-            recipient.status = RecipientStatus.CAPPED
+            outcomes[RecipientStatus.CAPPED].append(recipient.pk)
         else:
-            recipient.status = RecipientStatus.SENT
-            recipient.message_id = message_ids.get(recipient.patient_id)
-    CampaignRecipient.objects.bulk_update(
-        batch, ["status", "decided_at", "message_id"], batch_size=len(batch)
-    )
+            outcomes[RecipientStatus.SENT].append(recipient.pk)
+    for status, ids in outcomes.items():
+        if not ids:
+            continue
+        fields = {"status": status, "decided_at": now}
+        if status == RecipientStatus.SENT:
+            fields["message_id"] = Subquery(
+                OutboundMessage.objects.filter(
+                    idempotency_key=Concat(
+                        Value(f"campaign:{campaign.pk}:"),
+                        Cast(OuterRef("patient_id"), CharField()),
+                    )
+                ).values("pk")[:1]
+            )
+        CampaignRecipient.objects.filter(pk__in=ids).update(**fields)
     return len(to_send)
 
 
