@@ -131,8 +131,25 @@ _BILLING_ALL = {
     for action in ("view", "add", "change", "delete")
 }
 
+# The CRM: reception works leads (the board, calls and notes, booking them) and reads
+# segments and campaigns; managers run marketing (segments, campaigns, settings, spend).
+_CRM_DESK = {
+    "crm.view_lead",
+    "crm.add_lead",
+    "crm.change_lead",
+    "crm.view_leadalert",
+    "crm.view_segment",
+    "crm.view_campaign",
+}
+_CRM_MANAGEMENT = {
+    f"crm.{action}_{model}"
+    for model in ("lead", "leadalert", "segment", "campaign", "marketingsettings", "marketingspend")
+    for action in ("view", "add", "change", "delete")
+}
+
 _RECEPTIONIST = (
     _AGENDA_DESK
+    | _CRM_DESK
     | _MESSAGES_DESK
     | _BILLING_DESK
     | {
@@ -168,6 +185,7 @@ _PROFESSIONAL = {
 }
 _MANAGER = (
     _RECEPTIONIST
+    | _CRM_MANAGEMENT
     | _AGENDA_SETUP
     | _MESSAGE_TEXTS
     | _BILLING_MANAGEMENT

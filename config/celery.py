@@ -46,6 +46,9 @@ app.conf.task_routes = {
     "clinic.messages_retry": {"queue": PATIENT_QUEUE},
     "clinic.portal_code_send": {"queue": PATIENT_QUEUE},
     "clinic.birthdays_greet": {"queue": "integrations-low"},
+    "crm.campaigns_tick": {"queue": "integrations-low"},
+    "crm.reactivation": {"queue": "integrations-low"},
+    "crm.leads_retention": {"queue": "integrations-low"},
     "clinic.api_request_log_purge": {"queue": "integrations-low"},
     "accounts.staff_sessions_cleanup": {"queue": "integrations-low"},
     "scheduling.reminders_48h": {"queue": PATIENT_QUEUE},
@@ -97,6 +100,19 @@ app.conf.beat_schedule = {
         "task": "clinic.birthdays_greet",
         "schedule": crontab(minute=0),
         "kwargs": {"local_hours": [8]},
+    },
+    # every minute: CRM campaigns start when scheduled and send their next batch
+    "crm-campaigns": {"task": "crm.campaigns_tick", "schedule": 60.0},
+    # Mondays 10:00 (the clinic's): the reactivation campaign (seed 004, ``0 10 * * 1``)
+    "crm-reactivation": {
+        "task": "crm.reactivation",
+        "schedule": crontab(minute=0),
+        "kwargs": {"local_hours": [10], "local_weekday": 0},
+    },
+    # Sundays 03:15: leads never converted are anonymised after 2 years (LGPD, seed 004)
+    "crm-leads-retention": {
+        "task": "crm.leads_retention",
+        "schedule": crontab(minute=15, hour=3, day_of_week="sunday"),
     },
     # 09:00 (the clinic's): packages expiring within 15 days are warned (pacote_vencendo)
     "packages-expiry": {

@@ -36,6 +36,7 @@ urlpatterns = [
     # ANYMAIL_WEBHOOK_SECRET (HTTP basic auth); before the generic provider webhooks.
     path("webhooks/anymail/", include("anymail.urls")),
     path("webhooks/", include("integrations.urls")),
+    path("", include("crm.urls")),  # /crm/form/<key>/: the lead form clinics embed
     path("", include("scheduling.urls")),  # /agenda/feed/<token>.ics, /agenda/appointment/…
     path("i18n/", include("django.conf.urls.i18n")),
 ]

@@ -11,6 +11,10 @@ class CrmConfig(AppConfig):
         # "Plug-in points").
         from clinic.privacy import patient_anonymising
 
+        # @subscriber: message.inbound (an unknown number becomes a lead), appointment.booked
+        # / checked_in / completed (the funnel moves, conversion), payment.received (the
+        # timeline), lead.hot (the owner's alert).
+        from . import handlers  # noqa: F401
         from .receivers import erase_patient_leads
 
         # Signal: a patient anonymised at their request (LGPD) has their leads erased too.

@@ -157,7 +157,31 @@ DATA: dict[str, dict] = {
         "required": ["privacy_request_id", "patient_id", "kind"],
         "properties": {"privacy_request_id": _ID, "patient_id": _ID, "kind": _TEXT},
     },
-    "lead.created": {"required": ["lead_id"], "properties": {"lead_id": _ID}},
+    "lead.created": {
+        "required": ["lead_id"],
+        "properties": {
+            "lead_id": _ID,
+            "source": _TEXT,
+            "referral_code": {
+                "type": "string",
+                "maxLength": 32,
+                "description": "a patient's referral code the lead came with, or empty",
+            },
+        },
+    },
+    "lead.hot": {
+        "required": ["lead_id"],
+        "properties": {"lead_id": _ID, "score": {"type": "integer", "minimum": 0, "maximum": 100}},
+    },
+    "campaign.completed": {
+        "required": ["campaign_id"],
+        "properties": {
+            "campaign_id": _ID,
+            "kind": _TEXT,
+            "sent": {"type": "integer", "minimum": 0},
+            "holdout": {"type": "integer", "minimum": 0},
+        },
+    },
     "lead.updated": {"required": ["lead_id"], "properties": {"lead_id": _ID, "fields": _FIELDS}},
     "lead.converted": {
         "required": ["lead_id"],

@@ -39,6 +39,8 @@ EVENT_TYPES = frozenset(
         "lead.created",
         "lead.updated",
         "lead.converted",
+        "lead.hot",
+        "campaign.completed",
         "appointment.booked",
         "appointment.confirmed",
         "appointment.rescheduled",

@@ -17,6 +17,7 @@ API_SCOPES = (
     "availability:read",
     "appointments:read",
     "appointments:write",
+    "leads:read",
     "leads:write",
     "payments:read",
     "webhooks:manage",

@@ -56,7 +56,12 @@ def test_it_publishes_lead_created_with_ids_only(site_a, clinic_a):
     site_a.post(LEADS, FORM, format="json")
     event = Event.objects.get(event_type="lead.created")
     assert event.clinic == clinic_a
-    assert event.payload == {"lead_id": Lead.objects.get().pk}
+    # Ids and codes only: loyalty credits the referral from `referral_code` (issue 25).
+    assert event.payload == {
+        "lead_id": Lead.objects.get().pk,
+        "source": "website",
+        "referral_code": "",
+    }
 
 
 def test_a_lead_needs_only_a_name_and_one_way_to_reach_them(site_a):
@@ -124,3 +129,48 @@ def test_staff_sessions_cannot_create_leads(receptionist_a):
     client = APIClient()
     client.force_login(receptionist_a)
     assert client.post(LEADS, FORM, format="json").status_code == 403
+
+
+# --- Reading and moving leads (issue 23) ----------------------------------------------------
+def test_a_second_post_of_the_same_person_updates_the_lead_instead_of_duplicating(site_a):
+    site_a.post(LEADS, FORM, format="json")
+    again = site_a.post(LEADS, {**FORM, "email": "", "utm_campaign": "outono"}, format="json")
+    assert again.status_code == 201
+    lead = Lead.objects.get()
+    assert lead.utm_campaign == "verao-2026"  # the first touch stays
+    assert lead.last_touch["utm_campaign"] == "outono"
+
+
+def test_leads_are_read_with_leads_read_and_only_the_keys_clinic(clinic_a, clinic_b):
+    from crm.services import lead_capture
+
+    mine, _ = lead_capture(clinic=clinic_a, name="Ana", email="ana@x.com")
+    lead_capture(clinic=clinic_b, name="Bia", email="bia@x.com")
+    reader = key_client(clinic_a, "leads:read")
+    listed = reader.get(LEADS)
+    assert listed.status_code == 200, listed.content
+    assert [row["id"] for row in listed.json()["results"]] == [mine.pk]
+    assert reader.get(f"{LEADS}{mine.pk}/").json()["temperature"] == "cold"
+    other = Lead.objects.get(clinic=clinic_b)
+    assert reader.get(f"{LEADS}{other.pk}/").status_code == 404
+    assert key_client(clinic_a, "leads:write").get(LEADS).status_code == 403
+
+
+def test_a_partner_moves_a_lead_through_the_funnel_and_bad_moves_are_problems(clinic_a):
+    from crm.services import lead_capture
+
+    lead, _ = lead_capture(clinic=clinic_a, name="Ana", email="ana@x.com")
+    writer = key_client(clinic_a, "leads:write")
+    moved = writer.patch(f"{LEADS}{lead.pk}/", {"status": "contacted"}, format="json")
+    assert moved.status_code == 200, moved.content
+    assert moved.json()["status"] == "contacted"
+    refused = writer.patch(f"{LEADS}{lead.pk}/", {"status": "lost"}, format="json")
+    assert refused.status_code == 409
+    assert refused["Content-Type"].startswith(PROBLEM)
+    assert "loss_reason" in refused.json().get("errors", refused.json())
+    assert (
+        key_client(clinic_a, "leads:read")
+        .patch(f"{LEADS}{lead.pk}/", {"status": "interested"}, format="json")
+        .status_code
+        == 403
+    )

@@ -313,6 +313,45 @@ def _expense(clinic):
     return ExpenseFactory(clinic=clinic)
 
 
+def _lead(clinic):
+    from crm.models import Lead
+
+    return Lead.objects.create(
+        clinic=clinic, name=_tag("Lead"), email=f"{_tag('lead')}@example.com", phone_key=""
+    )
+
+
+def _lead_alert(clinic):
+    return model("LeadAlert").objects.create(
+        clinic=clinic, lead=_lead(clinic), user=MembershipFactory(clinic=clinic).user
+    )
+
+
+def _segment(clinic):
+    return model("Segment").objects.create(clinic=clinic, name=_tag("Segmento"))
+
+
+def _campaign(clinic):
+    return model("Campaign").objects.create(
+        clinic=clinic, name=_tag("Campanha"), kind="retention", segment=_segment(clinic)
+    )
+
+
+def _marketing_settings(clinic):
+    from crm.services import marketing_settings
+
+    return marketing_settings(clinic)
+
+
+def _marketing_spend(clinic):
+    return model("MarketingSpend").objects.create(
+        clinic=clinic,
+        source="instagram",
+        month=timezone.localdate().replace(day=1) - timedelta(days=31 * next(_serial) % 3000),
+        amount=Decimal("500.00"),
+    )
+
+
 ROWS: dict[str, Callable] = {
     # tenancy and people
     "Clinic": _clinic,
@@ -366,6 +405,13 @@ ROWS: dict[str, Callable] = {
     "Payment": lambda clinic: PaymentFactory(clinic=clinic),
     "Invoice": _invoice,
     "FinancialTransaction": _expense,
+    # crm
+    "Lead": _lead,
+    "LeadAlert": _lead_alert,
+    "Segment": _segment,
+    "Campaign": _campaign,
+    "MarketingSettings": _marketing_settings,
+    "MarketingSpend": _marketing_spend,
 }
 
 

@@ -448,6 +448,9 @@ PAGES = {
             "_confirm": "1",
         },
     },
+    # The CRM's funnel board (filters by B's owner change nothing) and attribution report.
+    "Lead.board": {"get": lambda b: {"owner": b.patient.pk, "source": "website"}},
+    "MarketingSpend.attribution": {"get": lambda b: {"touch": "last"}},
     "site.index": {"get": lambda b: {}},
     "site.app_list": {"get": lambda b: {}, "each_app": True},
     "site.switch_clinic": {"post": lambda b: {"clinic": b.clinic.pk, "next": "/admin/"}},

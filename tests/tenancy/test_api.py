@@ -62,6 +62,7 @@ RESOURCES = {
     "event": "Event",
     "webhook": "WebhookSubscription",
     "dead-letter": "DeadLetter",
+    "lead": "Lead",
 }
 
 

@@ -112,6 +112,8 @@ TOKEN_URLS = {
     "webhooks:receive": "the provider account's webhook token",
     "webhooks:receive-subpath": "the provider account's webhook token",
     "accounts:invitation": "the invitation's own one-time token",
+    # The public lead form: the clinic's own form key (tests/crm/test_lead_form.py).
+    "crm:lead-form": "the clinic's lead-form key (MarketingSettings.form_key)",
     "accounts:password_reset_confirm": "Django's single-use password reset token",
     # The signed-in user's own rows, not a clinic's: another person's id is a 404
     # (tests/clinic/accounts/test_sign_in.py::
