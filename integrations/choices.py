@@ -12,6 +12,7 @@ class ProviderKind(models.TextChoices):
     FISCAL = "fiscal", _("Service invoices (NFS-e)")
     CALENDAR = "calendar", _("Calendar")
     STORAGE = "storage", _("File storage")
+    SIGNING = "signing", _("Cloud signing certificates (ICP-Brasil)")
 
 
 class DeliveryStatus(models.TextChoices):

@@ -27,6 +27,8 @@ PROVIDER_MODULES = [
     "integrations.fiscal.focusnfe",
     "integrations.fiscal.nuvemfiscal",
     "integrations.fiscal.enotas",
+    "integrations.documents.console",
+    "integrations.documents.birdid",
 ]
 
 _registry: dict[tuple[str, str], type[Provider]] = {}
