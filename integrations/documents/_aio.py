@@ -1,9 +1,23 @@
-"""pyHanko's signing and validation APIs are coroutines; Django's code paths are sync."""
+"""pyHanko's signing and validation APIs are coroutines; Django's code paths are sync.
+
+One event loop per thread, reused: ``asyncio.run`` would build a loop and install a SIGINT
+handler on every call, which costs more than the signature itself (bench/documents.py).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import threading
+
+_local = threading.local()
+
+
+def _loop() -> asyncio.AbstractEventLoop:
+    loop = getattr(_local, "loop", None)
+    if loop is None or loop.is_closed():
+        loop = _local.loop = asyncio.new_event_loop()
+    return loop
 
 
 def run(coro):
@@ -12,6 +26,6 @@ def run(coro):
     try:
         asyncio.get_running_loop()
     except RuntimeError:
-        return asyncio.run(coro)
+        return _loop().run_until_complete(coro)
     with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(asyncio.run, coro).result()
+        return pool.submit(run, coro).result()

@@ -121,12 +121,35 @@ def load_a1(pkcs12_bytes: bytes, password: str) -> SigningIdentity:
         raise SignerRefused(
             SignerRefused.UNREADABLE, _("The certificate file holds no key and certificate.")
         )
-    signer = SimpleSigner(
+    signer = A1Signer(
         signing_cert=to_asn1(cert),
         signing_key=_key_to_asn1(key),
         cert_registry=_registry([cert, *extra]),
     )
+    signer.private_key = key
     return SigningIdentity(certificate=cert, chain=tuple(extra), signer=signer)
+
+
+class A1Signer(SimpleSigner):
+    """pyHanko's ``SimpleSigner`` re-reads the private key from DER on every signature (an
+    RSA key's consistency check: ~40 % of a signature's time, bench/documents.py); this one
+    signs with the key ``load_a1`` already holds."""
+
+    private_key = None
+
+    def sign_raw(self, data: bytes, digest_algorithm: str) -> bytes:
+        from cryptography.hazmat.primitives.asymmetric.padding import PKCS1v15
+        from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
+        from pyhanko.sign.general import get_pyca_cryptography_hash
+
+        mechanism = self.get_signature_mechanism_for_digest(digest_algorithm)
+        if isinstance(self.private_key, RSAPrivateKey) and (
+            mechanism["algorithm"].native in ("rsassa_pkcs1v15", "sha256_rsa", "sha384_rsa", "sha512_rsa")
+        ):
+            return self.private_key.sign(
+                data, PKCS1v15(), get_pyca_cryptography_hash(digest_algorithm)
+            )
+        return super().sign_raw(data, digest_algorithm)
 
 
 def to_asn1(cert: x509.Certificate) -> asn1_x509.Certificate:

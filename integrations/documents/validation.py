@@ -22,7 +22,7 @@ from io import BytesIO
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
+from django.utils.translation import pgettext_lazy
 from pyhanko.pdf_utils.misc import PdfReadError
 from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.sign.diff_analysis import ModificationLevel
@@ -45,9 +45,9 @@ class SignatureState(enum.StrEnum):
 
 
 STATE_LABELS = {
-    SignatureState.VALID: gettext_lazy("Valid"),
-    SignatureState.INVALID: gettext_lazy("Invalid"),
-    SignatureState.INDETERMINATE: gettext_lazy("Indeterminate"),
+    SignatureState.VALID: pgettext_lazy("signature state", "Valid"),
+    SignatureState.INVALID: pgettext_lazy("signature state", "Invalid"),
+    SignatureState.INDETERMINATE: pgettext_lazy("signature state", "Indeterminate"),
 }
 
 

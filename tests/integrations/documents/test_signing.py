@@ -152,7 +152,7 @@ def test_a_pdf_with_content_added_after_signing_is_invalid(signed, trust):
     writer.write(out)
     verdict = validate_pdf(out.getvalue(), trust)
     assert verdict.state is SignatureState.INVALID
-    assert "changed" in verdict.cause
+    assert "alterado depois de assinado" in verdict.cause
 
 
 def test_a_signature_from_an_unknown_authority_is_indeterminate(signed):
