@@ -143,9 +143,8 @@ class A1Signer(SimpleSigner):
         from pyhanko.sign.general import get_pyca_cryptography_hash
 
         mechanism = self.get_signature_mechanism_for_digest(digest_algorithm)
-        if isinstance(self.private_key, RSAPrivateKey) and (
-            mechanism["algorithm"].native in ("rsassa_pkcs1v15", "sha256_rsa", "sha384_rsa", "sha512_rsa")
-        ):
+        pkcs1 = ("rsassa_pkcs1v15", "sha256_rsa", "sha384_rsa", "sha512_rsa")
+        if isinstance(self.private_key, RSAPrivateKey) and (mechanism["algorithm"].native in pkcs1):
             return self.private_key.sign(
                 data, PKCS1v15(), get_pyca_cryptography_hash(digest_algorithm)
             )
