@@ -10,26 +10,41 @@ imports nothing of clinic but the kernel. See docs/documents.md.
     verdict = validate_pdf(signed, default_trust())
 """
 
-from .certificates import (
-    PersonData,
-    SigningIdentity,
-    Trust,
-    check_signer,
-    default_trust,
-    load_a1,
-    person_data,
-)
-from .errors import DocumentError, SignerRefused
-from .policy import Council, DocumentType
-from .rendering import (
-    qr_png_data_uri,
-    qr_svg,
-    render_pdf,
-    signature_footer,
-    signature_footer_html,
-)
-from .signing import sign_pdf
-from .validation import SignatureState, Validation, validate_pdf
+import importlib
+
+#: Public names → the module that defines them. Imported on first use (PEP 562): the
+#: provider registry loads this package's adapters on every chain call, and WeasyPrint and
+#: pyHanko are heavy imports that only documents need.
+_EXPORTS = {
+    "PersonData": "certificates",
+    "SigningIdentity": "certificates",
+    "Trust": "certificates",
+    "check_signer": "certificates",
+    "default_trust": "certificates",
+    "load_a1": "certificates",
+    "person_data": "certificates",
+    "DocumentError": "errors",
+    "SignerRefused": "errors",
+    "Council": "policy",
+    "DocumentType": "policy",
+    "qr_png_data_uri": "rendering",
+    "qr_svg": "rendering",
+    "render_pdf": "rendering",
+    "signature_footer": "rendering",
+    "signature_footer_html": "rendering",
+    "sign_pdf": "signing",
+    "SignatureState": "validation",
+    "Validation": "validation",
+    "validate_pdf": "validation",
+}
+
+
+def __getattr__(name: str):
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{module}"), name)
+
 
 __all__ = [
     "Council",
