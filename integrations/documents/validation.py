@@ -31,7 +31,7 @@ from pyhanko.sign.validation.pdf_embedded import async_validate_pdf_signature
 from pyhanko.sign.validation.settings import KeyUsageConstraints
 
 from . import _aio
-from .certificates import Trust, holder_name, person_data
+from .certificates import Trust, _fetched_crls, holder_name, person_data
 
 
 class SignatureState(enum.StrEnum):
@@ -137,7 +137,9 @@ def validate_pdf(pdf_bytes: bytes, trust_roots: Trust | list[x509.Certificate]) 
         for c in embedded.other_embedded_certs
         if c.dump() != embedded.signer_cert.dump()
     ]
-    context = trust.validation_context(chain=chain, at=embedded.self_reported_timestamp)
+    # Judged now, not at the time the signer wrote in /M (self-reported, and AD-RB carries
+    # no timestamp to prove it): a certificate revoked or expired since is not "valid".
+    context = trust.validation_context(chain=chain, crls=_fetched_crls(trust, [cert, *chain]))
     try:
         status = _aio.run(
             async_validate_pdf_signature(

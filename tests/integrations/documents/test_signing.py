@@ -13,6 +13,7 @@ from integrations.documents import (
     DocumentType,
     SignatureState,
     SignerRefused,
+    Trust,
     sign_pdf,
     validate_pdf,
 )
@@ -168,3 +169,20 @@ def test_an_unsigned_pdf_is_indeterminate(pdf, trust):
 
 def test_garbage_is_invalid(trust):
     assert validate_pdf(b"%PDF-1.7 nothing", trust).state is SignatureState.INVALID
+
+
+def test_a_document_whose_certificate_was_revoked_since_is_invalid(pdf, pki):
+    person, identity = issue(pki)
+    trust = Trust(roots=(pki.root.certificate,), crls=tuple(pki.crls()))
+    signed = sign_pdf(
+        pdf,
+        identity,
+        document_type=DocumentType.PRESCRIPTION,
+        council=("12345", "SP"),
+        cpf=CPF,
+        trust=trust,
+    )
+    pki.revoke(person.certificate)
+    verdict = validate_pdf(signed, Trust(roots=(pki.root.certificate,), crls=tuple(pki.crls())))
+    assert verdict.state is SignatureState.INVALID
+    assert "revogado" in verdict.cause
