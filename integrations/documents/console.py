@@ -51,7 +51,7 @@ def dev_trust() -> Trust:
 
 @registry.register
 class ConsoleCloudSigning(ConsoleMixin, CloudSigningProvider):
-    label = _("Console (development certificate, not ICP-Brasil)")
+    label = _("Console (sandbox): signs with a development certificate, not ICP-Brasil")
 
     def authorize(self, *, cpf: str, otp: str) -> CloudSession:
         if not (otp.isdigit() and len(otp) == 6):
