@@ -198,11 +198,15 @@ class Trust:
 
 def default_trust() -> Trust:
     """The configured roots: ``CUIDAR_ICP_TRUST_ROOTS``, a PEM bundle (or a folder of PEM/DER
-    files) of the ICP-Brasil roots, published by ITI. CRLs are fetched through
-    ``integrations.http``."""
-    location = getattr(settings, "CUIDAR_ICP_TRUST_ROOTS", "")
+    files) of the ICP-Brasil roots, published by ITI; ``CUIDAR_ICP_INTERMEDIATES`` likewise
+    for the issuing CAs (a cloud certificate arrives without its chain; these are path
+    candidates, never trusted by themselves). CRLs are fetched through ``integrations.http``."""
+    roots = getattr(settings, "CUIDAR_ICP_TRUST_ROOTS", "")
+    intermediates = getattr(settings, "CUIDAR_ICP_INTERMEDIATES", "")
     return Trust(
-        roots=tuple(load_certificates(location)) if location else (), crl_fetcher=fetch_crl
+        roots=tuple(load_certificates(roots)) if roots else (),
+        extra_certs=tuple(load_certificates(intermediates)) if intermediates else (),
+        crl_fetcher=fetch_crl,
     )
 
 
