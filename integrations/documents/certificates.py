@@ -267,6 +267,20 @@ def _fetched_crls(trust: Trust, certs: Sequence[x509.Certificate]) -> list[bytes
     return out
 
 
+def _issuers(cert: x509.Certificate, pool: Sequence[x509.Certificate]) -> list[x509.Certificate]:
+    """``cert``'s issuers found in ``pool``, nearest first (by name: enough to pick which
+    CRLs to fetch and which certificates to offer the path builder, which checks them)."""
+    by_subject = {c.subject: c for c in pool}
+    out: list[x509.Certificate] = []
+    current = cert
+    while current.issuer != current.subject and current.issuer in by_subject:
+        current = by_subject[current.issuer]
+        if current in out:
+            break
+        out.append(current)
+    return out
+
+
 # --- The checks ---------------------------------------------------------------------------------
 def _digits(value: str) -> str:
     return "".join(ch for ch in str(value) if ch.isdigit())
@@ -328,7 +342,7 @@ def check_signer(
             SignerRefused.UNTRUSTED,
             _("No ICP-Brasil trust root is configured (CUIDAR_ICP_TRUST_ROOTS)."),
         )
-    chain = list(identity.chain)
+    chain = _issuers(cert, [*identity.chain, *trust.extra_certs])
     context = trust.validation_context(
         chain=chain, at=at, crls=_fetched_crls(trust, [cert, *chain])
     )

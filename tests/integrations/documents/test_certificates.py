@@ -114,3 +114,27 @@ def test_it_refuses_a_file_that_is_not_pkcs12():
     with pytest.raises(SignerRefused) as refused:
         load_a1(b"not a certificate", PASSWORD)
     assert refused.value.reason in {SignerRefused.UNREADABLE, SignerRefused.BAD_PASSWORD}
+
+
+@pytest.mark.django_db
+def test_a_certificate_without_its_chain_is_completed_from_the_configured_intermediates(
+    identity, pki, tmp_path, settings
+):
+    # Cloud certificates arrive without their chain: the issuing CA comes from settings.
+    from integrations.documents import SigningIdentity
+
+    bare = SigningIdentity(certificate=identity.certificate, chain=(), signer=identity.signer)
+    roots, cas = tmp_path / "roots.pem", tmp_path / "cas.pem"
+    roots.write_bytes(pki.root.certificate.public_bytes(Encoding.PEM))
+    cas.write_bytes(pki.ca.certificate.public_bytes(Encoding.PEM))
+    settings.CUIDAR_ICP_TRUST_ROOTS = str(roots)
+    root_crl, ca_crl = pki.crls()
+    with responses.RequestsMock() as rsps:
+        rsps.get("http://dev-pki.cuidar.invalid/ca.crl", body=ca_crl.public_bytes(Encoding.DER))
+        rsps.get("http://dev-pki.cuidar.invalid/root.crl", body=root_crl.public_bytes(Encoding.DER))
+        settings.CUIDAR_ICP_INTERMEDIATES = ""
+        with pytest.raises(SignerRefused) as refused:
+            check_signer(bare, cpf=CPF)
+        assert refused.value.reason == SignerRefused.UNTRUSTED
+        settings.CUIDAR_ICP_INTERMEDIATES = str(cas)
+        assert check_signer(bare, cpf=CPF).cpf == CPF
