@@ -18,7 +18,7 @@ from urllib.parse import unquote, urlparse
 
 import segno
 from django.conf import settings
-from django.utils import formats, timezone
+from django.utils import formats, timezone, translation
 from django.utils.html import escape
 from django.utils.translation import gettext as _
 from weasyprint import CSS, HTML
@@ -99,6 +99,19 @@ def footer_css(text: str) -> str:
     """A stylesheet that prints ``text`` in every page's bottom-left margin box."""
     quoted = text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", " ")
     return f':root {{ --cuidar-footer: "{quoted}"; }}'
+
+
+def long_date(value: dt.date | dt.datetime, *, tz=None) -> str:
+    """A date as a document's place-and-date line writes it, in the active language: in
+    pt-BR "6 de dezembro de 2026" (an aware datetime is taken in ``tz``/the current zone)."""
+    if isinstance(value, dt.datetime) and timezone.is_aware(value):
+        value = timezone.localtime(value, tz)
+    text = formats.date_format(value, _("F j, Y"))
+    if (translation.get_language() or "").startswith("pt"):
+        # Portuguese writes month names in lower case (Django's catalogue capitalises them).
+        month = formats.date_format(value, "F")
+        text = text.replace(month, month.lower())
+    return text
 
 
 # --- QR codes (segno: already the project's QR library for PIX; pure Python, SVG and PNG) ---

@@ -74,3 +74,12 @@ def test_the_footer_goes_into_every_page_margin():
     css = footer_css('Assinado por "Maria"')
     assert '\\"Maria\\"' in css
     assert render_pdf("<p>x</p>", stylesheets=[css]).startswith(b"%PDF-")
+
+
+def test_the_place_and_date_line_is_written_the_brazilian_way():
+    from integrations.documents import long_date
+
+    with translation.override("pt-br"):
+        assert long_date(dt.date(2026, 12, 6)) == "6 de dezembro de 2026"
+    with translation.override("en"):
+        assert long_date(dt.date(2026, 12, 6)) == "December 6, 2026"
