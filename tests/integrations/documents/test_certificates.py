@@ -3,6 +3,7 @@
 import pytest
 import responses
 from cryptography.hazmat.primitives.serialization import Encoding
+from django.utils import translation
 
 from integrations.documents import SignerRefused, Trust, check_signer, load_a1, person_data
 from integrations.documents.devca import DevPKI
@@ -31,7 +32,7 @@ def test_it_accepts_the_professionals_own_certificate(identity, trust):
 
 
 def test_it_refuses_a_certificate_of_another_cpf(identity, trust):
-    with pytest.raises(SignerRefused) as refused:
+    with translation.override("pt-br"), pytest.raises(SignerRefused) as refused:
         check_signer(identity, cpf=OTHER_CPF, trust=trust)
     assert refused.value.reason == SignerRefused.CPF_MISMATCH
     assert "outra pessoa" in refused.value.message  # pt-BR, the default language

@@ -4,6 +4,7 @@ from io import BytesIO
 
 import pytest
 from asn1crypto import cms
+from django.utils import translation
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 from pyhanko.pdf_utils.reader import PdfFileReader
 
@@ -151,7 +152,8 @@ def test_a_pdf_with_content_added_after_signing_is_invalid(signed, trust):
     writer.update_container(page)
     out = BytesIO()
     writer.write(out)
-    verdict = validate_pdf(out.getvalue(), trust)
+    with translation.override("pt-br"):
+        verdict = validate_pdf(out.getvalue(), trust)
     assert verdict.state is SignatureState.INVALID
     assert "alterado depois de assinado" in verdict.cause
 
@@ -183,6 +185,7 @@ def test_a_document_whose_certificate_was_revoked_since_is_invalid(pdf, pki):
         trust=trust,
     )
     pki.revoke(person.certificate)
-    verdict = validate_pdf(signed, Trust(roots=(pki.root.certificate,), crls=tuple(pki.crls())))
+    with translation.override("pt-br"):
+        verdict = validate_pdf(signed, Trust(roots=(pki.root.certificate,), crls=tuple(pki.crls())))
     assert verdict.state is SignatureState.INVALID
     assert "revogado" in verdict.cause
