@@ -37,6 +37,11 @@ ENV PATH=/venv/bin:$PATH \
     DEBUG=False \
     STATIC_ROOT=/app/static \
     CUIDAR_VAR_DIR=/app/var
+# Pango, HarfBuzz and fonts for WeasyPrint (clinical documents rendered to PDF).
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends libpango-1.0-0 libpangoft2-1.0-0 \
+    libharfbuzz-subset0 fonts-dejavu-core \
+ && rm -rf /var/lib/apt/lists/*
 RUN groupadd --system --gid 1000 cuidar \
  && useradd --system --uid 1000 --gid cuidar --home-dir /app --shell /usr/sbin/nologin cuidar
 COPY --from=build /venv /venv

@@ -13,6 +13,7 @@ class ProviderKind(models.TextChoices):
     CALENDAR = "calendar", _("Calendar")
     STORAGE = "storage", _("File storage")
     LLM = "llm", _("Language model (assistant)")
+    SIGNING = "signing", _("Cloud signing certificates (ICP-Brasil)")
 
 
 class DeliveryStatus(models.TextChoices):

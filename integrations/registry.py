@@ -31,6 +31,8 @@ PROVIDER_MODULES = [
     "integrations.llm.openai_compatible",
     "integrations.llm.anthropic",
     "integrations.llm.gemini",
+    "integrations.documents.console",
+    "integrations.documents.birdid",
 ]
 
 _registry: dict[tuple[str, str], type[Provider]] = {}
