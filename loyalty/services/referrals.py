@@ -96,6 +96,8 @@ def _refusal(referral: Referral, patient: Patient) -> str:
 
 
 def _attach(referral: Referral, patient: Patient) -> Referral:
+    # As stored (phones normalised by their field), not as the caller holds it.
+    patient = Patient.objects.get(pk=patient.pk)
     referral.referred_patient = patient
     referral.converted_at = timezone.now()
     reason = _refusal(referral, patient)
