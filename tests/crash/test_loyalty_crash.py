@@ -76,7 +76,11 @@ def test_a_worker_killed_mid_earning_credits_the_points_exactly_once(
     )
     hang = tmp_path / "hang"
     hang.write_text("")
-    env = {**os.environ, "DATABASE_URL": _database_url(), "DJANGO_SETTINGS_MODULE": "config.settings"}
+    env = {
+        **os.environ,
+        "DATABASE_URL": _database_url(),
+        "DJANGO_SETTINGS_MODULE": "config.settings",
+    }
     worker = subprocess.Popen(
         [sys.executable, "-c", WORKER, str(delivery.pk), str(hang)],
         cwd=ROOT,
