@@ -6,11 +6,10 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.core.paginator import Paginator
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
 from django.urls import path, reverse
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
-from django.views.decorators.http import require_POST
 
 from clinic.portal.sessions import portal_view
 from clinic.privacy import export_section
@@ -24,9 +23,13 @@ HISTORY_PER_PAGE = 20
 
 @portal_view
 def points(request):
+    """The page; a POST with ``reward`` redeems it (points out, a voucher code in, one
+    transaction), then comes back here with the code."""
     portal = request.portal
     program = services.program_for(portal.clinic)
     account = services.account_for(portal.patient)
+    if request.method == "POST":
+        return _redeem(request, program, account)
     history = Paginator(selectors.account_history(account=account), HISTORY_PER_PAGE).get_page(
         request.GET.get("page")
     )
@@ -48,16 +51,16 @@ def points(request):
     return render(request, "portal/loyalty/points.html", context)
 
 
-@require_POST
-@portal_view
-def redeem(request, pk: int):
-    """The patient redeems a reward: points out, a voucher code in, in one transaction."""
-    portal = request.portal
-    program = services.program_for(portal.clinic)
-    reward = get_object_or_404(
-        selectors.rewards_offered(clinic=portal.clinic, program=program), pk=pk
-    )
-    account = services.account_for(portal.patient)
+def _redeem(request, program, account):
+    offered = selectors.rewards_offered(clinic=request.portal.clinic, program=program)
+    try:
+        reward = offered.filter(pk=int(request.POST.get("reward", ""))).first()
+    except ValueError:
+        reward = None
+    if reward is None:
+        # Another clinic's reward, one no longer offered, or garbage: the same answer.
+        messages.error(request, _("This reward is no longer offered."))
+        return redirect("portal:points")
     try:
         redemption = services.reward_redeem(
             account=account, reward=reward, channel=RedemptionChannel.PORTAL
@@ -73,10 +76,7 @@ def redeem(request, pk: int):
     return redirect(reverse("portal:points") + "#vouchers")
 
 
-urlpatterns = [
-    path("pontos/", points, name="points"),
-    path("pontos/resgatar/<int:pk>/", redeem, name="points_redeem"),
-]
+urlpatterns = [path("pontos/", points, name="points")]
 
 
 @export_section("loyalty", gettext_lazy("Loyalty points"), order=50)

@@ -19,6 +19,7 @@ API_SCOPES = (
     "appointments:write",
     "leads:write",
     "payments:read",
+    "loyalty:read",
     "webhooks:manage",
     "dlq:manage",
     "events:read",
