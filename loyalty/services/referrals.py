@@ -39,7 +39,7 @@ REGISTRATION_SLACK = timedelta(hours=1)
 
 def referral_link(*, account: LoyaltyAccount) -> str:
     """The CRM's public lead form with the patient's code (``?ref=``)."""
-    base = getattr(settings, "CUIDAR_REFERRAL_URL", "") or "/lead/"
+    base = settings.CUIDAR_REFERRAL_URL
     return f"{base}?{urlencode({'ref': account.referral_code, 'clinic': account.clinic_id})}"
 
 

@@ -98,3 +98,16 @@ def test_a_manual_adjustment_needs_a_reason_and_is_audited(account, manager_a):
     audit = AuditEntry.objects.get(action="loyalty.adjust")
     assert audit.actor_id == manager_a.pk
     assert audit.details["reason"] == "Compensação por atraso"
+
+
+def test_the_reconcile_command_fails_on_a_mismatch_and_fixes_it(account):
+    from django.core.management import call_command
+
+    give(account, 30, "k1")
+    LoyaltyAccount.objects.filter(pk=account.pk).update(balance=7)
+    with pytest.raises(SystemExit):
+        call_command("loyalty_reconcile")
+    call_command("loyalty_reconcile", "--fix")
+    call_command("loyalty_reconcile")  # clean now
+    account.refresh_from_db()
+    assert account.balance == 30
