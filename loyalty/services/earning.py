@@ -87,7 +87,14 @@ def payment_points_sync(*, clinic_id: int, payment_id: int) -> int:
     if payment is None:
         return 0
     program = program_for(clinic_id)
-    account = account_lock(account_for(payment.patient))
+    if program.is_active:
+        account = account_for(payment.patient)
+    else:
+        # Switched off: nothing to earn, but a refund still reverses points earned before.
+        account = LoyaltyAccount.objects.filter(patient=payment.patient).first()
+        if account is None:
+            return 0
+    account = account_lock(account)
     earned = PointsEntry.objects.filter(
         account=account, source_key=f"payment:{payment.pk}:earn"
     ).first()

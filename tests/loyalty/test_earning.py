@@ -239,3 +239,24 @@ def test_nothing_is_earned_while_the_programme_is_off(
         billing.payment_register(clinic=clinic_a, patient=maria, amount="100", method="cash")
 
     assert balance(account) == 0
+
+
+def test_the_birthday_bonus_is_credited_once_a_year(clinic_a, maria, account, program):
+    from datetime import date, datetime
+    from zoneinfo import ZoneInfo
+
+    import time_machine
+
+    from loyalty.tasks import tiers_evaluate_task
+
+    program.birthday_points = 30
+    program.save()
+    maria.birth_date = date(1980, 3, 15)
+    maria.save(update_fields=["birth_date"])
+    with time_machine.travel(datetime(2026, 3, 15, 2, 0, tzinfo=ZoneInfo("America/Sao_Paulo"))):
+        tiers_evaluate_task(local_hours=[2])
+        tiers_evaluate_task(local_hours=[2])  # a rerun of the night
+    with time_machine.travel(datetime(2026, 3, 16, 2, 0, tzinfo=ZoneInfo("America/Sao_Paulo"))):
+        tiers_evaluate_task(local_hours=[2])
+
+    assert balance(account) == 30
