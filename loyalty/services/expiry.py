@@ -9,7 +9,7 @@ from collections.abc import Collection
 from datetime import datetime, timedelta
 
 from django.db import transaction
-from django.utils import formats, timezone
+from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from clinic.kernel.timezones import clinic_zone
@@ -67,7 +67,9 @@ def account_expire(*, account: LoyaltyAccount, now: datetime | None = None) -> t
                 template="pontos_expirando",
                 context={
                     "points": sum(lot.left for lot in due if lot.entry.expires_at == first),
-                    "due_date": formats.date_format(last_day, "SHORT_DATE_FORMAT"),
+                    # The template's text is pt-BR: its date too, whatever language
+                    # the job runs in.
+                    "due_date": last_day.strftime("%d/%m/%Y"),
                     "balance": account.balance,
                 },
                 idempotency_key=f"loyalty-expiry:{min(lot.entry.pk for lot in due)}",

@@ -54,3 +54,13 @@ def give(account, points: int, key: str):
     with transaction.atomic():
         locked = services.account_lock(account)
         return services.points_earn(account=locked, points=points, reason="teste", source_key=key)
+
+
+@pytest.fixture(autouse=True)
+def _english():
+    """Service messages in English, the language the tests read them in (pt-BR is the
+    default; its catalogue is checked by tests/test_i18n.py)."""
+    from django.utils import translation
+
+    with translation.override("en"):
+        yield
