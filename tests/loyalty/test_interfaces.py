@@ -147,3 +147,21 @@ def test_the_api_shows_balance_and_history_with_its_scope(clinic_a, maria, accou
 
     refused = key_client(clinic_a, "payments:read").get("/api/v1/loyalty-accounts/")
     assert refused.status_code == 403
+
+
+def test_the_payment_page_shows_the_voucher_taken_off(
+    clinic_a, maria, account, voucher_reward, receptionist_a, client_for
+):
+    from billing import services as billing
+
+    give(account, 100, "seed")
+    code = services.reward_redeem(account=account, reward=voucher_reward).code
+    payment = billing.payment_register(
+        clinic=clinic_a, patient=maria, amount="150", method="cash", discount_code=code
+    )
+
+    page = client_for(receptionist_a).get(
+        reverse("admin:billing_payment_change", args=[payment.pk])
+    )
+    assert page.status_code == 200
+    assert code in page.content.decode()
