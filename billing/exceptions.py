@@ -32,3 +32,10 @@ class PackageUnavailable(BillingError):
 class InvoiceError(BillingError):
     status_code = 409
     code = "invoice_error"
+
+
+class DiscountRefused(BillingError):
+    """A discount code no one accepts, or a discount that would leave nothing to charge."""
+
+    status_code = 400
+    code = "discount_refused"

@@ -392,3 +392,42 @@ class FinancialTransaction(ClinicOwned):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()}: R$ {self.amount} — {self.description}"
+
+
+class PaymentDiscount(ClinicOwned):
+    """A discount taken off a payment when it was created (a loyalty voucher, a courtesy):
+    the payment's ``amount`` is what is charged after it, so the ledger, the NFS-e and the
+    cash report all see the same net amount; ``gross_amount`` keeps what it was before."""
+
+    payment = models.ForeignKey(
+        Payment, on_delete=models.PROTECT, related_name="discounts", verbose_name=_("payment")
+    )
+    gross_amount = models.DecimalField(_("amount before the discount (R$)"), **MONEY)
+    amount = models.DecimalField(_("discount (R$)"), **MONEY, validators=POSITIVE)
+    #: Who granted it (``loyalty``, ``manual`` …) and its key there (a voucher code).
+    source = models.CharField(_("source"), max_length=30)
+    reference = models.CharField(_("reference"), max_length=64, blank=True)
+    label = models.CharField(_("description"), max_length=255, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("discount")
+        verbose_name_plural = _("discounts")
+        ordering = ["pk"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(amount__lt=F("gross_amount")), name="payment_discount_lt_gross"
+            ),
+            # One use of a code: a voucher cannot discount two payments.
+            models.UniqueConstraint(
+                fields=["clinic", "source", "reference"],
+                condition=~Q(reference=""),
+                name="payment_discount_reference_once",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"− R$ {self.amount} ({self.label or self.source})"

@@ -124,6 +124,7 @@ _BILLING_MODELS = (
     "paymentrefund",
     "invoice",
     "financialtransaction",
+    "paymentdiscount",
 )
 _BILLING_ALL = {
     f"billing.{action}_{model}"
@@ -146,10 +147,34 @@ _CRM_MANAGEMENT = {
     for model in ("lead", "leadalert", "segment", "campaign", "marketingsettings", "marketingspend")
     for action in ("view", "add", "change", "delete")
 }
+# Loyalty: reception sees accounts, the ledger, vouchers and referrals and redeems a reward
+# for a patient (a voucher for the payment desk); managers run the programme and the
+# catalogue, adjust points by hand (audited: "add" of a ledger entry is only that) and
+# cancel unused vouchers.
+_LOYALTY_DESK = {
+    "loyalty.view_loyaltyaccount",
+    "loyalty.view_pointsentry",
+    "loyalty.view_reward",
+    "loyalty.view_redemption",
+    "loyalty.add_redemption",
+    "loyalty.view_referral",
+    "loyalty.view_loyaltyprogram",
+    "billing.view_paymentdiscount",  # the voucher shown on a payment
+}
+_LOYALTY_MANAGEMENT = {
+    "loyalty.change_loyaltyprogram",
+    "loyalty.add_loyaltyprogram",
+    "loyalty.add_reward",
+    "loyalty.change_reward",
+    "loyalty.delete_reward",
+    "loyalty.add_pointsentry",
+    "loyalty.change_redemption",
+}
 
 _RECEPTIONIST = (
     _AGENDA_DESK
     | _CRM_DESK
+    | _LOYALTY_DESK
     | _MESSAGES_DESK
     | _BILLING_DESK
     | {
@@ -189,6 +214,7 @@ _MANAGER = (
     | _AGENDA_SETUP
     | _MESSAGE_TEXTS
     | _BILLING_MANAGEMENT
+    | _LOYALTY_MANAGEMENT
     | {
         "clinic.delete_patient",
         "clinic.add_professional",

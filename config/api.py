@@ -12,6 +12,7 @@ from clinic import api as clinic_api
 from clinic.partner_api.views import api_fallback
 from crm import api as crm_api
 from integrations import api as integrations_api
+from loyalty import api as loyalty_api
 from scheduling import api as scheduling_api
 
 router = DefaultRouter()
@@ -25,6 +26,7 @@ router.register("appointments", scheduling_api.AppointmentViewSet, basename="app
 router.register("patients", clinic_api.PatientViewSet, basename="patient")
 router.register("leads", crm_api.LeadViewSet, basename="lead")
 router.register("payments", billing_api.PaymentViewSet, basename="payment")
+router.register("loyalty-accounts", loyalty_api.LoyaltyAccountViewSet, basename="loyalty-account")
 router.register("events", integrations_api.EventViewSet, basename="event")
 router.register("webhooks", integrations_api.WebhookSubscriptionViewSet, basename="webhook")
 router.register("dlq", integrations_api.DeadLetterViewSet, basename="dead-letter")

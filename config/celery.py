@@ -126,6 +126,18 @@ app.conf.beat_schedule = {
         "schedule": crontab(minute=0),
         "kwargs": {"local_hours": [9]},
     },
+    # 02:00 (the clinic's): loyalty tiers re-evaluated (downgrades), birthday bonus
+    "loyalty-tiers": {
+        "task": "loyalty.tiers_evaluate",
+        "schedule": crontab(minute=0),
+        "kwargs": {"local_hours": [2]},
+    },
+    # 03:00 (the clinic's): loyalty points past their date expire (FIFO); 30-day notices
+    "loyalty-expiry": {
+        "task": "loyalty.points_expiry",
+        "schedule": crontab(minute=0),
+        "kwargs": {"local_hours": [3]},
+    },
     # every hour at :45 (before 09:00 dunning): gateways asked about charges pending past due
     "payments-reconcile": {"task": "billing.payments_reconcile", "schedule": crontab(minute=45)},
     # every 10 minutes: NFS-e still processing are asked about (providers without webhooks)

@@ -4,6 +4,7 @@ namespace (the layer rules keep apps from importing each other's views)."""
 from billing import portal as billing_portal
 from clinic.portal import profile as clinic_profile
 from clinic.portal import signin as clinic_signin
+from loyalty import portal as loyalty_portal
 from scheduling import portal as scheduling_portal
 
 from . import portal as home
@@ -16,4 +17,5 @@ urlpatterns = [
     *clinic_profile.urlpatterns,
     *scheduling_portal.urlpatterns,
     *billing_portal.urlpatterns,
+    *loyalty_portal.urlpatterns,
 ]

@@ -284,6 +284,9 @@ OTP_STATIC_THROTTLE_FACTOR = 0
 # Password reset and invitation links: valid this long, single use.
 PASSWORD_RESET_TIMEOUT = env.int("PASSWORD_RESET_TIMEOUT", default=60 * 60 * 2)
 CUIDAR_INVITATION_DAYS = env.int("CUIDAR_INVITATION_DAYS", default=3)
+# Loyalty referrals: the public lead form a patient's referral link opens (``?ref=<code>``),
+# e.g. the clinic's site with the CRM's form (docs/loyalty.md).
+CUIDAR_REFERRAL_URL = env.str("CUIDAR_REFERRAL_URL", default="/lead/")
 
 # --- Internationalisation: pt-BR first, English available ----------------------------------
 LANGUAGE_CODE = "pt-br"

@@ -142,7 +142,7 @@ _BACKUP = {
 }
 
 #: What ``data`` holds, per event type. Types without an entry (not yet published by any
-#: code, e.g. ``loyalty.*``) get the generic rules only: ids are integers, times are UTC.
+#: code) get the generic rules only: ids are integers, times are UTC.
 DATA: dict[str, dict] = {
     "patient.created": {"required": ["patient_id"], "properties": {"patient_id": _ID}},
     "patient.updated": {
@@ -211,6 +211,52 @@ DATA: dict[str, dict] = {
     "package.expiring": {
         "required": ["patient_package_id", "patient_id"],
         "properties": {"patient_package_id": _ID, "patient_id": _ID},
+    },
+    "loyalty.points_earned": {
+        "required": ["account_id", "patient_id", "entry_id", "points", "balance"],
+        "properties": {
+            "account_id": _ID,
+            "patient_id": _ID,
+            "entry_id": _ID,
+            "points": {"type": "integer", "minimum": 1},
+            "balance": {"type": "integer", "minimum": 0},
+            "reference_type": {
+                "enum": [
+                    "payment",
+                    "appointment",
+                    "referral",
+                    "reward",
+                    "birthday",
+                    "survey",
+                    "manual",
+                    "lot",
+                    "",
+                ]
+            },
+            "reference_id": _ID_OR_NULL,
+            "expires_at": _TIME_OR_NULL,
+        },
+    },
+    "loyalty.tier_changed": {
+        "required": ["account_id", "patient_id", "from", "to", "direction"],
+        "properties": {
+            "account_id": _ID,
+            "patient_id": _ID,
+            "from": {"enum": ["bronze", "silver", "gold", "platinum"]},
+            "to": {"enum": ["bronze", "silver", "gold", "platinum"]},
+            "direction": {"enum": ["up", "down"]},
+            "points_12m": {"type": "integer"},
+        },
+    },
+    "referral.rewarded": {
+        "required": ["referral_id", "referrer_patient_id", "referred_patient_id"],
+        "properties": {
+            "referral_id": _ID,
+            "referrer_patient_id": _ID,
+            "referred_patient_id": _ID,
+            "referrer_points": {"type": "integer", "minimum": 0},
+            "referred_points": {"type": "integer", "minimum": 0},
+        },
     },
     "message.inbound": _MESSAGE,
     "message.status": _MESSAGE,

@@ -64,6 +64,7 @@ EVENT_TYPES = frozenset(
         "loyalty.points_earned",
         "loyalty.tier_changed",
         "referral.converted",
+        "referral.rewarded",
         "message.inbound",
         "message.status",
         "feedback.received",

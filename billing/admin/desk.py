@@ -255,7 +255,14 @@ def register_view(model_admin, request):
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         patient = patient or data["patient"]
-        if mode == STATIC_PIX:
+        if mode == STATIC_PIX and data.get("discount_code"):
+            # The static QR code carries the full amount: a voucher would make the patient
+            # pay more than the payment registers.
+            form.add_error(
+                "discount_code",
+                gettext("A voucher goes with a payment received now or a charge."),
+            )
+        elif mode == STATIC_PIX:
             static_pix = _static_pix(form, clinic, data["amount"])
         else:
             response = _register(model_admin, request, form, mode, clinic, patient, appointment)
@@ -309,6 +316,7 @@ def _register(model_admin, request, form, mode, clinic, patient, appointment):
         "amount": data["amount"],
         "appointment": appointment,
         "description": data["description"],
+        "discount_code": data.get("discount_code", ""),
         "by": request.user,
     }
     try:

@@ -95,6 +95,12 @@ class PaymentRegisterForm(PaymentChoiceForm):
         widget=forms.TextInput(attrs={"size": 50}),
         help_text=_("Shown on the receipt and on the charge."),
     )
+    discount_code = forms.CharField(
+        label=_("Voucher code"),
+        max_length=40,
+        required=False,
+        help_text=_("A voucher the patient brings (loyalty reward): its value comes off."),
+    )
     due_date = forms.DateField(
         label=_("Due date"),
         required=False,

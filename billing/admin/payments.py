@@ -18,7 +18,7 @@ from clinic.kernel.tenancy import current_clinic
 from clinic.models import Patient
 from clinic.selectors import patient_search
 
-from ..models import FinancialTransaction, Payment, PaymentRefund
+from ..models import FinancialTransaction, Payment, PaymentDiscount, PaymentRefund
 from ..money import brl
 from . import desk
 from .common import ViewOnlyDetailMixin, admin_url, status_badge
@@ -29,6 +29,22 @@ class RefundInline(ClinicScopedInline, admin.TabularInline):
     model = PaymentRefund
     extra = 0
     fields = ("created_at", "amount", "reason", "created_by")
+    readonly_fields = fields
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+class DiscountInline(ClinicScopedInline, admin.TabularInline):
+    """A voucher (or other discount) taken off the payment when it was created."""
+
+    model = PaymentDiscount
+    extra = 0
+    fields = ("gross_amount", "amount", "label", "reference", "created_by")
     readonly_fields = fields
     can_delete = False
 
@@ -114,7 +130,7 @@ class PaymentAdmin(ViewOnlyDetailMixin, ClinicScopedAdmin):
     date_hierarchy = "created_at"
     search_fields = ("patient__search_name",)  # widened in get_search_results (CPF)
     search_help_text = _("Search by the patient's name or CPF.")
-    inlines = (RefundInline, LedgerLineInline)
+    inlines = (DiscountInline, RefundInline, LedgerLineInline)
     actions = ("confirm_selected", "cancel_selected", "charge_again_selected", "refund_selected")
     fieldsets = (
         (

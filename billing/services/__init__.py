@@ -14,6 +14,7 @@ machine's moves they share.
 """
 
 from .common import GATEWAY_METHODS
+from .discounts import payment_discount_add, payment_discount_code_apply
 from .dunning import dunning_run
 from .gateway import (
     RECONCILE_BATCH,
@@ -67,6 +68,8 @@ __all__ = [
     "payment_charge_create",
     "payment_charge_send",
     "payment_confirm",
+    "payment_discount_add",
+    "payment_discount_code_apply",
     "payment_for_update",
     "payment_receipt_send",
     "payment_refund",

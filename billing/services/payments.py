@@ -39,6 +39,7 @@ from ..models import (
 )
 from ..money import money
 from .common import GATEWAY_METHODS, P, _locked, _mark_paid, _move, _payload, _same_clinic
+from .discounts import payment_discount_code_apply
 
 
 # --- At the desk ----------------------------------------------------------------------------
@@ -52,10 +53,11 @@ def payment_register(
     appointment=None,
     patient_package: PatientPackage | None = None,
     description: str = "",
+    discount_code: str = "",
     by=None,
 ) -> Payment:
     """Money received at the desk (cash, card machine, PIX to the clinic's key): paid at
-    once, with its ledger line."""
+    once, with its ledger line. ``discount_code`` (a loyalty voucher …) comes off first."""
     _same_clinic(clinic, patient, appointment, patient_package)
     payment = Payment(
         clinic=clinic,
@@ -71,6 +73,8 @@ def payment_register(
     )
     payment.full_clean()
     payment.save()
+    if discount_code:
+        payment_discount_code_apply(payment=payment, code=discount_code, by=by)
     publish("payment.created", clinic=clinic, payload=_payload(payment))
     return _mark_paid(payment)
 
@@ -86,6 +90,7 @@ def payment_charge_create(
     appointment=None,
     patient_package: PatientPackage | None = None,
     description: str = "",
+    discount_code: str = "",
     by=None,
 ) -> Payment:
     """A charge the patient pays later by PIX, boleto or card: recorded pending (and
@@ -108,6 +113,8 @@ def payment_charge_create(
         )
         payment.full_clean()
         payment.save()
+        if discount_code:
+            payment_discount_code_apply(payment=payment, code=discount_code, by=by)
         publish("payment.created", clinic=clinic, payload=_payload(payment))
     payment_charge_send(payment=payment)
     return payment

@@ -256,6 +256,20 @@ CATALOGUE: dict[str, TemplateSpec] = {
             ),
         ),
         TemplateSpec(
+            # loyalty: points about to expire (sent only to patients who opted in)
+            name="pontos_expirando",
+            label=_("Loyalty points about to expire"),
+            purpose=MARKETING,
+            variables=("first_name", "points", "due_date", "balance"),
+            meta_name="pontos_expirando_v1",
+            subject="Seus pontos vencem em {{ due_date }}",
+            body=(
+                "Olá, {{ first_name }}! {{ points }} dos seus pontos na {{ clinic }} vencem "
+                "em {{ due_date }}. Troque-os por um desconto no portal. Responda SAIR para "
+                "não receber mais."
+            ),
+        ),
+        TemplateSpec(
             name="reativacao",
             label=_("Reactivation of inactive patients"),
             purpose=MARKETING,

@@ -20,6 +20,7 @@ API_SCOPES = (
     "leads:read",
     "leads:write",
     "payments:read",
+    "loyalty:read",
     "webhooks:manage",
     "dlq:manage",
     "events:read",

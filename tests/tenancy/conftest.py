@@ -3,12 +3,14 @@ what hides clinic B's rows is the scoping, never a missing permission), and clin
 rows with distinctive names that must never show up in A's pages."""
 
 from datetime import timedelta
+from decimal import Decimal
 
 import pytest
 from django.apps import apps
 from django.contrib.auth.models import Permission
 from django.utils import timezone
 
+from loyalty.models import Reward
 from tests.billing.factories import PackageFactory, PaymentFactory
 from tests.clinic.factories import PatientFactory, ProfessionalFactory, RoomFactory
 from tests.scheduling.factories import AppointmentFactory, ServiceFactory
@@ -60,6 +62,9 @@ class World:
         self.payment = PaymentFactory(
             clinic=clinic, patient=self.patient, description=f"Cobrança {name}"
         )
+        self.reward = Reward.objects.create(
+            clinic=clinic, name=f"Prêmio {name}", points_cost=10, value=Decimal("5.00")
+        )
 
     @property
     def names(self) -> list[str]:
@@ -71,6 +76,7 @@ class World:
             self.service.name,
             self.package.name,
             self.payment.description,
+            self.reward.name,
         ]
 
     def shown_in(self, content: bytes | str) -> list[str]:
@@ -92,6 +98,7 @@ _WORLD_ATTRS = {
     "Appointment": "appointment",
     "Package": "package",
     "Payment": "payment",
+    "Reward": "reward",
 }
 
 

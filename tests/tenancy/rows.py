@@ -349,6 +349,52 @@ def _marketing_spend(clinic):
         source="instagram",
         month=timezone.localdate().replace(day=1) - timedelta(days=31 * next(_serial) % 3000),
         amount=Decimal("500.00"),
+)
+
+
+def _loyalty_program(clinic):
+    from loyalty.services import program_for
+
+    return program_for(clinic)
+
+
+def _loyalty_account(clinic):
+    from loyalty.services import account_for
+
+    return account_for(PatientFactory(clinic=clinic))
+
+
+def _points_entry(clinic):
+    from django.db import transaction
+
+    from loyalty import services
+
+    with transaction.atomic():
+        account = services.account_lock(_loyalty_account(clinic))
+        return services.entry_add(
+            account, kind="earn", points=100, reason=_tag("earn"), source_key=_tag("key")
+        )
+
+
+def _reward(clinic):
+    return model("Reward").objects.create(
+        clinic=clinic, name=_tag("Reward"), points_cost=10, value=Decimal("5.00")
+    )
+
+
+def _redemption(clinic):
+    entry = _points_entry(clinic)
+    return model("Redemption").objects.create(
+        clinic=clinic, account=entry.account, reward=_reward(clinic), points=10, value=5,
+        channel="desk",
+    )  # fmt: skip
+
+
+def _referral(clinic):
+    return model("Referral").objects.create(
+        clinic=clinic,
+        referrer=_loyalty_account(clinic),
+        referred_patient=PatientFactory(clinic=clinic),
     )
 
 
@@ -412,6 +458,13 @@ ROWS: dict[str, Callable] = {
     "Campaign": _campaign,
     "MarketingSettings": _marketing_settings,
     "MarketingSpend": _marketing_spend,
+    # loyalty
+    "LoyaltyProgram": _loyalty_program,
+    "LoyaltyAccount": _loyalty_account,
+    "PointsEntry": _points_entry,
+    "Reward": _reward,
+    "Redemption": _redemption,
+    "Referral": _referral,
 }
 
 

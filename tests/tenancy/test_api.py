@@ -59,6 +59,7 @@ RESOURCES = {
     "appointment": "Appointment",
     "patient": "Patient",
     "payment": "Payment",
+    "loyalty-account": "LoyaltyAccount",
     "event": "Event",
     "webhook": "WebhookSubscription",
     "dead-letter": "DeadLetter",
@@ -104,6 +105,7 @@ FILTERS = {
         {"service": b.service.pk},
     ],
     "patient": lambda b: [{"cpf": b.patient.cpf}, {"phone": b.patient.phone}],
+    "loyalty-account": lambda b: [{"patient": b.patient.pk}],
 }
 
 #: Endpoints outside the router: the query naming B's rows, and the answer expected.

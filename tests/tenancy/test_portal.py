@@ -55,6 +55,8 @@ PAGES = {
     "portal:privacy_export_html": lambda b: {},
     "portal:appointments": lambda b: {},
     "portal:payments": lambda b: {},
+    # POST: redeem B's reward (refused as "no longer offered", nothing written)
+    "portal:points": lambda b: {"reward": b.reward.pk},
     "portal:book": lambda b: {
         "service": b.service.pk,
         "professional": b.professional.pk,
