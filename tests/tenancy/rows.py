@@ -349,7 +349,7 @@ def _marketing_spend(clinic):
         source="instagram",
         month=timezone.localdate().replace(day=1) - timedelta(days=31 * next(_serial) % 3000),
         amount=Decimal("500.00"),
-)
+    )
 
 
 def _loyalty_program(clinic):
