@@ -114,7 +114,11 @@ def test_a_worker_killed_after_the_work_but_before_the_answer_lets_no_retry_do_i
     assert Patient.objects.count() == 1  # the killed request's patient died with it
 
 
-def test_a_post_that_waits_on_a_partner_holds_no_transaction_for_its_key(clinic_a, monkeypatch):
+def test_a_post_that_waits_on_a_partner_holds_no_transaction_for_its_key(
+    clinic_a, monkeypatch, django_capture_on_commit_callbacks
+):
+    """A ping waits on the partner's URL: not in the web request (which holds the key's
+    transaction) but in a worker, after the commit, outside any transaction."""
     from django.db import connection
 
     from integrations import subscriptions
@@ -133,7 +137,12 @@ def test_a_post_that_waits_on_a_partner_holds_no_transaction_for_its_key(clinic_
         return True, "ok"
 
     monkeypatch.setattr(subscriptions, "subscription_ping", ping)
-    integrator.post(f"/api/v1/webhooks/{sub.pk}/ping/")
-    integrator.post(f"/api/v1/webhooks/{sub.pk}/ping/", HTTP_IDEMPOTENCY_KEY="ping-1")
-
-    assert depth[0] == depth[1]  # the key added no transaction around the partner's call
+    baseline = len(connection.atomic_blocks)  # the test's own transaction
+    with django_capture_on_commit_callbacks() as queued:
+        assert integrator.post(f"/api/v1/webhooks/{sub.pk}/ping/").status_code == 202
+        answer = integrator.post(f"/api/v1/webhooks/{sub.pk}/ping/", HTTP_IDEMPOTENCY_KEY="ping-1")
+        assert answer.status_code == 202
+    assert depth == []  # the web requests never waited on the partner
+    for callback in queued:
+        callback()  # the worker: the newer request supersedes the older
+    assert depth == [baseline]  # no transaction around the partner's call
