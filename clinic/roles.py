@@ -134,9 +134,13 @@ _RECEPTIONIST = (
         # the demo's portal sign-in code is there. Nothing new: the same texts are in the
         # messages sent, which reception already reads.
         "integrations.view_consolerecord",
+        # The clinical record: that an encounter exists (date, professional, service), never
+        # its content — what a user reads is decided by clinic.records.access, not here.
+        "records.view_encounter",
     }
 )
 _PROFESSIONAL = {
+    "records.view_encounter",
     "scheduling.view_appointment",
     "scheduling.change_appointment",  # call the patient in, complete
     "scheduling.view_service",
@@ -170,6 +174,8 @@ _MANAGER = (
         "portal.change_portalsession",
         # The audit trail (read-only: nobody may change it).
         "clinic.view_auditentry",
+        # Emergency accesses to clinical records, for review (their reasons).
+        "records.view_breakglass",
     }
 )
 # Integrations: managers watch them, clinic administrators configure them and act on dead

@@ -9,3 +9,7 @@ class RecordsConfig(AppConfig):
     name = "clinic.records"
     label = "records"
     verbose_name = _("Clinical record")
+
+    def ready(self):
+        # The encounters' admin and the record's pages (admin.py holds the reference data's).
+        from . import handlers, record_admin  # noqa: F401  @subscriber: emergency access
