@@ -160,11 +160,11 @@ def patient_record_view(model_admin, request, patient_id: int):
 
 
 def _progress_chart(patient) -> str:
-    from .charts import svg_line_chart
-
     series = selectors.progress_series(patient=patient)
     if not series:
         return ""
+    from .charts import svg_line_chart
+
     return svg_line_chart(series)
 
 
@@ -249,7 +249,10 @@ class EncounterForm(forms.Form):
             max_length=200,
         )
         self.fields["cid_certainty"] = forms.ChoiceField(
-            label=_("Certainty"), choices=Certainty.CHOICES, initial=Certainty.HYPOTHESIS
+            label=_("Certainty"),
+            choices=Certainty.CHOICES,
+            initial=Certainty.HYPOTHESIS,
+            required=False,
         )
         self.extra_kinds = _extra_sections(self, encounter)
 

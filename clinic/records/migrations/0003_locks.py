@@ -33,8 +33,11 @@ CREATE TRIGGER records_entry_signed_locked
 
 CREATE OR REPLACE FUNCTION records_encounter_open() RETURNS trigger AS $$
 BEGIN
-    IF TG_TABLE_NAME = 'records_entry' AND NEW.supersedes_id IS NOT NULL THEN
-        RETURN NEW;  -- a correction of a signed entry: allowed
+    IF TG_ARGV[0] = 'correctable' THEN
+        -- PL/pgSQL does not short-circuit: only the entries' trigger reads supersedes_id.
+        IF NEW.supersedes_id IS NOT NULL THEN
+            RETURN NEW;  -- a correction of a signed entry: allowed
+        END IF;
     END IF;
     IF EXISTS (SELECT 1 FROM records_encounter
                WHERE id = NEW.encounter_id AND status = 'finalized') THEN
@@ -47,11 +50,11 @@ $$ LANGUAGE plpgsql;
 
 CREATE TRIGGER records_entry_encounter_open
     BEFORE INSERT ON records_entry
-    FOR EACH ROW EXECUTE FUNCTION records_encounter_open();
+    FOR EACH ROW EXECUTE FUNCTION records_encounter_open('correctable');
 
 CREATE TRIGGER records_attachment_encounter_open
     BEFORE INSERT ON records_attachment
-    FOR EACH ROW EXECUTE FUNCTION records_encounter_open();
+    FOR EACH ROW EXECUTE FUNCTION records_encounter_open('');
 """
 
 UNLOCK_SQL = """
