@@ -88,7 +88,8 @@ class Cid10Code(models.Model):
         related_name="codes",
         verbose_name=_("group"),
     )
-    description = models.CharField(_("description"), max_length=255)
+    # DATASUS' longest description has 264 characters.
+    description = models.CharField(_("description"), max_length=300)
     short_description = models.CharField(_("short description"), max_length=100, blank=True)
     sex_restriction = models.CharField(
         _("sex restriction"),
@@ -97,7 +98,7 @@ class Cid10Code(models.Model):
         blank=True,
         default="",
     )
-    search_text = models.CharField(max_length=300, editable=False, db_index=True)
+    search_text = models.CharField(max_length=400, editable=False, db_index=True)
 
     class Meta:
         ordering = ["compact"]

@@ -467,6 +467,8 @@ NO_CLINIC_DATA = {
     "BackupRun.run": "starts a backup or a drill of the whole installation: superusers only",
     "TOTPDevice.config": "django-otp's device pages: a global model (walk.GLOBAL_ADMIN_MODELS)",
     "TOTPDevice.qrcode": "django-otp's device pages: a global model (walk.GLOBAL_ADMIN_MODELS)",
+    "Cid10Code.search": "CID-10 search for the diagnosis widget: global reference data "
+    "(tests/records/test_cid10.py checks it is for clinical roles only)",
 }
 
 PAGE_VIEWS = [v for v in custom_admin_views() if v.key in PAGES]
