@@ -38,10 +38,11 @@ from clinic.kernel.errors import ApplicationError
 from clinic.kernel.tenancy import current_clinic
 from clinic.models import Patient
 
-from . import selectors, services
+from . import cid10, selectors, services
 from .access import Level, entry_visible, record_access
 from .audit import audit_record_read
 from .models import Attachment, Cid10Code, Encounter, Entry, EntryKind
+from .sections import extra_sections, initial_for, render_content
 
 K = EntryKind
 
@@ -254,7 +255,7 @@ class EncounterForm(forms.Form):
             initial=Certainty.HYPOTHESIS,
             required=False,
         )
-        self.extra_kinds = _extra_sections(self, encounter)
+        self.extra_kinds = extra_sections(self, encounter)
 
     def _codes(self, raw: str, field: str) -> list[Cid10Code]:
         wanted = [c.strip().upper() for c in raw.replace(";", ",").split(",") if c.strip()]
@@ -282,7 +283,42 @@ class EncounterForm(forms.Form):
         cleaned = super().clean()
         if cleaned.get("cid_secondary") and not cleaned.get("cid_principal"):
             self.add_error("cid_principal", _("Name the principal diagnosis first."))
+        for section in self.extra_kinds:
+            section.clean(self)
         return cleaned
+
+    def groups(self) -> list[tuple[str, list]]:
+        """The fields in the order a consultation goes, each group under its heading."""
+        groups = [
+            (_("History"), [self[k] for k in (K.CHIEF_COMPLAINT, K.HPI, K.ANAMNESIS)]),
+            (_("Examination"), [self[K.PHYSICAL_EXAM]]),
+        ]
+        groups += [
+            (section.title, [self[name] for name in section.field_names(self)])
+            for section in self.extra_kinds
+        ]
+        groups += [
+            (_("Exams"), [self[K.EXAMS_REQUESTED], self[K.EXAM_RESULTS]]),
+            (
+                _("Diagnoses (CID-10)"),
+                [self["cid_principal"], self["cid_secondary"], self["cid_certainty"]],
+            ),
+            (_("Plan"), [self[K.PLAN], self[K.PROTOCOLS]]),
+            (_("Evolution"), [self[K.EVOLUTION], self["confidential"]]),
+        ]
+        return groups
+
+    def sex_warnings(self) -> list[str]:
+        """A code restricted to the other sex than the patient's: a warning, not a refusal
+        (the registration may be the wrong one)."""
+        if not hasattr(self, "cleaned_data"):
+            return []
+        codes = [
+            self.cleaned_data.get("cid_principal"),
+            *self.cleaned_data.get("cid_secondary", []),
+        ]
+        sex = self.encounter.patient.sex
+        return [w for w in (cid10.sex_conflict(c, sex) for c in codes if c is not None) if w]
 
     def diagnosis_content(self) -> dict | None:
         principal = self.cleaned_data.get("cid_principal")
@@ -303,14 +339,6 @@ class EncounterForm(forms.Form):
         }
 
 
-def _extra_sections(form, encounter) -> list:
-    """Vitals, scales and the anamnesis template (``sections``): each adds its fields to the
-    form and says how to turn them into an entry's content."""
-    from .sections import extra_sections
-
-    return extra_sections(form, encounter)
-
-
 def _initial(encounter: Encounter, user) -> dict:
     initial = {}
     drafts = Entry.objects.filter(encounter=encounter, author=user, status="draft")
@@ -327,7 +355,7 @@ def _initial(encounter: Encounter, user) -> dict:
             if items:
                 initial["cid_certainty"] = items[0].get("certainty", Certainty.HYPOTHESIS)
         else:
-            initial[f"_{draft.kind}"] = draft
+            initial.update(initial_for(draft.kind, draft.content))
     return initial
 
 
@@ -371,8 +399,6 @@ def _save_drafts(form: EncounterForm, encounter: Encounter, user) -> None:
 def _entry_rows(encounter: Encounter, user) -> list[dict]:
     """Every entry of the encounter as the page shows it: the current version, with its
     earlier versions (struck through when corrected) and its inactivation."""
-    from .sections import render_content
-
     rows = []
     for entry in selectors.encounter_entries(encounter=encounter):
         visible = entry_visible(entry, user)
@@ -414,6 +440,8 @@ def encounter_view(model_admin, request, encounter_id: int):
                 except ApplicationError as error:
                     _errors_to_messages(request, error)
                 else:
+                    for warning in form.sex_warnings():
+                        messages.warning(request, warning)
                     messages.success(request, _("Draft saved."))
                     return HttpResponseRedirect(_url("record", encounter.pk))
         else:
@@ -465,7 +493,8 @@ def autosave_view(model_admin, request, encounter_id: int):
     except ApplicationError as error:
         return JsonResponse({"saved": False, "error": str(error.message)}, status=409)
     at = timezone.localtime().strftime("%H:%M:%S")
-    return JsonResponse({"saved": True, "message": _("Draft saved at %(at)s.") % {"at": at}})
+    message = " ".join([_("Draft saved at %(at)s.") % {"at": at}, *form.sex_warnings()])
+    return JsonResponse({"saved": True, "message": message})
 
 
 @_reauth_to_post

@@ -81,6 +81,7 @@ def test_administrative_staff_see_that_encounters_exist_never_their_content(
     for name, (method, url) in content_urls(record, record_patient).items():
         status, body = fetch(client, method, url)
         assert SECRET not in body, name
+        assert status in (200, 302, 403, 404, 405), (name, status)
         assert "Dipirona" not in body, name  # the allergy is clinical too
         assert PDF.decode() not in body, name
         if name in ("patient", "changelist"):
@@ -98,8 +99,7 @@ def test_the_professional_in_care_reads_and_each_read_is_audited_without_clinica
     urls = content_urls(record, record_patient)
     for name in ("patient", "encounter", "attachment"):
         method, url = urls[name]
-        status, body = fetch(client, method, url)
-        assert status == 200, name
+        assert fetch(client, method, url)[0] == 200, name
     assert SECRET in fetch(client, *urls["encounter"])[1]
     entries = AuditEntry.objects.filter(patient_id=record_patient.pk, actor_id=doctor_a.user.pk)
     assert {e.object_type for e in entries} >= {
@@ -185,6 +185,7 @@ def test_a_professional_of_another_unit_sees_only_existence_here(
     for name, (method, url) in content_urls(record, record_patient).items():
         status, body = fetch(client, method, url)
         assert SECRET not in body, name
+        assert status in (200, 302, 403, 404, 405), (name, status)
 
 
 def test_an_inactive_user_reads_nothing(record, record_patient, client_for):

@@ -10,10 +10,10 @@ from django.urls import reverse
 from django.utils import timezone
 
 from clinic.records import services
-from integrations.models import Delivery
-from integrations.outbox import delivery_run
 from clinic.records.exceptions import AttachmentRefused
 from clinic.records.models import Encounter, Entry, EntryKind
+from integrations.models import Delivery
+from integrations.outbox import delivery_run
 from scheduling.choices import AppointmentStatus as S
 from scheduling.models import Appointment
 from tests.records.core.conftest import sign_complete, write_complete
@@ -191,3 +191,59 @@ def test_appointment_still_in_progress_is_completed_by_the_signed_encounter_even
     appointment_complete_after_encounter(appointment_id=arrived.pk)
     appointment_complete_after_encounter(appointment_id=arrived.pk)  # twice: same effect
     assert Appointment.objects.get(pk=arrived.pk).status == S.COMPLETED
+
+
+def test_the_encounter_form_refuses_impossible_vitals_and_keeps_scales(
+    doctor_a, record_patient, client_for
+):
+    encounter = services.open_encounter(
+        clinic=record_patient.clinic,
+        patient=record_patient,
+        professional=doctor_a,
+        by=doctor_a.user,
+    )
+    client = client_for(doctor_a.user)
+    url = reverse("admin:records_encounter_record", args=[encounter.pk])
+    refused = client.post(url, {"vital_heart_rate": "700", "scale_pain": "6"})
+    assert refused.status_code == 200
+    assert "vital_heart_rate" in refused.context["form"].errors
+    assert not Entry.objects.filter(encounter=encounter).exists()  # nothing half-written
+    client.post(
+        url,
+        {
+            "vital_heart_rate": "112",
+            "vital_weight": "70",
+            "vital_height": "170",
+            "scale_pain": "6",
+            "scale_mood": "8",
+        },
+    )
+    vitals = Entry.objects.get(encounter=encounter, kind=K.VITALS)
+    assert vitals.content == {"heart_rate": 112.0, "weight": 70.0, "height": 170.0, "bmi": 24.2}
+    assert Entry.objects.get(encounter=encounter, kind=K.SCALES).content == {"pain": 6, "mood": 8}
+    body = client.get(url).content.decode()
+    assert 'value="112' in body  # the draft comes back into the form
+
+
+def test_a_diagnosis_restricted_to_the_other_sex_warns(doctor_a, record_patient, client_for, db):
+    from clinic.records.models import Cid10Code
+
+    Cid10Code.objects.update_or_create(
+        code="N40",
+        defaults={
+            "compact": "N40",
+            "level": "category",
+            "description": "Hiperplasia da próstata",
+            "sex_restriction": "M",
+            "search_text": "n40 hiperplasia da prostata",
+        },
+    )
+    encounter = services.open_encounter(
+        clinic=record_patient.clinic,
+        patient=record_patient,
+        professional=doctor_a,
+        by=doctor_a.user,
+    )
+    url = reverse("admin:records_encounter_autosave", args=[encounter.pk])
+    answer = client_for(doctor_a.user).post(url, {"cid_principal": "N40"}).json()
+    assert answer["saved"] and "N40" in answer["message"]

@@ -78,7 +78,7 @@ def unlock(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-    dependencies = [("records", "0002_record")]
+    dependencies = [("records", "0004_record")]
 
     operations = [
         migrations.RunPython(lock, unlock),
