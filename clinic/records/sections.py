@@ -47,13 +47,17 @@ class Section:
                     form.add_error(target, error)
             self.values = {}
             return
-        self.values = {
-            key: float(value) if not isinstance(value, int) else value
-            for key, value in sub.values().items()
-        }
+        self.values = {key: _number(value) for key, value in sub.values().items()}
 
     def content(self, cleaned_data) -> tuple[dict | None, object]:
         return (dict(self.values) or None), None
+
+
+def _number(value):
+    """A JSON number: whole values as integers (128, not 128.0), others as floats."""
+    if isinstance(value, int):
+        return value
+    return int(value) if value == value.to_integral_value() else float(value)
 
 
 def extra_sections(form, encounter) -> list[Section]:
