@@ -132,8 +132,8 @@ def _errors_to_messages(request, error: ApplicationError) -> None:
 
 
 # --- The patient's clinical page ------------------------------------------------------------
-def patient_record_view(model_admin, request, patient_id: int):
-    patient = _patient_or_404(request, patient_id)
+def patient_record_view(model_admin, request, object_id: int):
+    patient = _patient_or_404(request, object_id)
     access = _access(request, patient)
     encounters = list(selectors.patient_encounters(patient=patient))
     context = _context(
@@ -169,11 +169,11 @@ def _progress_chart(patient) -> str:
     return svg_line_chart(series)
 
 
-def walk_in_view(model_admin, request, patient_id: int):
+def walk_in_view(model_admin, request, object_id: int):
     """Start an encounter without an appointment (a walk-in, a phone consultation)."""
     if request.method != "POST":
         return HttpResponseNotAllowed(["POST"])
-    patient = _patient_or_404(request, patient_id)
+    patient = _patient_or_404(request, object_id)
     access = _access(request, patient)
     if access.professional is None:
         raise PermissionDenied
@@ -195,8 +195,8 @@ class BreakGlassForm(forms.Form):
     )
 
 
-def break_glass_view(model_admin, request, patient_id: int):
-    patient = _patient_or_404(request, patient_id)
+def break_glass_view(model_admin, request, object_id: int):
+    patient = _patient_or_404(request, object_id)
     access = _access(request, patient)
     if access.level != Level.BREAK_GLASS:
         raise PermissionDenied
@@ -427,8 +427,8 @@ def _entry_rows(encounter: Encounter, user) -> list[dict]:
     return rows
 
 
-def encounter_view(model_admin, request, encounter_id: int):
-    encounter, access = _encounter_for_content(request, encounter_id)
+def encounter_view(model_admin, request, object_id: int):
+    encounter, access = _encounter_for_content(request, object_id)
     editable = not encounter.is_finalized and encounter.professional.user_id == request.user.pk
     form = None
     if editable:
@@ -477,12 +477,12 @@ def encounter_view(model_admin, request, encounter_id: int):
     )
 
 
-def autosave_view(model_admin, request, encounter_id: int):
+def autosave_view(model_admin, request, object_id: int):
     """POST of the encounter form by ``records/encounter.js`` every few seconds while the
     author types: valid sections are saved as drafts; the answer lists the field errors."""
     if request.method != "POST":
         return HttpResponseNotAllowed(["POST"])
-    encounter, _unused = _encounter_for_content(request, encounter_id)
+    encounter, _unused = _encounter_for_content(request, object_id)
     if encounter.is_finalized or encounter.professional.user_id != request.user.pk:
         return JsonResponse({"saved": False, "error": _("This encounter is locked.")}, status=409)
     form = EncounterForm(request.POST, encounter=encounter)
@@ -498,10 +498,10 @@ def autosave_view(model_admin, request, encounter_id: int):
 
 
 @_reauth_to_post
-def sign_view(model_admin, request, encounter_id: int):
+def sign_view(model_admin, request, object_id: int):
     if request.method != "POST":
         return HttpResponseNotAllowed(["POST"])
-    encounter, _unused = _encounter_for_content(request, encounter_id)
+    encounter, _unused = _encounter_for_content(request, object_id)
     try:
         services.encounter_finalize(encounter=encounter, by=request.user)
     except ApplicationError as error:
@@ -536,8 +536,8 @@ def _entry_for_author(request, entry_id: int) -> Entry:
 
 
 @_reauth_to_post
-def correct_view(model_admin, request, entry_id: int):
-    entry = _entry_for_author(request, entry_id)
+def correct_view(model_admin, request, object_id: int):
+    entry = _entry_for_author(request, object_id)
     text_entry = "text" in entry.content
     form = CorrectionForm(
         request.POST or None,
@@ -569,10 +569,10 @@ def correct_view(model_admin, request, entry_id: int):
 
 
 @_reauth_to_post
-def inactivate_view(model_admin, request, entry_id: int):
+def inactivate_view(model_admin, request, object_id: int):
     if request.method != "POST":
         return HttpResponseNotAllowed(["POST"])
-    entry = _entry_for_author(request, entry_id)
+    entry = _entry_for_author(request, object_id)
     try:
         services.entry_inactivate(
             entry=entry, justification=request.POST.get("justification", ""), by=request.user
@@ -589,10 +589,10 @@ class AttachmentForm(forms.Form):
     description = forms.CharField(label=gettext_lazy("Description"), required=False, max_length=200)
 
 
-def attach_view(model_admin, request, encounter_id: int):
+def attach_view(model_admin, request, object_id: int):
     if request.method != "POST":
         return HttpResponseNotAllowed(["POST"])
-    encounter, _unused = _encounter_for_content(request, encounter_id)
+    encounter, _unused = _encounter_for_content(request, object_id)
     form = AttachmentForm(request.POST, request.FILES)
     if not form.is_valid():
         for errors in form.errors.values():
@@ -613,12 +613,12 @@ def attach_view(model_admin, request, encounter_id: int):
     return HttpResponseRedirect(_url("record", encounter.pk))
 
 
-def attachment_view(model_admin, request, attachment_id: int):
+def attachment_view(model_admin, request, object_id: int):
     """The only way to an attachment's bytes: access checked, download audited."""
     clinic = current_clinic(request)
     if clinic is None:
         raise Http404
-    attachment = get_object_or_404(Attachment.objects.for_clinic(clinic), pk=attachment_id)
+    attachment = get_object_or_404(Attachment.objects.for_clinic(clinic), pk=object_id)
     encounter, access = _encounter_for_content(request, attachment.encounter_id)
     audit_record_read(
         request=request,

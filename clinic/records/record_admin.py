@@ -5,7 +5,6 @@ the record's own pages (``pages``) are routed here, and the chain check is an ac
 from __future__ import annotations
 
 from django.contrib import admin, messages
-from django.http import HttpResponseRedirect
 from django.urls import path, reverse
 from django.utils.html import format_html
 from django.utils.translation import gettext as _
@@ -22,7 +21,20 @@ from .models import BreakGlass, Encounter
 class EncounterAdmin(ClinicScopedAdmin):
     list_display = ("started_at", "patient_link", "professional", "service_name", "status")
     list_select_related = ("patient", "professional")
-    list_filter = ("status", "professional")
+    # Only the professionals of the (clinic-scoped) encounters listed: no other clinic's.
+    list_filter = ("status", ("professional", admin.RelatedOnlyFieldListFilter))
+    # What administrative staff may know of an encounter; its content is on the record's
+    # pages, behind the access rules.
+    fields = (
+        "started_at",
+        "patient",
+        "professional",
+        "service_name",
+        "status",
+        "finalized_at",
+        "record_link",
+    )
+    readonly_fields = fields
     date_hierarchy = "started_at"
     ordering = ("-started_at",)
     actions = ["verify_chains"]
@@ -42,14 +54,11 @@ class EncounterAdmin(ClinicScopedAdmin):
         url = reverse("admin:records_encounter_patient", args=[obj.patient_id])
         return format_html('<a href="{}">{}</a>', url, obj.patient.display_name)
 
-    def change_view(self, request, object_id, form_url="", extra_context=None):
-        # The record's own page decides what this user may read of the encounter.
-        obj = self.get_object(request, object_id)
-        if obj is None:
-            return super().change_view(request, object_id, form_url, extra_context)
-        return HttpResponseRedirect(
-            reverse("admin:records_encounter_patient", args=[obj.patient_id])
-        )
+    @admin.display(description=gettext_lazy("clinical record"))
+    def record_link(self, obj):
+        # The record's page decides what this user may read of the encounter.
+        url = reverse("admin:records_encounter_patient", args=[obj.patient_id])
+        return format_html('<a href="{}">{}</a>', url, _("Open the patient's clinical record"))
 
     @admin.action(description=gettext_lazy("Verify the record's hash chains"))
     def verify_chains(self, request, queryset):
@@ -84,28 +93,28 @@ class EncounterAdmin(ClinicScopedAdmin):
         name = "records_encounter_"
         return [
             path(
-                "patient/<int:patient_id>/", view(pages.patient_record_view), name=f"{name}patient"
+                "patient/<int:object_id>/", view(pages.patient_record_view), name=f"{name}patient"
             ),
             path(
-                "patient/<int:patient_id>/walk-in/", view(pages.walk_in_view), name=f"{name}walk_in"
+                "patient/<int:object_id>/walk-in/", view(pages.walk_in_view), name=f"{name}walk_in"
             ),
             path(
-                "patient/<int:patient_id>/break-glass/",
+                "patient/<int:object_id>/break-glass/",
                 view(pages.break_glass_view),
                 name=f"{name}break_glass",
             ),
-            path("<int:encounter_id>/record/", view(pages.encounter_view), name=f"{name}record"),
-            path("<int:encounter_id>/autosave/", view(pages.autosave_view), name=f"{name}autosave"),
-            path("<int:encounter_id>/sign/", view(pages.sign_view), name=f"{name}sign"),
-            path("<int:encounter_id>/attach/", view(pages.attach_view), name=f"{name}attach"),
-            path("entry/<int:entry_id>/correct/", view(pages.correct_view), name=f"{name}correct"),
+            path("<int:object_id>/record/", view(pages.encounter_view), name=f"{name}record"),
+            path("<int:object_id>/autosave/", view(pages.autosave_view), name=f"{name}autosave"),
+            path("<int:object_id>/sign/", view(pages.sign_view), name=f"{name}sign"),
+            path("<int:object_id>/attach/", view(pages.attach_view), name=f"{name}attach"),
+            path("entry/<int:object_id>/correct/", view(pages.correct_view), name=f"{name}correct"),
             path(
-                "entry/<int:entry_id>/inactivate/",
+                "entry/<int:object_id>/inactivate/",
                 view(pages.inactivate_view),
                 name=f"{name}inactivate",
             ),
             path(
-                "attachment/<int:attachment_id>/",
+                "attachment/<int:object_id>/",
                 view(pages.attachment_view),
                 name=f"{name}attachment",
             ),
