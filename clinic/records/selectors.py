@@ -95,8 +95,8 @@ def progress_series(*, patient: Patient) -> dict[str, list[tuple]]:
     rows = (
         current_entries(Entry.objects.filter(patient=patient, kind__in=[K.VITALS, K.SCALES]))
         .exclude(confidential=True)
-        .order_by("finalized_at", "pk")
-        .values_list("kind", "content", "finalized_at")
+        .order_by("encounter__started_at", "pk")
+        .values_list("kind", "content", "encounter__started_at")
     )
     for _kind, content, at in rows:
         for key, value in content.items():
