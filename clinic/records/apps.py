@@ -9,3 +9,14 @@ class RecordsConfig(AppConfig):
     name = "clinic.records"
     label = "records"
     verbose_name = _("Clinical record")
+
+    def ready(self):
+        from django.db.models.signals import post_save
+
+        from . import receivers
+
+        # A new clinic starts with the default clinical templates (clinic's core has no
+        # creation service to hook, and must not import the record).
+        post_save.connect(
+            receivers.clinic_saved, sender="clinic.Clinic", dispatch_uid="records-default-templates"
+        )
