@@ -110,8 +110,8 @@ def _marker(shape: str, x: float, y: float, colour: str, label: str) -> str:
         )
     if shape == "triangle":
         return (
-            f'<polygon points="{x:.1f},{y - 5:.1f} {x + 5:.1f},{y + 4:.1f} {x - 5:.1f},{y + 4:.1f}" '
-            f'fill="{colour}">{title}</polygon>'
+            f'<polygon points="{x:.1f},{y - 5:.1f} {x + 5:.1f},{y + 4:.1f} '
+            f'{x - 5:.1f},{y + 4:.1f}" fill="{colour}">{title}</polygon>'
         )
     if shape == "diamond":
         return (
