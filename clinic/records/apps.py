@@ -13,7 +13,7 @@ class RecordsConfig(AppConfig):
     def ready(self):
         from django.db.models.signals import post_save
 
-        from . import receivers
+        from . import receivers, retention  # noqa: F401 — retention registers its hold
 
         # A new clinic starts with the default clinical templates (clinic's core has no
         # creation service to hook, and must not import the record).
