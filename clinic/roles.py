@@ -216,6 +216,17 @@ _ADMIN = (
     }
 )
 
+# Clinical templates (issue 20): professionals and clinic administrators define them; none
+# is deleted (encounters keep their versions), a template is deactivated instead.
+_CLINICAL_TEMPLATES = {
+    "records.view_clinicaltemplate",
+    "records.add_clinicaltemplate",
+    "records.change_clinicaltemplate",
+    "records.view_clinicaltemplateversion",
+}
+_PROFESSIONAL = _PROFESSIONAL | _CLINICAL_TEMPLATES
+_ADMIN = _ADMIN | _CLINICAL_TEMPLATES
+
 ROLE_PERMISSIONS: dict[str, set[str]] = {
     MembershipRole.RECEPTIONIST: _RECEPTIONIST,
     MembershipRole.PROFESSIONAL: _PROFESSIONAL,

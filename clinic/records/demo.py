@@ -102,6 +102,7 @@ def _complete_registration(patient, rng) -> None:
     defaults = {
         "postal_code": "04101-000",
         "street": "Rua Domingos de Morais",
+        "district": "Vila Mariana",
         "number": str(rng.randint(10, 2000)),
         "city": "São Paulo",
         "state": "SP",
@@ -112,7 +113,7 @@ def _complete_registration(patient, rng) -> None:
     }
     changed = []
     for name, value in defaults.items():
-        if hasattr(patient, name) and not getattr(patient, name):
+        if not getattr(patient, name):
             setattr(patient, name, value)
             changed.append(name)
     if not patient.birth_date:

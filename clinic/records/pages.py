@@ -30,6 +30,7 @@ from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.html import format_html_join
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
@@ -38,11 +39,12 @@ from clinic.kernel.errors import ApplicationError
 from clinic.kernel.tenancy import current_clinic
 from clinic.models import Patient
 
-from . import cid10, selectors, services
+from . import charts, cid10, selectors, services
 from .access import Level, entry_visible, record_access
 from .audit import audit_record_read
 from .models import Attachment, Cid10Code, Encounter, Entry, EntryKind
 from .sections import extra_sections, initial_for, render_content
+from .vitals import VITALS
 
 K = EntryKind
 
@@ -161,12 +163,25 @@ def patient_record_view(model_admin, request, object_id: int):
 
 
 def _progress_chart(patient) -> str:
-    series = selectors.progress_series(patient=patient)
-    if not series:
+    """The wellness scales and the main vitals over time (server-side SVG, ``charts``)."""
+    rows = selectors.progress_rows(patient=patient)
+    if not rows[K.SCALES] and not rows[K.VITALS]:
         return ""
-    from .charts import svg_line_chart
-
-    return svg_line_chart(series)
+    parts = []
+    if rows[K.SCALES]:
+        parts.append(charts.wellness_chart(rows[K.SCALES]))
+    keys = ["systolic", "diastolic", "heart_rate", "weight"]
+    vitals_series = charts.series_from(
+        rows[K.VITALS],
+        keys,
+        {k: VITALS[k].label for k in keys},
+        {k: VITALS[k].unit for k in keys},
+    )
+    if vitals_series:
+        parts.append(
+            charts.line_chart(vitals_series, title=_("Vital signs"), chart_id="vitals-chart")
+        )
+    return format_html_join("", "{}", ((part,) for part in parts))
 
 
 def walk_in_view(model_admin, request, object_id: int):

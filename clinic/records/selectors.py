@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from django.db.models import Exists, OuterRef, Q
+from django.db.models import Exists, Max, OuterRef, Q
 from django.utils import timezone
 
 from clinic.models import Patient
@@ -21,6 +21,7 @@ from .models import (
     EntryKind,
     EntryStatus,
 )
+from .retention import entry_source
 
 K = EntryKind
 DRAFT_PENDING_AFTER = timedelta(hours=24)
@@ -88,21 +89,33 @@ def patient_encounters(*, patient: Patient):
     )
 
 
-def progress_series(*, patient: Patient) -> dict[str, list[tuple]]:
-    """Scales and vitals over time, from current signed entries: {key: [(at, value), …]}
+def progress_rows(*, patient: Patient) -> dict[str, list[tuple]]:
+    """Scales and vitals over time, from current signed entries that are not confidential:
+    ``{"scales": [(date, {key: value}), …], "vitals": […]}`` by the encounter's date
     (1 query)."""
-    series: dict[str, list[tuple]] = {}
-    rows = (
+    rows: dict[str, list[tuple]] = {K.SCALES: [], K.VITALS: []}
+    entries = (
         current_entries(Entry.objects.filter(patient=patient, kind__in=[K.VITALS, K.SCALES]))
         .exclude(confidential=True)
         .order_by("encounter__started_at", "pk")
         .values_list("kind", "content", "encounter__started_at")
     )
-    for _kind, content, at in rows:
-        for key, value in content.items():
-            if isinstance(value, int | float) and not isinstance(value, bool):
-                series.setdefault(key, []).append((at, value))
-    return series
+    for kind, content, at in entries:
+        rows[kind].append((at, content))
+    return rows
+
+
+@entry_source
+def encounter_last_dates(*, clinic, patient_ids=None):
+    """Retention (``retention.entry_source``): each patient's last encounter."""
+    encounters = Encounter.objects.for_clinic(clinic)
+    if patient_ids is not None:
+        encounters = encounters.filter(patient_id__in=patient_ids)
+    return (
+        encounters.values("patient_id")
+        .annotate(last=Max("started_at"))
+        .values_list("patient_id", "last")
+    )
 
 
 def encounter_entries(*, encounter: Encounter):

@@ -20,6 +20,7 @@ from django.utils.translation import gettext as _
 
 from clinic.kernel.tenancy import other_clinic_object
 from clinic.models import Clinic, Patient, Professional
+from clinic.selectors import registration_gaps
 from integrations.events import publish
 
 from . import chain
@@ -147,16 +148,7 @@ def _author_snapshot(professional: Professional) -> dict:
 def registration_missing(patient: Patient) -> list[str]:
     """The identification CFM 1.638 art. 5 (a) asks for that the patient's registration
     lacks."""
-    # Interim until clinic core's registration_gaps (mother's name, birthplace) is merged.
-    wanted = {
-        "birth_date": _("date of birth"),
-        "sex": _("sex"),
-        "postal_code": _("CEP"),
-        "street": _("address"),
-        "city": _("city"),
-        "state": _("state"),
-    }
-    return [str(label) for name, label in wanted.items() if not getattr(patient, name)]
+    return [str(gap) for gap in registration_gaps(patient)]
 
 
 #: CFM 1.638/2002 art. 5 (b): the sections a signed encounter must hold; any one kind of

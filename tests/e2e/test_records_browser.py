@@ -56,13 +56,13 @@ def consulting_room(clinic_a, settings):
         postal_code="01310-100",
         street="Av. Paulista",
         number="1000",
+        district="Bela Vista",
         city="São Paulo",
         state="SP",
         allergies="Dipirona",
     )
-    for name, value in (("mother_name", "Ana Souza"), ("birthplace", "Campinas/SP")):
-        if hasattr(patient, name):
-            setattr(patient, name, value)
+    patient.mother_name = "Ana Souza"
+    patient.birthplace_city, patient.birthplace_state = "Campinas", "SP"
     patient.save()
     Cid10Code.objects.get_or_create(
         code="J02.9",

@@ -121,3 +121,22 @@ def test_the_receptionist_cannot_search_codes(client_for, receptionist_a):
 def test_an_anonymous_visitor_is_sent_to_sign_in(client):
     response = client.get(reverse("admin:records_cid10code_search"), {"q": "asma"})
     assert response.status_code == 302
+
+
+def test_the_operator_browses_the_table_in_constant_queries(
+    client_for, superuser, django_assert_max_num_queries
+):
+    client = client_for(superuser)
+    url = reverse("admin:records_cid10code_changelist")
+    with django_assert_max_num_queries(12):
+        response = client.get(url, {"q": "cefaleia"})
+    assert response.status_code == 200
+    assert "R51" in response.content.decode()
+    assert client.get(reverse("admin:records_cid10code_change", args=[
+        Cid10Code.objects.get(code="R51").pk
+    ])).status_code == 200  # fmt: skip
+
+
+def test_no_clinic_role_may_browse_the_table(client_for, professional_a):
+    response = client_for(professional_a).get(reverse("admin:records_cid10code_changelist"))
+    assert response.status_code == 403

@@ -125,6 +125,16 @@ def _received_message(clinic):
     )
 
 
+def _clinical_template(clinic):
+    from clinic.records.template_services import new_version
+
+    template = model("ClinicalTemplate").objects.create(
+        clinic=clinic, name=_tag("Modelo clínico"), kind="anamnesis", specialty="other"
+    )
+    new_version(template, [{"type": "text", "key": "queixa", "label": "Queixa"}])
+    return template
+
+
 def _privacy_request(clinic):
     return model("PrivacyRequest").objects.create(
         clinic=clinic, patient=PatientFactory(clinic=clinic), kind="deletion"
@@ -341,6 +351,7 @@ ROWS: dict[str, Callable] = {
     "Patient": _patient,
     "Professional": lambda clinic: ProfessionalFactory(clinic=clinic),
     "Room": lambda clinic: RoomFactory(clinic=clinic),
+    "ClinicalTemplate": _clinical_template,
     "Consent": lambda clinic: ConsentFactory(patient=PatientFactory(clinic=clinic)),
     "AuditEntry": _audit_entry,
     "PrivacyRequest": _privacy_request,

@@ -63,13 +63,8 @@ def record_patient(clinic_a):
         state="SP",
         allergies="Dipirona",
     )
-    for name, value in (
-        ("mother_name", "Ana Souza"),
-        ("birthplace_city", "Campinas"),
-        ("birthplace_state", "SP"),
-    ):
-        if hasattr(patient, name):
-            setattr(patient, name, value)
+    patient.mother_name = "Ana Souza"
+    patient.birthplace_city, patient.birthplace_state = "Campinas", "SP"
     patient.save()
     return patient
 

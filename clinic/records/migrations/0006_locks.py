@@ -78,7 +78,7 @@ def unlock(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-    dependencies = [("records", "0004_record")]
+    dependencies = [("records", "0005_record")]
 
     operations = [
         migrations.RunPython(lock, unlock),

@@ -11,7 +11,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('clinic', '0013_audit_encaixe_action'),
-        ('records', '0003_load_cid10'),
+        ('records', '0004_default_templates'),
         ('scheduling', '0004_appointment_encaixe'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
