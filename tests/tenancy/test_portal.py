@@ -55,6 +55,7 @@ PAGES = {
     "portal:privacy_export_html": lambda b: {},
     "portal:appointments": lambda b: {},
     "portal:payments": lambda b: {},
+    "portal:my_record": lambda b: {},
     "portal:book": lambda b: {
         "service": b.service.pk,
         "professional": b.professional.pk,
