@@ -7,6 +7,8 @@ Interface (issue 20):
   (``ValidationError`` with template_engine.validate_schema's messages) and writes version
   n+1 — unless the fields equal the latest version's, which is returned unchanged. Versions
   are never updated: an encounter written with version n keeps rendering with it.
+- ``latest_version(template)``; ``templates_available(clinic, *, specialty=None, kind=None)``:
+  the active templates to choose from, with ``latest_number``.
 - ``install_default_templates(clinic, *, by=None) -> int``: gives ``clinic`` the default
   templates of default_templates.py it does not have yet (matched by name), in three
   queries; returns how many it added. Idempotent; runs when a clinic is created (a
@@ -87,3 +89,18 @@ def install_default_templates(clinic, *, by=None, apps=None) -> int:
         ]
     )
     return len(wanted)
+
+
+def templates_available(clinic, *, specialty: str | None = None, kind: str | None = None):
+    """The clinic's active templates (of ``specialty`` and ``kind`` when given), each with
+    ``latest_number`` annotated, for choosing the form of a new encounter."""
+    from django.db.models import Max
+
+    rows = ClinicalTemplate.objects.for_clinic(clinic).filter(is_active=True)
+    if specialty:
+        rows = rows.filter(specialty=specialty)
+    if kind:
+        rows = rows.filter(kind=kind)
+    return rows.annotate(latest_number=Max("versions__number")).order_by(
+        "specialty", "kind", "name"
+    )

@@ -291,3 +291,15 @@ def test_dates_and_numbers_in_answers_are_plain_json():
     assert isinstance(form.cleaned_data["cintura"], Decimal)
     assert isinstance(form.cleaned_data["retorno"], date)
     assert form.answers()["cintura"] == "90"
+
+
+def test_templates_to_choose_from_are_the_clinics_active_ones(clinic_a, clinic_b):
+    from clinic.records.template_services import templates_available
+
+    ClinicalTemplate.objects.filter(clinic=clinic_a, name="Sessão — Acupuntura").update(
+        is_active=False
+    )
+    found = list(templates_available(clinic_a, specialty="integrative"))
+    assert [t.name for t in found] == ["Avaliação — Acupuntura"]
+    assert found[0].latest_number == 1
+    assert len(templates_available(clinic_a)) == 9
