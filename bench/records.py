@@ -4,7 +4,8 @@ Data (PostgreSQL, ``BENCH_DATABASE_URL``, default
 postgres://postgres@127.0.0.1:5432/cuidar_bench_rc_records, created and migrated if missing):
 one clinic, one doctor, a patient with 300 signed encounters and one with 1,000, each
 encounter with six signed entries (complaint, examination, vitals, scales, CID-10
-diagnosis, plan) written through the services, so every entry is a link of the chain.
+diagnosis, plan), every entry a link of the patient's chain (written in bulk: the same rows
+the services write, without their seconds per encounter on a loaded machine).
 
 Measured, through Django's test client (the whole request: middleware, access check, audit
 row, template), the doctor signed in:
@@ -63,10 +64,8 @@ def _setup():
     from clinic import services as clinic_services
     from clinic.choices import MembershipRole
     from clinic.models import Clinic, Membership, Patient, Professional
-    from clinic.records import services
-    from clinic.records.models import Cid10Code, Encounter, EntryKind
+    from clinic.records.models import Cid10Code, Encounter
 
-    K = EntryKind
     clinic, _ = Clinic.objects.get_or_create(cnpj="11222333000181", defaults={"name": "Bench"})
     user, _ = get_user_model().objects.get_or_create(
         username="bench_doctor", defaults={"is_staff": True}
@@ -99,23 +98,72 @@ def _setup():
             },
         )  # fmt: skip
         have = Encounter.objects.filter(patient=patient).count()
-        for n in range(have, size):
-            encounter = services.open_encounter(
-                clinic=clinic, patient=patient, professional=doctor, by=user
-            )
-            for kind, content in (
-                (K.CHIEF_COMPLAINT, {"text": f"Retorno {n}: dor lombar"}),
-                (K.PHYSICAL_EXAM, {"text": "Lasègue negativo"}),
-                (K.VITALS, {"systolic": 120 + n % 15, "diastolic": 80, "heart_rate": 70 + n % 20}),
-                (K.SCALES, {"pain": n % 11, "sleep_quality": (n + 3) % 11, "mood": 7}),
-                (K.DIAGNOSIS, {"items": [{"code": cid.code, "description": cid.description,
-                                          "principal": True, "certainty": "definitive"}]}),
-                (K.PLAN, {"text": "Fisioterapia"}),
-            ):  # fmt: skip
-                services.entry_save_draft(encounter=encounter, kind=kind, content=content, by=user)
-            services.encounter_finalize(encounter=encounter, by=user)
+        if have < size:
+            _bulk_encounters(clinic, doctor, user, patient, cid, size - have)
         patients[size] = patient
     return clinic, user, doctor, patients
+
+
+def _bulk_encounters(clinic, doctor, user, patient, cid, count):
+    """``count`` signed encounters of six entries each, written in bulk (the services take
+    seconds per encounter on a loaded machine; the rows and links are the same): encounters
+    inserted as drafts, their entries signed and chained, then the encounters locked."""
+    from datetime import timedelta
+
+    from django.db import connection
+    from django.utils import timezone
+
+    from clinic.records import chain
+    from clinic.records.models import Encounter, EncounterStatus, Entry
+
+    now = timezone.now()
+    encounters = Encounter.objects.bulk_create(
+        Encounter(
+            clinic=clinic,
+            patient=patient,
+            professional=doctor,
+            created_by=user,
+            service_name="Consulta clínica",
+            started_at=now - timedelta(days=7 * (count - n)),
+        )
+        for n in range(count)
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT nextval(pg_get_serial_sequence('records_entry', 'id')) "
+            "FROM generate_series(1, %s)",
+            [count * 6],
+        )
+        ids = iter(row[0] for row in cursor.fetchall())
+    last = Entry.objects.filter(patient=patient, chain_seq__isnull=False).order_by("-chain_seq")
+    head = last.first()
+    prev, seq = (head.entry_hash, head.chain_seq) if head else ("", 0)
+    rows = []
+    for n, encounter in enumerate(encounters):
+        for kind, content in (
+            ("chief_complaint", {"text": f"Retorno {n}: dor lombar"}),
+            ("physical_exam", {"text": "Lasègue negativo"}),
+            ("vitals", {"systolic": 120 + n % 15, "diastolic": 80, "heart_rate": 70 + n % 20}),
+            ("scales", {"pain": n % 11, "sleep_quality": (n + 3) % 11, "mood": 7}),
+            ("diagnosis", {"items": [{"code": cid.code, "description": cid.description,
+                                      "principal": True, "certainty": "definitive"}]}),
+            ("plan", {"text": "Fisioterapia"}),
+        ):  # fmt: skip
+            seq += 1
+            entry = Entry(
+                pk=next(ids), clinic=clinic, encounter=encounter, patient=patient, kind=kind,
+                content=content, status="finalized", author=user, author_name="Dra. Bench",
+                council="CRM", council_number="1", council_state="SP",
+                created_at=encounter.started_at, updated_at=encounter.started_at,
+                finalized_at=encounter.started_at, chain_seq=seq, prev_hash=prev,
+            )  # fmt: skip
+            entry.entry_hash = chain.link_hash(prev, chain.entry_values(entry))
+            prev = entry.entry_hash
+            rows.append(entry)
+    Entry.objects.bulk_create(rows, batch_size=5000)
+    Encounter.objects.filter(pk__in=[e.pk for e in encounters]).update(
+        status=EncounterStatus.FINALIZED, finalized_at=now
+    )
 
 
 def _synthetic_chain(clinic, doctor, user, count):
