@@ -223,6 +223,11 @@ def main() -> dict:
     settings.ALLOWED_HOSTS = ["*"]
     settings.CUIDAR_MFA_REQUIRED = False
     settings.CUIDAR_REAUTH_REQUIRED = False
+    # No collectstatic here: plain static storage (the manifest only renames URLs).
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    }
     clinic, user, doctor, patients = _setup()
     client = Client()
     client.force_login(user)

@@ -7,6 +7,7 @@ from django.core.exceptions import ValidationError
 from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import connection
+from django.utils import translation
 
 from clinic.records import services
 from clinic.records.chain import chain_verify
@@ -30,7 +31,7 @@ def test_signing_is_refused_with_the_list_of_what_cfm_1638_requires(doctor_a, re
     services.entry_save_draft(
         encounter=encounter, kind=K.CHIEF_COMPLAINT, content={"text": "Tosse"}, by=doctor_a.user
     )
-    with pytest.raises(SigningRefused) as refused:
+    with pytest.raises(SigningRefused) as refused, translation.override("en"):
         services.encounter_finalize(encounter=encounter, by=doctor_a.user)
     assert refused.value.missing == [
         "physical examination",
