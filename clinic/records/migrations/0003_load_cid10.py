@@ -11,6 +11,15 @@ def load(apps, schema_editor):
     load_cid10(apps=apps)
 
 
+def unload(apps, schema_editor):
+    # Emptied on the way back, so that 0002's reverse can narrow the description column
+    # again (DATASUS' longest description does not fit the first migration's 255).
+    apps.get_model("records", "Cid10Code").objects.filter(category__isnull=False).delete()
+    apps.get_model("records", "Cid10Code").objects.all().delete()
+    apps.get_model("records", "Cid10Group").objects.all().delete()
+    apps.get_model("records", "Cid10Chapter").objects.all().delete()
+
+
 class Migration(migrations.Migration):
 
     dependencies = [
@@ -18,5 +27,5 @@ class Migration(migrations.Migration):
     ]
 
     operations = [
-        migrations.RunPython(load, migrations.RunPython.noop),
+        migrations.RunPython(load, unload),
     ]
