@@ -144,6 +144,13 @@ def audit_entry_for_patient(entry: AuditEntry) -> dict:
     action, what = entry.action, entry.object_type
     if action == AuditEntry.Action.VIEW and entry.details.get("page") == "messages":
         summary = _("viewed your messages")
+    elif what.startswith("records.") or entry.details.get("page") == "clinical_record":
+        # The clinical record (clinic.records): reads, downloads of attachments.
+        summary = (
+            _("downloaded a document of your clinical record")
+            if action == AuditEntry.Action.EXPORT
+            else _("viewed your clinical record")
+        )
     elif action == AuditEntry.Action.VIEW and what == "scheduling.appointment":
         summary = _("viewed an appointment of yours, with its notes")
     elif action == AuditEntry.Action.VIEW:

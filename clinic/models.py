@@ -157,6 +157,13 @@ class Patient(ClinicOwned, Address):
     birth_date = models.DateField(_("birth date"), null=True, blank=True)
     sex = models.CharField(_("sex"), max_length=20, choices=Sex.choices, blank=True)
     gender_identity = models.CharField(_("gender identity"), max_length=50, blank=True)
+    # CFM 1.638/2002 art. 5 (a): the record identifies the patient by mother's name and
+    # place of birth (município/UF) besides name, birth date, sex and address with CEP.
+    mother_name = models.CharField(_("mother's name"), max_length=255, blank=True)
+    birthplace_city = models.CharField(_("place of birth (city)"), max_length=100, blank=True)
+    birthplace_state = models.CharField(
+        _("place of birth (state)"), max_length=2, choices=State.choices, blank=True
+    )
     phone = PhoneField(_("mobile phone"))
     email = models.EmailField(_("e-mail"), blank=True)
     preferred_channel = models.CharField(
@@ -459,6 +466,10 @@ class PrivacyRequest(ClinicOwned):
         verbose_name=_("handled by"),
     )
     resolution = models.TextField(_("resolution"), blank=True)
+    # Why data the patient asked to delete was kept (e.g. the clinical record: Lei
+    # 13.787/2018 art. 6, CFM 1.821/2007 art. 7), filled by patient_anonymise from the
+    # retention holds apps register (clinic.privacy.retention_hold).
+    retention_basis = models.TextField(_("legal basis for keeping data"), blank=True)
 
     class Meta:
         verbose_name = _("privacy request")

@@ -73,6 +73,29 @@ from .validators import phone_format
 patient_anonymising = Signal()
 
 
+#: What must be kept whatever the patient asks: ``hold(patient) -> str | None`` returns the
+#: legal basis for keeping some of the patient's data (None when it holds nothing of them).
+#: ``patient_anonymise`` records every basis on the deletion request it closes and tells the
+#: patient. The clinical record registers one (``clinic.records.retention``: Lei 13.787/2018
+#: art. 6, CFM 1.821/2007 art. 7); clinic's core cannot import it, hence the registry.
+_RETENTION_HOLDS: dict[str, Callable[[Patient], str | None]] = {}
+
+
+def retention_hold(key: str):
+    """Register ``hold(patient)`` as the retention rule ``key`` (see ``_RETENTION_HOLDS``)."""
+
+    def register(hold: Callable[[Patient], str | None]):
+        _RETENTION_HOLDS[key] = hold
+        return hold
+
+    return register
+
+
+def retention_holds(patient: Patient) -> list[str]:
+    """The legal bases for keeping part of ``patient``'s data, one per rule that applies."""
+    return [basis for _key, hold in sorted(_RETENTION_HOLDS.items()) if (basis := hold(patient))]
+
+
 @dataclass(frozen=True)
 class ExportSection:
     key: str
@@ -130,6 +153,9 @@ def _export_patient(patient: Patient) -> dict:
         "birth_date": export_iso(patient.birth_date),
         "sex": _label(Sex.choices, patient.sex),
         "gender_identity": patient.gender_identity,
+        "mother_name": patient.mother_name,
+        "birthplace_city": patient.birthplace_city,
+        "birthplace_state": patient.birthplace_state,
         "phone": patient.phone_formatted,
         "email": patient.email,
         "preferred_channel": _label(ContactChannel.choices, patient.preferred_channel),
@@ -345,12 +371,17 @@ def privacy_request_create(*, patient: Patient, kind: str, details: str = "") ->
     return request
 
 
-def _close(request: PrivacyRequest, *, status: str, by, resolution: str) -> PrivacyRequest:
+def _close(
+    request: PrivacyRequest, *, status: str, by, resolution: str, retention_basis: str = ""
+) -> PrivacyRequest:
     request.status = status
     request.handled_at = timezone.now()
     request.handled_by = by
     request.resolution = resolution
-    request.save(update_fields=["status", "handled_at", "handled_by", "resolution"])
+    request.retention_basis = retention_basis
+    request.save(
+        update_fields=["status", "handled_at", "handled_by", "resolution", "retention_basis"]
+    )
     return request
 
 
@@ -426,11 +457,15 @@ def patient_anonymise(*, patient: Patient, by) -> PrivacyRequest | None:
         .first()
     )
     if request is not None:
+        # What the law makes the clinic keep (the clinical record …), recorded on the request
+        # and told to the patient.
+        holds = retention_holds(patient)
         _close(
             request,
             status=PrivacyRequest.Status.DONE,
             by=by,
-            resolution=anonymisation_resolution(),
+            resolution="\n\n".join([anonymisation_resolution(), *holds]),
+            retention_basis="\n".join(holds),
         )
     publish(
         "patient.updated",

@@ -192,9 +192,13 @@ _RECEPTIONIST = (
         # the demo's portal sign-in code is there. Nothing new: the same texts are in the
         # messages sent, which reception already reads.
         "integrations.view_consolerecord",
+        # The clinical record: that an encounter exists (date, professional, service), never
+        # its content — what a user reads is decided by clinic.records.access, not here.
+        "records.view_encounter",
     }
 )
 _PROFESSIONAL = {
+    "records.view_encounter",
     "scheduling.view_appointment",
     "scheduling.change_appointment",  # call the patient in, complete
     "scheduling.view_service",
@@ -230,6 +234,8 @@ _MANAGER = (
         "portal.change_portalsession",
         # The audit trail (read-only: nobody may change it).
         "clinic.view_auditentry",
+        # Emergency accesses to clinical records, for review (their reasons).
+        "records.view_breakglass",
     }
 )
 # Integrations: managers watch them, clinic administrators configure them and act on dead
@@ -271,6 +277,17 @@ _ADMIN = (
         "partner_api.view_apirequestlog",
     }
 )
+
+# Clinical templates (issue 20): professionals and clinic administrators define them; none
+# is deleted (encounters keep their versions), a template is deactivated instead.
+_CLINICAL_TEMPLATES = {
+    "records.view_clinicaltemplate",
+    "records.add_clinicaltemplate",
+    "records.change_clinicaltemplate",
+    "records.view_clinicaltemplateversion",
+}
+_PROFESSIONAL = _PROFESSIONAL | _CLINICAL_TEMPLATES
+_ADMIN = _ADMIN | _CLINICAL_TEMPLATES
 
 ROLE_PERMISSIONS: dict[str, set[str]] = {
     MembershipRole.RECEPTIONIST: _RECEPTIONIST,

@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo
 
 from django.db.models import Q, QuerySet
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from .choices import ConsentStatus
 from .models import Clinic, Consent, Patient, search_normalize
@@ -99,3 +100,34 @@ def consents_in_force(*, patient: Patient) -> dict[tuple[str, str], Consent]:
     for consent in rows:
         in_force.setdefault((consent.channel, consent.purpose), consent)
     return in_force
+
+
+def registration_gaps(patient: Patient) -> list[str]:
+    """What the patient's registration lacks of the identification a clinical record must
+    hold (CFM 1.638/2002 art. 5 (a): full name, birth date, sex, mother's name, place of
+    birth — município and UF — and full address with CEP), one translated message each;
+    empty when complete. "Prefer not to say" counts as an answer for sex; an address is
+    full with CEP (8 digits), street, number (or "s/n"), district, city and state."""
+    gaps = []
+    if len(patient.full_name.split()) < 2:
+        gaps.append(gettext("Full name (first name and surname)"))
+    if patient.birth_date is None:
+        gaps.append(gettext("Birth date"))
+    if not patient.sex:
+        gaps.append(gettext("Sex"))
+    if not patient.mother_name.strip():
+        gaps.append(gettext("Mother's name"))
+    if not (patient.birthplace_city.strip() and patient.birthplace_state):
+        gaps.append(gettext("Place of birth (city and state)"))
+    address = {
+        gettext("CEP"): len(_DIGITS.findall(patient.postal_code)) == 8,
+        gettext("street"): bool(patient.street.strip()),
+        gettext("number"): bool(patient.number.strip()),
+        gettext("district"): bool(patient.district.strip()),
+        gettext("city"): bool(patient.city.strip()),
+        gettext("state"): bool(patient.state),
+    }
+    missing = [name for name, present in address.items() if not present]
+    if missing:
+        gaps.append(gettext("Full address (missing: %(parts)s)") % {"parts": ", ".join(missing)})
+    return gaps

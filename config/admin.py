@@ -19,6 +19,7 @@ class CuidarAdminSite(admin.AdminSite):
 
     def get_urls(self):
         from scheduling.admin.calendar import calendar_urls
+        from scheduling.admin.my_day import my_day_urls
         from scheduling.admin.series import series_urls
 
         return [
@@ -26,6 +27,7 @@ class CuidarAdminSite(admin.AdminSite):
             # Before the admin's own patterns, whose catch-all would swallow them.
             *series_urls(self),
             *calendar_urls(self),
+            *my_day_urls(self),
             *super().get_urls(),
         ]
 
@@ -78,6 +80,11 @@ class CuidarAdminSite(admin.AdminSite):
             from billing.selectors import billing_dashboard
 
             context["billing_dashboard"] = billing_dashboard(clinic=clinic)
+        if clinic is not None:
+            # A clinical role's first page is its day, one click away.
+            from clinic.records.access import professional_of
+
+            context["my_day"] = professional_of(request.user, clinic) is not None
         if clinic is not None and request.user.has_perm("scheduling.view_appointment"):
             # The reception's first page leads with today; the model list goes below.
             from scheduling.admin.reception import reception_today

@@ -261,6 +261,19 @@ DATA: dict[str, dict] = {
     "message.inbound": _MESSAGE,
     "message.status": _MESSAGE,
     **{name: _BACKUP for name in EVENT_TYPES if name.startswith("backup.")},
+    "encounter.finalized": {
+        "required": ["encounter_id", "patient_id", "professional_id"],
+        "properties": {
+            "encounter_id": _ID,
+            "patient_id": _ID,
+            "professional_id": _ID,
+            "appointment_id": _ID_OR_NULL,
+        },
+    },
+    "record.emergency_access": {
+        "required": ["break_glass_id", "patient_id", "user_id"],
+        "properties": {"break_glass_id": _ID, "patient_id": _ID, "user_id": _ID},
+    },
     PING_EVENT: {"required": ["subscription_id"], "properties": {"subscription_id": _ID}},
 }
 

@@ -72,6 +72,10 @@ EVENT_TYPES = frozenset(
         "backup.completed",
         "backup.restored",
         "backup.drill_completed",
+        # The clinical record (clinic.records): an encounter signed (scheduling completes its
+        # appointment); an emergency access to a record (the clinical director is told).
+        "encounter.finalized",
+        "record.emergency_access",
     }
 )
 

@@ -8,7 +8,7 @@ from integrations.events import subscriber
 # Importing reminders also registers its reply handler with clinic.messaging (what a
 # patient's "1", "2" or "3" means).
 from . import reminders
-from .services import waitlist_offer_slot
+from .services import appointment_complete_after_encounter, waitlist_offer_slot
 
 
 @subscriber("slot.freed")
@@ -50,3 +50,10 @@ def send_reschedule_notice(event, delivery):
     as a booking confirmation (``confirmacao``) of the new appointment, once."""
     if event.payload.get("notify_patient"):
         reminders.booking_confirmation_send(appointment_id=event.payload["appointment_id"])
+
+
+@subscriber("encounter.finalized")
+def complete_signed_encounter(event, delivery):
+    """The encounter of an appointment was signed: the appointment is completed."""
+    if event.payload.get("appointment_id"):
+        appointment_complete_after_encounter(appointment_id=event.payload["appointment_id"])

@@ -76,17 +76,14 @@ class PatientAdmin(ClinicScopedAdmin):
                     "birth_date",
                     "sex",
                     "gender_identity",
+                    "mother_name",
+                    ("birthplace_city", "birthplace_state"),
                 )
             },
         ),
         (_("Contact"), {"fields": ("phone", "email", "preferred_channel")}),
-        (
-            _("Address"),
-            {
-                "classes": ("collapse",),
-                "fields": ADDRESS_FIELDS,
-            },
-        ),
+        # Not collapsed: CFM 1.638 asks for the full address with CEP in the record.
+        (_("Address"), {"fields": ADDRESS_FIELDS}),
         (
             _("Health"),
             {"fields": ("blood_type", "allergies", "chronic_conditions", "medications")},
@@ -107,11 +104,18 @@ class PatientAdmin(ClinicScopedAdmin):
         return obj.phone_formatted
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
-        """Opening a record shows clinical fields: each opening is in the audit trail."""
+        """Opening a record shows clinical fields: each opening is in the audit trail. An
+        incomplete registration (CFM 1.638 art. 5 identification) is pointed out."""
         response = super().change_view(request, object_id, form_url, extra_context)
         patient = getattr(response, "context_data", {}).get("original")
         if request.method == "GET" and response.status_code == 200 and patient is not None:
             audit_staff_view(request=request, obj=patient)
+            gaps = selectors.registration_gaps(patient)
+            if gaps:
+                response.context_data["registration_gaps"] = gaps
+                response.context_data["registration_gaps_title"] = _(
+                    "Incomplete registration: the clinical record (CFM 1.638/2002) also needs"
+                )
         return response
 
     def get_search_results(self, request, queryset, search_term):

@@ -32,6 +32,7 @@ REQUEST_FIELDS = (
     "handled_at",
     "handled_by",
     "resolution",
+    "retention_basis",
 )
 
 

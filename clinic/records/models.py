@@ -1,8 +1,12 @@
 """The clinical record's data. CID-10 (DATASUS, version 2008) is global reference data;
 everything else belongs to a clinic."""
 
+import secrets
+
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from clinic.kernel.tenancy import ClinicOwned
@@ -84,7 +88,8 @@ class Cid10Code(models.Model):
         related_name="codes",
         verbose_name=_("group"),
     )
-    description = models.CharField(_("description"), max_length=255)
+    # DATASUS' longest description has 264 characters.
+    description = models.CharField(_("description"), max_length=300)
     short_description = models.CharField(_("short description"), max_length=100, blank=True)
     sex_restriction = models.CharField(
         _("sex restriction"),
@@ -93,7 +98,7 @@ class Cid10Code(models.Model):
         blank=True,
         default="",
     )
-    search_text = models.CharField(max_length=300, editable=False, db_index=True)
+    search_text = models.CharField(max_length=400, editable=False, db_index=True)
 
     class Meta:
         ordering = ["compact"]
@@ -171,3 +176,311 @@ class ClinicalTemplateVersion(models.Model):
 
     def __str__(self):
         return f"{self.template} v{self.number}"
+
+
+# --- The record -----------------------------------------------------------------------------
+class EncounterStatus(models.TextChoices):
+    DRAFT = "draft", _("draft")
+    FINALIZED = "finalized", _("signed")
+
+
+class Encounter(ClinicOwned):
+    """One atendimento: a professional seeing a patient, with or without an appointment.
+
+    ``appointment`` is a string foreign key to scheduling's Appointment: scheduling sits above
+    the record and opens encounters through :func:`clinic.records.services.open_encounter`;
+    the record never imports it. ``service_name`` is a snapshot of the appointment's service
+    (what administrative staff may see beside the date and the professional).
+
+    Once ``finalized`` (signed) the row is locked: on PostgreSQL a trigger refuses any
+    UPDATE or DELETE of it, and no new entry of any kind (vitals included) is accepted."""
+
+    patient = models.ForeignKey(
+        "clinic.Patient",
+        on_delete=models.PROTECT,
+        related_name="encounters",
+        verbose_name=_("patient"),
+    )
+    professional = models.ForeignKey(
+        "clinic.Professional",
+        on_delete=models.PROTECT,
+        related_name="encounters",
+        verbose_name=_("professional"),
+    )
+    appointment = models.OneToOneField(
+        "scheduling.Appointment",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="encounter",
+        verbose_name=_("appointment"),
+    )
+    service_name = models.CharField(_("service"), max_length=150, blank=True)
+    status = models.CharField(
+        _("status"),
+        max_length=10,
+        choices=EncounterStatus.choices,
+        default=EncounterStatus.DRAFT,
+    )
+    started_at = models.DateTimeField(_("started at"), default=timezone.now)
+    finalized_at = models.DateTimeField(_("signed at"), null=True, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        related_name="+",
+        verbose_name=_("opened by"),
+    )
+
+    class Meta:
+        ordering = ["-started_at", "-pk"]
+        indexes = [
+            models.Index(fields=["clinic", "patient", "-started_at"], name="records_enc_patient"),
+            models.Index(fields=["professional", "status"], name="records_enc_prof_status"),
+        ]
+        verbose_name = _("encounter")
+        verbose_name_plural = _("encounters")
+
+    def __str__(self):
+        return f"{self.started_at:%Y-%m-%d %H:%M} · {self.professional}"
+
+    @property
+    def is_finalized(self) -> bool:
+        return self.status == EncounterStatus.FINALIZED
+
+
+class EntryKind(models.TextChoices):
+    """The sections CFM 1.638/2002 art. 5 names, plus vitals and wellness scales."""
+
+    CHIEF_COMPLAINT = "chief_complaint", _("chief complaint")
+    HPI = "hpi", _("history of present illness")
+    ANAMNESIS = "anamnesis", _("anamnesis")
+    PHYSICAL_EXAM = "physical_exam", _("physical examination")
+    EXAMS_REQUESTED = "exams_requested", _("complementary exams requested")
+    EXAM_RESULTS = "exam_results", _("exam results")
+    DIAGNOSIS = "diagnosis", _("diagnoses (CID-10)")
+    PLAN = "plan", _("treatment / plan")
+    PROTOCOLS = "protocols", _("protocols applied")
+    EVOLUTION = "evolution", _("evolution notes")
+    VITALS = "vitals", _("vital signs")
+    SCALES = "scales", _("wellness scales")
+
+
+class EntryStatus(models.TextChoices):
+    DRAFT = "draft", _("draft")
+    FINALIZED = "finalized", _("signed")
+
+
+class Entry(ClinicOwned):
+    """One section of an encounter, in one version.
+
+    ``content`` is JSON: ``{"text": …}`` for narrative sections, ``{"answers": …}`` with
+    ``template_version`` for anamnesis/evolution forms, the vitals or scales by key, and
+    ``{"items": [{"code", "kind", "principal"}]}`` for diagnoses.
+
+    Author and council are snapshots at writing time (the professional's registration may
+    change later; the record must say who signed under which number).
+
+    A finalized entry is never updated or deleted (PostgreSQL trigger; ``save`` refuses it
+    on other databases). A correction is a new finalized row with ``supersedes`` pointing at
+    the previous version and a mandatory ``justification``; inactivation is an
+    :class:`EntryInactivation` row. Every finalized row is a link of the patient's hash chain:
+    ``chain_seq``, ``prev_hash`` and ``entry_hash`` (SHA-256 of ``prev_hash`` and the
+    canonical JSON of the row, see ``clinic.records.chain``)."""
+
+    encounter = models.ForeignKey(
+        Encounter, on_delete=models.PROTECT, related_name="entries", verbose_name=_("encounter")
+    )
+    patient = models.ForeignKey(
+        "clinic.Patient",
+        on_delete=models.PROTECT,
+        related_name="record_entries",
+        verbose_name=_("patient"),
+    )
+    kind = models.CharField(_("section"), max_length=20, choices=EntryKind.choices)
+    content = models.JSONField(_("content"), default=dict)
+    template_version = models.ForeignKey(
+        ClinicalTemplateVersion,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="entries",
+        verbose_name=_("template version"),
+    )
+    status = models.CharField(
+        _("status"), max_length=10, choices=EntryStatus.choices, default=EntryStatus.DRAFT
+    )
+    confidential = models.BooleanField(
+        _("confidential"),
+        default=False,
+        help_text=_("Visible to its author only (e.g. psychotherapy notes)."),
+    )
+    version = models.PositiveIntegerField(_("version"), default=1)
+    supersedes = models.OneToOneField(
+        "self",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="superseded_by",
+        verbose_name=_("corrects"),
+    )
+    justification = models.TextField(_("justification of the correction"), blank=True)
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        related_name="+",
+        verbose_name=_("author"),
+    )
+    author_name = models.CharField(_("author's name"), max_length=255)
+    council = models.CharField(_("council"), max_length=10, blank=True)
+    council_number = models.CharField(_("council number"), max_length=20, blank=True)
+    council_state = models.CharField(_("council state (UF)"), max_length=2, blank=True)
+    created_at = models.DateTimeField(_("written at"), default=timezone.now)
+    updated_at = models.DateTimeField(_("saved at"), default=timezone.now)
+    finalized_at = models.DateTimeField(_("signed at"), null=True, blank=True)
+    chain_seq = models.PositiveIntegerField(_("chain position"), null=True, blank=True)
+    prev_hash = models.CharField(_("previous hash"), max_length=64, blank=True)
+    entry_hash = models.CharField(_("hash"), max_length=64, blank=True)
+
+    class Meta:
+        ordering = ["encounter", "kind", "version"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["patient", "chain_seq"],
+                condition=models.Q(chain_seq__isnull=False),
+                name="records_entry_chain_seq",
+            ),
+            # One draft per section of an encounter: autosave updates it in place.
+            models.UniqueConstraint(
+                fields=["encounter", "kind", "author"],
+                condition=models.Q(status="draft"),
+                name="records_entry_one_draft",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(supersedes__isnull=True) | ~models.Q(justification=""),
+                name="records_entry_correction_justified",
+            ),
+        ]
+        indexes = [models.Index(fields=["patient", "chain_seq"], name="records_entry_chain")]
+        verbose_name = _("record entry")
+        verbose_name_plural = _("record entries")
+
+    def __str__(self):
+        return f"{self.get_kind_display()} v{self.version}"
+
+    @property
+    def is_finalized(self) -> bool:
+        return self.status == EntryStatus.FINALIZED
+
+    @property
+    def council_display(self) -> str:
+        """E.g. ``CRM 123456/SP``."""
+        state = f"/{self.council_state}" if self.council_state else ""
+        return f"{self.council} {self.council_number}{state}".strip()
+
+    def save(self, *args, **kwargs):
+        # SQLite has no trigger: refuse here too (PostgreSQL refuses even raw SQL).
+        if self.pk is not None and not self._state.adding:
+            stored = Entry.objects.filter(pk=self.pk).values_list("status", flat=True).first()
+            if stored == EntryStatus.FINALIZED:
+                raise ValidationError(_("A signed record entry cannot be changed."))
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        if self.is_finalized:
+            raise ValidationError(_("A signed record entry cannot be deleted."))
+        return super().delete(*args, **kwargs)
+
+
+class EntryInactivation(ClinicOwned):
+    """A signed entry declared void (never deleted): shown struck through, with the reason.
+    Append-only."""
+
+    entry = models.OneToOneField(
+        Entry, on_delete=models.PROTECT, related_name="inactivation", verbose_name=_("entry")
+    )
+    justification = models.TextField(_("justification"))
+    by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+", verbose_name=_("by")
+    )
+    at = models.DateTimeField(_("at"), default=timezone.now)
+
+    class Meta:
+        verbose_name = _("entry inactivation")
+        verbose_name_plural = _("entry inactivations")
+
+    def __str__(self):
+        return f"{self.entry} ✗"
+
+    def save(self, *args, **kwargs):
+        if self.pk is not None and not self._state.adding:
+            raise ValidationError(_("An inactivation cannot be changed."))
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise ValidationError(_("An inactivation cannot be deleted."))
+
+
+class BreakGlass(ClinicOwned):
+    """A clinical user outside the patient's care opened their record in an emergency
+    ("break the glass", SBIS NGS1.03), with a written reason. Valid for a few hours;
+    append-only; the clinical director is told through the outbox."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+", verbose_name=_("user")
+    )
+    patient = models.ForeignKey(
+        "clinic.Patient", on_delete=models.PROTECT, related_name="+", verbose_name=_("patient")
+    )
+    reason = models.TextField(_("reason"))
+    at = models.DateTimeField(_("at"), default=timezone.now)
+    expires_at = models.DateTimeField(_("valid until"))
+
+    class Meta:
+        ordering = ["-at"]
+        indexes = [models.Index(fields=["user", "patient", "-expires_at"], name="records_glass")]
+        verbose_name = _("emergency access")
+        verbose_name_plural = _("emergency accesses")
+
+    def __str__(self):
+        return f"{self.at:%Y-%m-%d %H:%M} · {self.user}"
+
+
+def _attachment_key(instance, filename: str) -> str:
+    # A random key: no patient name, CPF or original file name in the storage path.
+    return f"records/{instance.clinic_id}/{secrets.token_hex(16)}"
+
+
+class Attachment(ClinicOwned):
+    """A photo, scan or exam PDF of an encounter. Stored under a random key through Django's
+    storage API, served only by the access-checking view."""
+
+    encounter = models.ForeignKey(
+        Encounter,
+        on_delete=models.PROTECT,
+        related_name="attachments",
+        verbose_name=_("encounter"),
+    )
+    patient = models.ForeignKey(
+        "clinic.Patient", on_delete=models.PROTECT, related_name="+", verbose_name=_("patient")
+    )
+    file = models.FileField(_("file"), upload_to=_attachment_key, max_length=200)
+    original_name = models.CharField(_("file name"), max_length=200)
+    content_type = models.CharField(_("type"), max_length=60)
+    size = models.PositiveIntegerField(_("size (bytes)"))
+    sha256 = models.CharField(_("SHA-256"), max_length=64)
+    description = models.CharField(_("description"), max_length=200, blank=True)
+    uploaded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        related_name="+",
+        verbose_name=_("uploaded by"),
+    )
+    uploaded_at = models.DateTimeField(_("uploaded at"), default=timezone.now)
+
+    class Meta:
+        ordering = ["uploaded_at"]
+        verbose_name = _("attachment")
+        verbose_name_plural = _("attachments")
+
+    def __str__(self):
+        return self.original_name

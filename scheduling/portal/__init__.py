@@ -24,11 +24,13 @@ from .appointments import (
 )
 from .booking import book
 from .common import home_context
+from .record import my_record
 
 __all__ = ["home_context", "urlpatterns"]
 
 urlpatterns = [
     path("agendar/", book, name="book"),
+    path("prontuario/", my_record, name="my_record"),
     path("consultas/", appointments, name="appointments"),
     path("consultas/<int:pk>/", appointment_detail, name="appointment"),
     path("consultas/<int:pk>/confirmar/", appointment_confirm, name="appointment_confirm"),

@@ -30,6 +30,11 @@ from .appointments import (
     local_day_bounds,
 )
 from .calendar_feeds import calendar_feed_rotate
+from .encounters import (
+    appointment_complete_after_encounter,
+    appointment_in_care,
+    appointment_start_encounter,
+)
 from .series import MAX_SERIES_OCCURRENCES, SeriesOccurrence, series_book, series_plan
 from .waitlist import (
     waitlist_add,
@@ -46,11 +51,14 @@ __all__ = [
     "appointment_check_in",
     "appointment_check_in_by_token",
     "appointment_complete",
+    "appointment_complete_after_encounter",
     "appointment_confirm",
+    "appointment_in_care",
     "appointment_mark_no_show",
     "appointment_notes_update",
     "appointment_reschedule",
     "appointment_start",
+    "appointment_start_encounter",
     "appointments_today",
     "calendar_feed_rotate",
     "is_late_cancellation",

@@ -24,6 +24,7 @@ from tests.clinic.factories import (
     PatientFactory,
     ProfessionalFactory,
     RoomFactory,
+    UserFactory,
 )
 from tests.scheduling.factories import (
     AppointmentFactory,
@@ -143,6 +144,16 @@ def _received_message(clinic):
         text="Confirmo",
         source_key=_tag("tenancy"),
     )
+
+
+def _clinical_template(clinic):
+    from clinic.records.template_services import new_version
+
+    template = model("ClinicalTemplate").objects.create(
+        clinic=clinic, name=_tag("Modelo clínico"), kind="anamnesis", specialty="other"
+    )
+    new_version(template, [{"type": "text", "key": "queixa", "label": "Queixa"}])
+    return template
 
 
 def _privacy_request(clinic):
@@ -398,6 +409,64 @@ def _referral(clinic):
     )
 
 
+def _encounter(clinic):
+    from clinic.records.models import Encounter
+
+    return Encounter.objects.create(
+        clinic=clinic,
+        patient=PatientFactory(clinic=clinic),
+        professional=ProfessionalFactory(clinic=clinic),
+        created_by=UserFactory(),
+        service_name=_tag("Consulta"),
+    )
+
+
+def _record_entry(clinic):
+    from clinic.records.models import Entry
+
+    encounter = _encounter(clinic)
+    return Entry.objects.create(
+        clinic=clinic,
+        encounter=encounter,
+        patient=encounter.patient,
+        kind="plan",
+        content={"text": _tag("plano")},
+        author=encounter.created_by,
+        author_name="Dra. X",
+    )
+
+
+def _record_attachment(clinic):
+    from django.core.files.base import ContentFile
+
+    from clinic.records.models import Attachment
+
+    encounter = _encounter(clinic)
+    return Attachment.objects.create(
+        clinic=clinic,
+        encounter=encounter,
+        patient=encounter.patient,
+        file=ContentFile(b"%PDF-1.4 x", name="x.pdf"),
+        original_name=_tag("exame") + ".pdf",
+        content_type="application/pdf",
+        size=10,
+        sha256="0" * 64,
+        uploaded_by=encounter.created_by,
+    )
+
+
+def _break_glass(clinic):
+    from clinic.records.models import BreakGlass
+
+    return BreakGlass.objects.create(
+        clinic=clinic,
+        user=UserFactory(),
+        patient=PatientFactory(clinic=clinic),
+        reason=_tag("emergência"),
+        expires_at=timezone.now() + timedelta(hours=4),
+    )
+
+
 ROWS: dict[str, Callable] = {
     # tenancy and people
     "Clinic": _clinic,
@@ -407,6 +476,7 @@ ROWS: dict[str, Callable] = {
     "Patient": _patient,
     "Professional": lambda clinic: ProfessionalFactory(clinic=clinic),
     "Room": lambda clinic: RoomFactory(clinic=clinic),
+    "ClinicalTemplate": _clinical_template,
     "Consent": lambda clinic: ConsentFactory(patient=PatientFactory(clinic=clinic)),
     "AuditEntry": _audit_entry,
     "PrivacyRequest": _privacy_request,
@@ -465,6 +535,11 @@ ROWS: dict[str, Callable] = {
     "Reward": _reward,
     "Redemption": _redemption,
     "Referral": _referral,
+    # clinic.records (the clinical record)
+    "Encounter": _encounter,
+    "Entry": _record_entry,
+    "Attachment": _record_attachment,
+    "BreakGlass": _break_glass,
 }
 
 

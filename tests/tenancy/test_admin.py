@@ -323,6 +323,13 @@ OBJECT_VIEW_ROWS = {
     "Payment.receipt_send": _paid_payment,
     "Payment.refund": _paid_payment,
     "Invoice.cancel": _issued_invoice,
+    # The clinical record's pages take the patient, an entry or an attachment.
+    "Encounter.patient": lambda clinic: make("Patient", clinic),
+    "Encounter.walk_in": lambda clinic: make("Patient", clinic),
+    "Encounter.break_glass": lambda clinic: make("Patient", clinic),
+    "Encounter.correct": lambda clinic: make("Entry", clinic),
+    "Encounter.inactivate": lambda clinic: make("Entry", clinic),
+    "Encounter.attachment": lambda clinic: make("Attachment", clinic),
 }
 
 OBJECT_VIEWS = [v for v in custom_admin_views() if v.takes_object and v.owner in ROWS]
@@ -455,6 +462,15 @@ PAGES = {
     "site.app_list": {"get": lambda b: {}, "each_app": True},
     "site.switch_clinic": {"post": lambda b: {"clinic": b.clinic.pk, "next": "/admin/"}},
     "site.view_on_site": {"get": lambda b: {}, "view_on_site": True},
+    # The professional's day: the signed-in professional's own appointments only; starting
+    # one takes the appointment's id in the path.
+    "site.scheduling_my_day": {"get": lambda b: {}},
+    "site.scheduling_my_day_start": {
+        "kwargs_of": lambda b: {"object_id": b.appointment.pk},
+        "get": lambda b: {},
+        "status": 405,
+        "post": lambda b: {},
+    },
 }
 
 #: Admin views that show no clinic's rows, and why.
@@ -470,6 +486,8 @@ NO_CLINIC_DATA = {
     "BackupRun.run": "starts a backup or a drill of the whole installation: superusers only",
     "TOTPDevice.config": "django-otp's device pages: a global model (walk.GLOBAL_ADMIN_MODELS)",
     "TOTPDevice.qrcode": "django-otp's device pages: a global model (walk.GLOBAL_ADMIN_MODELS)",
+    "Cid10Code.search": "CID-10 search for the diagnosis widget: global reference data "
+    "(tests/records/test_cid10.py checks it is for clinical roles only)",
 }
 
 PAGE_VIEWS = [v for v in custom_admin_views() if v.key in PAGES]

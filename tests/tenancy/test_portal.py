@@ -57,6 +57,7 @@ PAGES = {
     "portal:payments": lambda b: {},
     # POST: redeem B's reward (refused as "no longer offered", nothing written)
     "portal:points": lambda b: {"reward": b.reward.pk},
+    "portal:my_record": lambda b: {},
     "portal:book": lambda b: {
         "service": b.service.pk,
         "professional": b.professional.pk,

@@ -30,6 +30,8 @@ GLOBAL_ADMIN_MODELS = {
     "TOTPDevice": "second-factor devices (django-otp's admin): the operator's; each user "
     "manages their own on /account/, an administrator resets them there",
     "StaticDevice": "recovery codes (django-otp's admin): as TOTPDevice",
+    "Cid10Code": "CID-10 (DATASUS): reference data of every clinic, read-only; clinicians "
+    "reach it through its search (Cid10Code.search), not the changelist",
 }
 
 
