@@ -3,7 +3,7 @@ extensions its full-text search uses (both trusted extensions: the database owne
 them)."""
 
 import django.db.models.deletion
-from django.contrib.postgres.operations import TrigramExtension, UnaccentExtension
+from clinic.kernel.postgres import KeptTrigramExtension, KeptUnaccentExtension
 from django.db import migrations, models
 
 
@@ -16,8 +16,8 @@ class Migration(migrations.Migration):
 
     operations = [
         # No-ops on SQLite; IF NOT EXISTS on PostgreSQL (clinic.records enables pg_trgm too).
-        UnaccentExtension(),
-        TrigramExtension(),
+        KeptUnaccentExtension(),
+        KeptTrigramExtension(),
         migrations.CreateModel(
             name='KnowledgeEntry',
             fields=[

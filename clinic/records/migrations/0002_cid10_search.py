@@ -4,7 +4,7 @@ the whole table. pg_trgm is a trusted extension (PostgreSQL 13+): the database o
 create it. ``unaccent`` is not needed: ``search_text`` is stored unaccented and queries are
 unaccented the same way in Python (clinic.records.cid10.normalize), on both databases."""
 
-from django.contrib.postgres.operations import TrigramExtension
+from clinic.kernel.postgres import KeptTrigramExtension
 from django.db import migrations, models
 
 INDEX = "records_cid10_search_trgm"
@@ -42,6 +42,6 @@ class Migration(migrations.Migration):
             name="search_text",
             field=models.CharField(db_index=True, editable=False, max_length=400),
         ),
-        TrigramExtension(),  # a no-op on other databases
+        KeptTrigramExtension(),  # a no-op on other databases
         migrations.RunPython(add_trigram_index, drop_trigram_index),
     ]
