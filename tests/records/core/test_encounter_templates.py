@@ -221,3 +221,22 @@ def test_the_editable_page_with_templates_takes_a_bounded_number_of_queries(
     client.get(reverse("admin:index"))
     with django_assert_max_num_queries(24):  # the page's bound (19 today)
         assert client.get(_url(encounter)).status_code == 200
+
+
+def test_free_text_and_answers_share_the_section_and_reception_sees_neither(
+    doctor_a, record_patient, client_for, receptionist_a
+):
+    encounter = _open(doctor_a, record_patient)
+    version = latest_version(_physio(record_patient.clinic))
+    client = client_for(doctor_a.user)
+    data = {
+        "template_anamnesis": version.pk,
+        "tpl_anamnesis_dor_intensidade": "3",
+        K.ANAMNESIS: "Refere piora ao sentar",
+    }
+    assert client.post(_url(encounter), data).status_code == 302
+    entry = Entry.objects.get(encounter=encounter, kind=K.ANAMNESIS)
+    assert entry.content == {"text": "Refere piora ao sentar", "answers": {"dor_intensidade": 3}}
+    response = client_for(receptionist_a).get(_url(encounter), {"use_anamnesis": version.pk})
+    assert response.status_code == 403
+    assert "piora ao sentar" not in response.content.decode()
