@@ -40,6 +40,7 @@ from clinic.kernel.tenancy import current_clinic
 from clinic.models import Patient
 
 from . import charts, cid10, selectors, services
+from . import encounter_templates as templates
 from .access import Level, entry_visible, record_access
 from .audit import audit_record_read
 from .models import Attachment, Cid10Code, Encounter, Entry, EntryKind
@@ -240,7 +241,14 @@ class EncounterForm(forms.Form):
     """The author's sections of a draft encounter. Every field is optional: an empty one
     clears its draft; what CFM 1.638 requires is checked when signing."""
 
-    def __init__(self, *args, encounter: Encounter, **kwargs):
+    def __init__(
+        self,
+        *args,
+        encounter: Encounter,
+        template_choices: dict | None = None,
+        template_answers: dict | None = None,
+        **kwargs,
+    ):
         super().__init__(*args, **kwargs)
         self.encounter = encounter
         for kind in TEXT_SECTIONS:
@@ -271,6 +279,7 @@ class EncounterForm(forms.Form):
             required=False,
         )
         self.extra_kinds = extra_sections(self, encounter)
+        templates.add_fields(self, template_choices or {}, template_answers or {})
 
     def _codes(self, raw: str, field: str) -> list[Cid10Code]:
         wanted = [c.strip().upper() for c in raw.replace(";", ",").split(",") if c.strip()]
@@ -302,24 +311,46 @@ class EncounterForm(forms.Form):
             section.clean(self)
         return cleaned
 
-    def groups(self) -> list[tuple[str, list]]:
-        """The fields in the order a consultation goes, each group under its heading."""
+    def _template_group(self, kind: str) -> dict:
+        choice = self.template_choices.get(kind) or templates.Choice(kind=kind)
+        items = [
+            {"heading": value} if item == "heading" else {"field": self[value]}
+            for item, value in self.template_layout.get(kind, [])
+        ]
+        title = _("Anamnesis form") if kind == K.ANAMNESIS else _("Evolution form")
+        return {
+            "title": title,
+            "items": items,
+            "choice": choice,
+            "picker": templates.picker_field(kind),
+            "version_field": templates.version_field(kind),
+        }
+
+    def groups(self) -> list[dict]:
+        """The fields in the order a consultation goes, each group under its heading; the
+        template groups carry their picker and the chosen version."""
+
+        def group(title, fields):
+            return {"title": title, "items": [{"field": f} for f in fields]}
+
         groups = [
-            (_("History"), [self[k] for k in (K.CHIEF_COMPLAINT, K.HPI, K.ANAMNESIS)]),
-            (_("Examination"), [self[K.PHYSICAL_EXAM]]),
+            group(_("History"), [self[k] for k in (K.CHIEF_COMPLAINT, K.HPI, K.ANAMNESIS)]),
+            self._template_group(K.ANAMNESIS),
+            group(_("Examination"), [self[K.PHYSICAL_EXAM]]),
         ]
         groups += [
-            (section.title, [self[name] for name in section.field_names(self)])
+            group(section.title, [self[name] for name in section.field_names(self)])
             for section in self.extra_kinds
         ]
         groups += [
-            (_("Exams"), [self[K.EXAMS_REQUESTED], self[K.EXAM_RESULTS]]),
-            (
+            group(_("Exams"), [self[K.EXAMS_REQUESTED], self[K.EXAM_RESULTS]]),
+            group(
                 _("Diagnoses (CID-10)"),
                 [self["cid_principal"], self["cid_secondary"], self["cid_certainty"]],
             ),
-            (_("Plan"), [self[K.PLAN], self[K.PROTOCOLS]]),
-            (_("Evolution"), [self[K.EVOLUTION], self["confidential"]]),
+            group(_("Plan"), [self[K.PLAN], self[K.PROTOCOLS]]),
+            self._template_group(K.EVOLUTION),
+            group(_("Evolution"), [self[K.EVOLUTION], self["confidential"]]),
         ]
         return groups
 
@@ -354,9 +385,16 @@ class EncounterForm(forms.Form):
         }
 
 
-def _initial(encounter: Encounter, user) -> dict:
+def _drafts(encounter: Encounter, user) -> list[Entry]:
+    return list(
+        Entry.objects.filter(encounter=encounter, author=user, status="draft").select_related(
+            "template_version"
+        )
+    )
+
+
+def _initial(drafts: list[Entry]) -> dict:
     initial = {}
-    drafts = Entry.objects.filter(encounter=encounter, author=user, status="draft")
     for draft in drafts:
         if draft.kind in TEXT_SECTIONS:
             initial[draft.kind] = draft.content.get("text", "")
@@ -380,13 +418,19 @@ def _save_drafts(form: EncounterForm, encounter: Encounter, user) -> None:
     with transaction.atomic():
         for kind in TEXT_SECTIONS:
             text = (data.get(kind) or "").strip()
-            if text:
+            content = {"text": text} if text else {}
+            answers = templates.answers(form, kind) if kind in templates.KINDS else {}
+            if answers:
+                # A template's answers and the free text share the section's entry.
+                content["answers"] = answers
+            if content:
                 services.entry_save_draft(
                     encounter=encounter,
                     kind=kind,
-                    content={"text": text},
+                    content=content,
                     by=user,
                     confidential=kind == K.EVOLUTION and bool(data.get("confidential")),
+                    template_version=(form.template_choices[kind].version if answers else None),
                 )
             else:
                 services.entry_discard_draft(encounter=encounter, kind=kind, by=user)
@@ -448,7 +492,11 @@ def encounter_view(model_admin, request, object_id: int):
     form = None
     if editable:
         if request.method == "POST":
-            form = EncounterForm(request.POST, encounter=encounter)
+            form = EncounterForm(
+                request.POST,
+                encounter=encounter,
+                template_choices=templates.posted(encounter=encounter, data=request.POST),
+            )
             if form.is_valid():
                 try:
                     _save_drafts(form, encounter, request.user)
@@ -460,7 +508,18 @@ def encounter_view(model_admin, request, object_id: int):
                     messages.success(request, _("Draft saved."))
                     return HttpResponseRedirect(_url("record", encounter.pk))
         else:
-            form = EncounterForm(initial=_initial(encounter, request.user), encounter=encounter)
+            drafts = _drafts(encounter, request.user)
+            form = EncounterForm(
+                initial=_initial(drafts),
+                encounter=encounter,
+                template_choices=templates.choose(
+                    encounter=encounter,
+                    user=request.user,
+                    query=request.GET,
+                    drafts={d.kind: d for d in drafts},
+                ),
+                template_answers={d.kind: d.content.get("answers") for d in drafts},
+            )
     elif request.method == "POST":
         raise PermissionDenied
     patient = encounter.patient
@@ -500,7 +559,11 @@ def autosave_view(model_admin, request, object_id: int):
     encounter, _unused = _encounter_for_content(request, object_id)
     if encounter.is_finalized or encounter.professional.user_id != request.user.pk:
         return JsonResponse({"saved": False, "error": _("This encounter is locked.")}, status=409)
-    form = EncounterForm(request.POST, encounter=encounter)
+    form = EncounterForm(
+        request.POST,
+        encounter=encounter,
+        template_choices=templates.posted(encounter=encounter, data=request.POST),
+    )
     if not form.is_valid():
         return JsonResponse({"saved": False, "errors": form.errors}, status=422)
     try:
@@ -553,7 +616,7 @@ def _entry_for_author(request, entry_id: int) -> Entry:
 @_reauth_to_post
 def correct_view(model_admin, request, object_id: int):
     entry = _entry_for_author(request, object_id)
-    text_entry = "text" in entry.content
+    text_entry = "text" in entry.content and "answers" not in entry.content
     form = CorrectionForm(
         request.POST or None,
         initial={"text": entry.content.get("text", "")} if text_entry else None,

@@ -14,6 +14,7 @@ from django.utils.translation import gettext as _
 
 from . import vitals
 from .models import EntryKind
+from .template_engine import HEADING, render_answers
 
 K = EntryKind
 
@@ -112,9 +113,47 @@ def _scales_html(content: dict) -> str:
     )
 
 
+def _answers_html(entry, content: dict) -> str:
+    """A template's answers, shown with the version they were written with (its labels,
+    units and headings), whatever the template became since."""
+    version = entry.template_version
+    items = render_answers(version, content.get("answers"))
+    rows, heading = [], None
+    for item in items:
+        if item["kind"] == HEADING:
+            heading = item["label"]  # shown only above an answered field
+        elif item["answered"]:
+            if heading is not None:
+                rows.append(format_html('<dt class="record-heading">{}</dt><dd></dd>', heading))
+                heading = None
+            rows.append(format_html("<dt>{}</dt><dd>{}</dd>", item["label"], item["value_display"]))
+    name = (
+        format_html(
+            '<p class="record-quiet record-template-name">{} (v{})</p>',
+            version.template.name,
+            version.number,
+        )
+        if version is not None
+        else ""
+    )
+    text = (
+        format_html('<div class="record-text">{}</div>', content["text"])
+        if content.get("text")
+        else ""
+    )
+    return format_html(
+        '{}<dl class="record-values record-answers">{}</dl>{}',
+        name,
+        format_html_join("", "{}", ((row,) for row in rows)),
+        text,
+    )
+
+
 def render_content(entry) -> str:
     """An entry's content as HTML (escaped)."""
     content = entry.content or {}
+    if content.get("answers") and entry.template_version_id:
+        return _answers_html(entry, content)
     if "text" in content:
         return format_html('<div class="record-text">{}</div>', content["text"])
     if entry.kind == K.VITALS:

@@ -17,6 +17,7 @@ from datetime import timedelta
 from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from clinic.kernel.tenancy import other_clinic_object
 from clinic.models import Clinic, Patient, Professional
@@ -152,21 +153,48 @@ def registration_missing(patient: Patient) -> list[str]:
 
 
 #: CFM 1.638/2002 art. 5 (b): the sections a signed encounter must hold; any one kind of
-#: each group satisfies it (a follow-up session's evolution note is its anamnesis).
+#: each group satisfies it (a follow-up session's evolution note is its anamnesis; a filled
+#: anamnesis or evolution template is its section's entry, ``content["answers"]``). Lazy
+#: labels: they are shown in the language of the request, not of the import.
 REQUIRED_SECTIONS = (
-    ((K.ANAMNESIS, K.CHIEF_COMPLAINT, K.HPI, K.EVOLUTION), _("anamnesis")),
-    ((K.PHYSICAL_EXAM, K.VITALS), _("physical examination")),
-    ((K.DIAGNOSIS,), _("diagnostic hypothesis or diagnosis (CID-10)")),
-    ((K.PLAN,), _("treatment / plan")),
+    ((K.ANAMNESIS, K.CHIEF_COMPLAINT, K.HPI, K.EVOLUTION), gettext_lazy("anamnesis")),
+    ((K.PHYSICAL_EXAM, K.VITALS), gettext_lazy("physical examination")),
+    ((K.DIAGNOSIS,), gettext_lazy("diagnostic hypothesis or diagnosis (CID-10)")),
+    ((K.PLAN,), gettext_lazy("treatment / plan")),
 )
 
 
-def signing_missing(encounter: Encounter, *, kinds: set[str] | None = None) -> list[str]:
-    """What CFM 1.638 requires that the encounter lacks (empty: it may be signed)."""
-    if kinds is None:
-        kinds = set(
-            Entry.objects.filter(encounter=encounter).values_list("kind", flat=True).distinct()
+def _filled(content) -> bool:
+    """Whether an entry's content says something: a text, a template's answers, values."""
+    return any(value not in (None, "", [], {}) for value in (content or {}).values())
+
+
+def _template_gaps(entries) -> list[str]:
+    """The required fields of a filled template that were left unanswered (a draft may
+    leave them empty; a signed anamnesis or evolution form may not)."""
+    gaps = []
+    for entry in entries:
+        version = entry.template_version
+        answers = (entry.content or {}).get("answers")
+        if version is None or not answers:
+            continue
+        for field in version.fields:
+            if field.get("required") and answers.get(field.get("key")) in (None, "", []):
+                gaps.append(
+                    _("%(template)s: %(field)s")
+                    % {"template": version.template.name, "field": field["label"]}
+                )
+    return gaps
+
+
+def signing_missing(encounter: Encounter, *, entries: list[Entry] | None = None) -> list[str]:
+    """What CFM 1.638 requires that the encounter lacks (empty: it may be signed). ``entries``
+    are the ones to be signed (default: all of the encounter's)."""
+    if entries is None:
+        entries = list(
+            Entry.objects.filter(encounter=encounter).select_related("template_version__template")
         )
+    kinds = {entry.kind for entry in entries if _filled(entry.content)}
     missing = [
         _("Patient registration: %(item)s") % {"item": gap}
         for gap in registration_missing(encounter.patient)
@@ -174,7 +202,7 @@ def signing_missing(encounter: Encounter, *, kinds: set[str] | None = None) -> l
     for group, label in REQUIRED_SECTIONS:
         if not kinds.intersection(group):
             missing.append(str(label))
-    return missing
+    return missing + _template_gaps(entries)
 
 
 def _chain_append(entry: Entry, *, last: Entry | None, now) -> Entry:
@@ -207,11 +235,11 @@ def encounter_finalize(*, encounter: Encounter, by) -> Encounter:
         _check_open(encounter)
         _check_author(encounter, by)
         drafts = list(
-            Entry.objects.filter(encounter=encounter, status=EntryStatus.DRAFT).order_by(
-                "created_at", "pk"
-            )
+            Entry.objects.filter(encounter=encounter, status=EntryStatus.DRAFT)
+            .select_related("template_version__template")
+            .order_by("created_at", "pk")
         )
-        missing = signing_missing(encounter, kinds={d.kind for d in drafts})
+        missing = signing_missing(encounter, entries=drafts)
         if missing:
             raise SigningRefused(
                 _("The encounter cannot be signed yet: something CFM 1.638 requires is missing."),

@@ -179,3 +179,61 @@ def test_a_doctor_writes_signs_and_corrects_and_reception_sees_no_content(
         assert EXAM not in page.content()
     finally:
         context.close()
+
+
+def test_a_physiotherapy_assessment_template_is_filled_signed_and_shown(
+    consulting_room, browser, live_server, axe_check
+):
+    """The professional picks a specialty template on the encounter page, fills its scale and
+    a number with its unit, signs; the signed encounter shows the answers with the labels of
+    the version they were written with."""
+    from clinic.models import Professional
+    from clinic.records import services
+    from clinic.records.models import ClinicalTemplate
+
+    doctor_user, _receptionist, patient, _appointment = consulting_room
+    doctor = Professional.objects.get(user=doctor_user)
+    encounter = services.open_encounter(
+        clinic=patient.clinic, patient=patient, professional=doctor, by=doctor_user
+    )
+    template = ClinicalTemplate.objects.get(clinic=patient.clinic, name="Avaliação — Fisioterapia")
+    context, page = _context(browser, live_server)
+    try:
+        _sign_in(page, doctor_user)
+        page.goto(reverse("admin:records_encounter_record", args=[encounter.pk]))
+        page.fill("#id_physical_exam", "Dor à palpação de L4-L5")
+        # Choosing the template saves what was typed and loads its form.
+        page.select_option("#id_use_anamnesis", value=str(template.pk))
+        page.wait_for_selector("#id_tpl_anamnesis_adm_ombro_flexao")
+        assert page.input_value("#id_physical_exam") == "Dor à palpação de L4-L5"
+        assert "Ombro — flexão (°)" in page.inner_text("#group-use_anamnesis")
+        page.fill("#id_tpl_anamnesis_queixa_principal", "Lombalgia há 2 meses")
+        page.check("#id_tpl_anamnesis_dor_intensidade_7")
+        page.fill("#id_tpl_anamnesis_adm_ombro_flexao", "120")
+        page.fill("#id_tpl_anamnesis_objetivos", "Reduzir a dor")
+        page.fill("#id_tpl_anamnesis_conduta", "Cinesioterapia 2x/semana")
+        page.fill("#id_cid_principal", "J02.9")
+        page.fill("#id_plan", "Retorno em 15 dias")
+        with page.expect_navigation():
+            page.click("#save-draft")
+        page.wait_for_selector("#sign-button")
+        axe_check(page, "encounter page with a template")
+        missing = page.locator(".record-missing")
+        errors = page.locator(".errorlist").all_inner_texts()
+        assert not missing.count(), (missing.inner_text(), errors)
+
+        page.click("#sign-button")
+        page.fill("input[name=password]", PASSWORD)
+        page.click("form.accounts-form button[type=submit]")
+        page.wait_for_selector("#sign-button")
+        page.click("#sign-button")
+        page.wait_for_selector(".record-status-finalized")
+        body = page.inner_text("#content-main")
+        assert "Ombro — flexão" in body and "120 °" in body
+        assert "7 de 10" in body and "Lombalgia há 2 meses" in body
+        assert "Avaliação — Fisioterapia (v1)" in body
+        entry = Entry.objects.get(encounter=encounter, kind="anamnesis")
+        assert entry.template_version.template == template
+        assert entry.content["answers"]["dor_intensidade"] == 7
+    finally:
+        context.close()

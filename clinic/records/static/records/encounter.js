@@ -13,7 +13,7 @@
 
   function save() {
     timer = null;
-    fetch(url, {
+    return fetch(url, {
       method: "POST",
       body: new FormData(form),
       headers: { "X-CSRFToken": token, "X-Requested-With": "fetch" },
@@ -35,10 +35,25 @@
     });
   }
 
-  form.addEventListener("input", function () {
+  form.addEventListener("input", function (event) {
+    if (event.target.hasAttribute("data-template-picker")) { return; }
     if (timer) { clearTimeout(timer); }
     timer = setTimeout(save, 2000);
   });
+
+  // Choosing another template: save what was typed, then load the page with that
+  // template's form (the answers of fields with the same key carry over).
+  Array.prototype.forEach.call(
+    document.querySelectorAll("select[data-template-picker]"),
+    function (select) {
+      select.addEventListener("change", function () {
+        if (timer) { clearTimeout(timer); timer = null; }
+        var picker = document.getElementById(select.getAttribute("form"));
+        var go = function () { picker.submit(); };
+        save().then(go, go);
+      });
+    }
+  );
 
   var cid = form.querySelector("input[name=cid_principal]");
   var options = document.getElementById("cid-options");
