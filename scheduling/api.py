@@ -380,6 +380,9 @@ class AvailabilityView(PartnerAPIMixin, APIView):
         return {"request": self.request, "view": self, "clinic": self.clinic}
 
     @extend_schema(
+        # The name it had while the answer was declared as a bare array: partners' generated
+        # clients call it by this name (availability.availability_list in Python).
+        operation_id="availability_list",
         parameters=[AvailabilityQuerySerializer],
         responses=AvailabilityAnswerSerializer,
     )

@@ -35,16 +35,19 @@ def whatsapp_a(clinic_a):
 def test_form_then_whatsapp_then_booking_is_one_converted_lead_with_its_timeline(
     client, clinic_a, form_url, whatsapp_a, receptionist_a, django_capture_on_commit_callbacks
 ):
-    # 1. The form on the clinic's site.
-    client.post(
-        form_url + "?utm_source=instagram",
-        {
-            "name": "Joana Prado",
-            "phone": "(11) 98765-4321",
-            "utm_source": "instagram",
-            "marketing_consent": "on",
-        },
-    )
+    # 1. The form on the clinic's site. Each step commits, as each request does in
+    # production: an event published in an uncommitted step would hold back the outbox's
+    # dispatch of the next one (one dispatch per transaction).
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post(
+            form_url + "?utm_source=instagram",
+            {
+                "name": "Joana Prado",
+                "phone": "(11) 98765-4321",
+                "utm_source": "instagram",
+                "marketing_consent": "on",
+            },
+        )
     # 2. WhatsApp from the same number, written the 8-digit way WhatsApp sometimes reports.
     with django_capture_on_commit_callbacks(execute=True):
         whatsapp_from(client, whatsapp_a, "+551187654321", "Oi, quero marcar", "w1")
@@ -117,9 +120,10 @@ def test_a_patient_writing_is_no_lead(
 def test_sair_withdraws_a_leads_marketing_consent(
     client, clinic_a, whatsapp_a, django_capture_on_commit_callbacks
 ):
-    lead, _ = services.lead_capture(
-        clinic=clinic_a, name="Ana", phone="11911114444", marketing_consent=True
-    )
+    with django_capture_on_commit_callbacks(execute=True):  # committed, as in production
+        lead, _ = services.lead_capture(
+            clinic=clinic_a, name="Ana", phone="11911114444", marketing_consent=True
+        )
     with django_capture_on_commit_callbacks(execute=True):
         whatsapp_from(client, whatsapp_a, "+5511911114444", "SAIR", "s1")
     lead.refresh_from_db()
