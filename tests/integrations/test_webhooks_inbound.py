@@ -262,7 +262,9 @@ def test_it_stores_the_raw_request_and_answers_the_provider_at_once(
     stored = json.dumps(webhook.headers).lower()
     for secret in ("partner-token-do-not-store", "sessionid", "zapi-client-token"):
         assert secret not in stored
-    assert Event.objects.exclude(event_type__startswith="lead.").count() == 0  # nothing acted on before the task runs
+    assert (
+        Event.objects.exclude(event_type__startswith="lead.").count() == 0
+    )  # nothing acted on before the task runs
 
 
 def test_a_header_carrying_the_accounts_secret_is_not_stored_whatever_its_name(client, account_a):
@@ -476,7 +478,9 @@ def test_a_failing_handler_undoes_every_item_and_marks_the_webhook_failed(
     webhook = InboundWebhook.objects.get()
     assert webhook.status == InboundWebhookStatus.FAILED
     assert webhook.error == "RuntimeError: billing is down"
-    assert Event.objects.exclude(event_type__startswith="lead.").count() == 0  # the message item's event was rolled back with it
+    assert (
+        Event.objects.exclude(event_type__startswith="lead.").count() == 0
+    )  # the message item's event was rolled back with it
 
     on_payment.state["fail"] = False
     inbound.inbound_webhook_retry(webhook_id=webhook.pk)
@@ -510,7 +514,10 @@ def test_processing_reparses_the_stored_body(account_a):
     inbound.inbound_webhook_process(webhook_id=webhook.pk)
     webhook.refresh_from_db()
     assert webhook.status == InboundWebhookStatus.PROCESSED
-    assert Event.objects.exclude(event_type__startswith="lead.").get().payload["inbound_webhook_id"] == webhook.pk
+    assert (
+        Event.objects.exclude(event_type__startswith="lead.").get().payload["inbound_webhook_id"]
+        == webhook.pk
+    )
 
 
 def test_a_webhook_whose_account_was_deleted_fails_with_the_reason(account_a):

@@ -257,7 +257,9 @@ def test_an_inbound_sms_delivered_by_get_is_stored_and_processed_too(
 
     assert response.status_code == 200
     assert InboundWebhook.objects.get().status == "processed"
-    assert Event.objects.exclude(event_type__startswith="lead.").get().event_type == "message.inbound"
+    assert (
+        Event.objects.exclude(event_type__startswith="lead.").get().event_type == "message.inbound"
+    )
 
 
 def test_it_accepts_a_signed_json_post_with_an_hmac_method(
@@ -271,7 +273,9 @@ def test_it_accepts_a_signed_json_post_with_an_hmac_method(
         response = client.post(webhook_path(account), data=body, content_type="application/json")
 
     assert response.status_code == 200
-    assert Event.objects.exclude(event_type__startswith="lead.").get().event_type == "message.inbound"
+    assert (
+        Event.objects.exclude(event_type__startswith="lead.").get().event_type == "message.inbound"
+    )
 
 
 def test_it_rejects_a_bad_signature_with_403_and_stores_nothing(client, account):
