@@ -276,7 +276,7 @@ def test_a_post_without_signature_gets_401_and_stores_nothing(client, account):
 
     assert response.status_code == 401
     assert InboundWebhook.objects.count() == 0
-    assert Event.objects.count() == 0
+    assert Event.objects.exclude(event_type__startswith="lead.").count() == 0
 
 
 @pytest.mark.parametrize(
@@ -296,7 +296,7 @@ def test_a_post_with_a_wrong_signature_gets_403_and_stores_nothing(client, accou
 
     assert response.status_code == 403
     assert InboundWebhook.objects.count() == 0
-    assert Event.objects.count() == 0
+    assert Event.objects.exclude(event_type__startswith="lead.").count() == 0
 
 
 def test_a_body_re_serialised_after_signing_no_longer_verifies(account):
@@ -323,7 +323,9 @@ def test_a_signed_body_with_accents_and_emoji_verifies_however_it_is_encoded(
 
     assert response.status_code == 200
     assert bytes(InboundWebhook.objects.get().body) == body
-    assert Event.objects.get().event_type == "message.inbound"
+    assert (
+        Event.objects.exclude(event_type__startswith="lead.").get().event_type == "message.inbound"
+    )
 
 
 def test_a_signed_post_is_stored_once_published_per_item_and_a_replay_adds_nothing(
@@ -338,7 +340,9 @@ def test_a_signed_post_is_stored_once_published_per_item_and_a_replay_adds_nothi
 
     assert (first.status_code, replay.status_code) == (200, 200)
     assert InboundWebhook.objects.count() == 1
-    published = sorted(Event.objects.values_list("event_type", flat=True))
+    published = sorted(
+        Event.objects.exclude(event_type__startswith="lead.").values_list("event_type", flat=True)
+    )
     assert published == ["message.inbound"] * 2 + ["message.status"] * 2
 
 
